@@ -1,0 +1,300 @@
+//! A level-synchronous, parallel breadth-first search over any stateright `Model`.
+//!
+//! Why not stateright's own BFS: in 0.31 it can overwrite a discovery with a longer path, and it
+//! keeps a path vector with every frontier state. Here every level is finished before the next
+//! starts, so the first level that shows a property's discovery gives a shortest trace (ties are
+//! broken by fingerprint, so the trace is the same on every run). Visited states cost one
+//! fingerprint → (parent, action) entry; only two levels of full states are held at once.
+
+use rayon::prelude::*;
+use stateright::{Expectation, Model};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub type Fingerprint = u64;
+
+/// Deterministic across runs and machines (SipHash with fixed keys), so state counts can be pinned.
+pub fn fingerprint<T: Hash>(value: &T) -> Fingerprint {
+    let mut h = DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// Fingerprints are already uniformly spread: use them as their own hash.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys are hashed")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Visited = HashMap<Fingerprint, (Fingerprint, u32), BuildHasherDefault<IdentityHasher>>;
+const SHARDS: usize = 64;
+const ROOT: u32 = u32::MAX;
+
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    pub max_depth: Option<usize>,
+    pub max_states: Option<usize>,
+    pub timeout: Option<Duration>,
+    pub threads: usize,
+}
+
+/// Live counters a progress printer can read while the search runs.
+#[derive(Default)]
+pub struct Progress {
+    pub states: AtomicU64,
+    pub unique: AtomicU64,
+    pub depth: AtomicUsize,
+    pub done: AtomicBool,
+}
+
+pub struct BfsResult<M: Model> {
+    pub states: u64,
+    pub unique: u64,
+    pub max_depth: usize,
+    pub elapsed: Duration,
+    /// True when every reachable state within the model's boundary was visited.
+    pub complete: bool,
+    /// Property name → shortest path (as actions from the initial state).
+    pub discoveries: HashMap<&'static str, Vec<M::Action>>,
+}
+
+/// Runs the search. It stops early, at the end of the level where it happens, once an `always`
+/// or `eventually` property is violated (the traces found at that level are all shortest).
+pub fn check<M>(model: &M, limits: &Limits, progress: &Progress) -> BfsResult<M>
+where
+    M: Model + Sync,
+    M::State: Hash + Clone + Send + Sync,
+    M::Action: Clone + Send,
+{
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(limits.threads.max(1))
+        .build()
+        .expect("thread pool");
+    pool.install(|| run(model, limits, progress))
+}
+
+fn run<M>(model: &M, limits: &Limits, progress: &Progress) -> BfsResult<M>
+where
+    M: Model + Sync,
+    M::State: Hash + Clone + Send + Sync,
+    M::Action: Clone + Send,
+{
+    let start = Instant::now();
+    let properties = model.properties();
+    let visited: Vec<Mutex<Visited>> = (0..SHARDS).map(|_| Mutex::default()).collect();
+    let shard = |fp: Fingerprint| &visited[(fp >> 58) as usize % SHARDS];
+    let states = AtomicU64::new(0);
+    let unique = AtomicU64::new(0);
+
+    // Set when a state-count or time limit is hit in the middle of a level.
+    let cut = AtomicBool::new(false);
+    let over_limit = || {
+        limits.timeout.is_some_and(|t| start.elapsed() >= t)
+            || limits
+                .max_states
+                .is_some_and(|m| unique.load(Ordering::Relaxed) as usize >= m)
+    };
+    let mut frontier: Vec<(M::State, Fingerprint)> = Vec::new();
+    for s in model.init_states() {
+        if !model.within_boundary(&s) {
+            continue;
+        }
+        let fp = fingerprint(&s);
+        states.fetch_add(1, Ordering::Relaxed);
+        let mut v = shard(fp).lock().unwrap();
+        if v.insert(fp, (0, ROOT)).is_none() {
+            unique.fetch_add(1, Ordering::Relaxed);
+            frontier.push((s, fp));
+        }
+    }
+
+    // Property name → fingerprint of the state that shows it (smallest fp at the first level).
+    let mut found: HashMap<&'static str, Fingerprint> = HashMap::new();
+    let mut depth = 0;
+    let mut complete = true;
+    while !frontier.is_empty() {
+        progress.depth.store(depth, Ordering::Relaxed);
+        if limits.max_depth.is_some_and(|d| depth >= d) {
+            complete = false;
+            break;
+        }
+        if over_limit() {
+            complete = false;
+            break;
+        }
+        let pending: Vec<&'static str> = properties
+            .iter()
+            .map(|p| p.name)
+            .filter(|n| !found.contains_key(n))
+            .collect();
+        let (next, level_found) = frontier
+            .par_iter()
+            .fold(
+                || {
+                    (
+                        Vec::new(),
+                        HashMap::<&'static str, Fingerprint>::new(),
+                        Vec::new(),
+                    )
+                },
+                |(mut next, mut level_found, mut actions), (state, fp)| {
+                    if cut.load(Ordering::Relaxed) || (fp & 0x3ff == 0 && over_limit()) {
+                        cut.store(true, Ordering::Relaxed);
+                        return (next, level_found, actions);
+                    }
+                    for p in properties.iter().filter(|p| pending.contains(&p.name)) {
+                        let shows = match p.expectation {
+                            Expectation::Always => !(p.condition)(model, state),
+                            Expectation::Sometimes => (p.condition)(model, state),
+                            Expectation::Eventually => false,
+                        };
+                        if shows {
+                            let best = level_found.entry(p.name).or_insert(*fp);
+                            *best = (*best).min(*fp);
+                        }
+                    }
+                    let mut terminal = true;
+                    model.actions(state, &mut actions);
+                    for (idx, action) in actions.drain(..).enumerate() {
+                        let Some(succ) = model.next_state(state, action) else {
+                            continue;
+                        };
+                        if !model.within_boundary(&succ) {
+                            continue;
+                        }
+                        terminal = false;
+                        states.fetch_add(1, Ordering::Relaxed);
+                        let sfp = fingerprint(&succ);
+                        let mut v = shard(sfp).lock().unwrap();
+                        if let std::collections::hash_map::Entry::Vacant(e) = v.entry(sfp) {
+                            e.insert((*fp, idx as u32));
+                            drop(v);
+                            unique.fetch_add(1, Ordering::Relaxed);
+                            next.push((succ, sfp));
+                        }
+                    }
+                    // `eventually`: violated at a terminal state where the condition does not
+                    // hold. Exact for conditions over monotone ghost history (ours), which hold
+                    // at the end of a path iff they held somewhere along it.
+                    if terminal {
+                        for p in properties.iter().filter(|p| pending.contains(&p.name)) {
+                            if p.expectation == Expectation::Eventually
+                                && !(p.condition)(model, state)
+                            {
+                                let best = level_found.entry(p.name).or_insert(*fp);
+                                *best = (*best).min(*fp);
+                            }
+                        }
+                    }
+                    progress
+                        .states
+                        .store(states.load(Ordering::Relaxed), Ordering::Relaxed);
+                    progress
+                        .unique
+                        .store(unique.load(Ordering::Relaxed), Ordering::Relaxed);
+                    (next, level_found, actions)
+                },
+            )
+            .map(|(next, found, _)| (next, found))
+            .reduce(
+                || (Vec::new(), HashMap::new()),
+                |(mut a, mut fa), (b, fb)| {
+                    a.extend(b);
+                    for (k, v) in fb {
+                        let best = fa.entry(k).or_insert(v);
+                        *best = (*best).min(v);
+                    }
+                    (a, fa)
+                },
+            );
+        if cut.load(Ordering::Relaxed) {
+            complete = false;
+            break;
+        }
+        let mut failed = false;
+        for (name, fp) in level_found {
+            let p = properties.iter().find(|p| p.name == name).unwrap();
+            failed |= p.expectation != Expectation::Sometimes;
+            found.insert(name, fp);
+        }
+        if failed {
+            complete = false;
+            break;
+        }
+        frontier = next;
+        if !frontier.is_empty() {
+            depth += 1;
+        }
+    }
+    progress.done.store(true, Ordering::Relaxed);
+
+    let lookup = |fp: Fingerprint| *shard(fp).lock().unwrap().get(&fp).unwrap();
+    let discoveries = found
+        .into_iter()
+        .map(|(name, fp)| (name, reconstruct(model, fp, &lookup)))
+        .collect();
+    BfsResult {
+        states: states.load(Ordering::Relaxed),
+        unique: unique.load(Ordering::Relaxed),
+        max_depth: depth,
+        elapsed: start.elapsed(),
+        complete,
+        discoveries,
+    }
+}
+
+/// Follows parent links back to an initial state, then replays the action indices forward.
+fn reconstruct<M>(
+    model: &M,
+    target: Fingerprint,
+    lookup: &dyn Fn(Fingerprint) -> (Fingerprint, u32),
+) -> Vec<M::Action>
+where
+    M: Model,
+    M::State: Hash + Clone,
+    M::Action: Clone,
+{
+    let mut indices = Vec::new();
+    let mut fp = target;
+    loop {
+        let (parent, idx) = lookup(fp);
+        if idx == ROOT {
+            break;
+        }
+        indices.push(idx as usize);
+        fp = parent;
+    }
+    indices.reverse();
+    let mut state = model
+        .init_states()
+        .into_iter()
+        .find(|s| fingerprint(s) == fp)
+        .expect("the path starts at an initial state");
+    let mut path = Vec::new();
+    let mut actions = Vec::new();
+    for idx in indices {
+        actions.clear();
+        model.actions(&state, &mut actions);
+        let action = actions[idx].clone();
+        state = model
+            .next_state(&state, action.clone())
+            .expect("recorded actions replay");
+        path.push(action);
+    }
+    debug_assert_eq!(fingerprint(&state), target);
+    path
+}

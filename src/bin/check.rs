@@ -1,0 +1,124 @@
+//! `check`: model-check a Raft model and print a verdict per property, with the shortest trace
+//! of every violation; or run a check suite; or serve the state-space explorer.
+//!
+//! Exit status: 0 when no always/eventually property is violated (for a suite: every expectation
+//! met), 1 when one is, 2 for bad usage or a bad model or suite file.
+
+use clap::Parser;
+use raft_checked::config;
+use raft_checked::model::RaftModel;
+use raft_checked::runner::{self, CheckerKind, RunOptions};
+use raft_checked::suite;
+use stateright::Model;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "check",
+    about = "Model-check Raft: every interleaving of messages, timeouts, drops and crashes, within bounds"
+)]
+struct Args {
+    /// A model name under models/ (e.g. `default`, `bugs/figure8`) or a path to a model file.
+    #[arg(default_value = "default")]
+    model: String,
+    #[arg(long, value_enum, default_value_t = CheckerKind::Bfs)]
+    checker: CheckerKind,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=256))]
+    threads: u64,
+    /// Stop exploring below this depth (the search is then not complete).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    depth: Option<u64>,
+    /// Stop after this many unique states (the search is then not complete).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_states: Option<u64>,
+    /// Seed for the simulation checker.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Stop after this many seconds (the search is then not complete).
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// Print exactly one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Serve stateright's web explorer of the model's state space (default 127.0.0.1:3000).
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:3000", value_name = "ADDR")]
+    explore: Option<String>,
+    /// Run a check suite (e.g. checks/ci.toml) instead of one model.
+    #[arg(long, value_name = "FILE")]
+    suite: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("check: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode, String> {
+    if let Some(t) = args.timeout {
+        if !(t.is_finite() && t > 0.0) {
+            return Err(format!(
+                "--timeout {t}: must be a positive number of seconds"
+            ));
+        }
+    }
+    if let Some(path) = &args.suite {
+        let entries = suite::load(path).map_err(|e| e.to_string())?;
+        let rows = suite::run(&entries);
+        print!("{}", suite::render(&rows));
+        return Ok(if rows.iter().all(|r| r.ok) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    let cfg = config::load(&args.model).map_err(|e| e.to_string())?;
+    if let Some(addr) = &args.explore {
+        return explore(cfg, addr, args.threads as usize);
+    }
+    let opts = RunOptions {
+        checker: args.checker,
+        threads: args.threads as usize,
+        depth: args.depth.map(|d| d as usize),
+        max_states: args.max_states.map(|m| m as usize),
+        seed: args.seed,
+        timeout: args.timeout.map(Duration::from_secs_f64),
+        progress: !args.json,
+    };
+    let report = runner::run(&cfg, &opts);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("reports serialize")
+        );
+    } else {
+        print!("{}", runner::render(&report, &cfg.file.description));
+    }
+    Ok(if report.has_violation() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn explore(cfg: config::ModelConfig, addr: &str, threads: usize) -> Result<ExitCode, String> {
+    let socket: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("--explore {addr}: not an address like 127.0.0.1:3000"))?;
+    // stateright's server panics if it cannot bind: find out first, and say why.
+    drop(TcpListener::bind(socket).map_err(|e| format!("--explore {addr}: cannot listen: {e}"))?);
+    eprintln!(
+        "Explorer for model {} at http://{socket}/ (Ctrl-C to stop)",
+        cfg.name
+    );
+    RaftModel::new(cfg).checker().threads(threads).serve(socket);
+    Ok(ExitCode::SUCCESS)
+}

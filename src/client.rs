@@ -1,0 +1,104 @@
+//! A key/value client as a stateright actor: it runs its operations one at a time, follows
+//! redirects to the leader, and retries with the *same* request id so a retry is applied once.
+
+use crate::server::Storage;
+use crate::types::*;
+use stateright::actor::{Actor, Id, Out};
+use std::borrow::Cow;
+use std::ops::Range;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientConfig {
+    /// The client's session id; in the model it is also its actor id.
+    pub session: u64,
+    pub servers: usize,
+    pub ops: Vec<Op>,
+    pub retry_timeout: Range<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientState {
+    /// Index of the operation in flight (== ops.len() when all are done).
+    pub next_op: usize,
+    /// The server the client currently believes leads.
+    pub target: u64,
+}
+
+impl ClientState {
+    /// Request ids start at 1 and grow by one per operation.
+    pub fn request_id(&self) -> u64 {
+        self.next_op as u64 + 1
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct KvClient {
+    pub cfg: ClientConfig,
+}
+
+impl KvClient {
+    fn send_current(&self, s: &ClientState, o: &mut Out<Self>) {
+        if let Some(op) = self.cfg.ops.get(s.next_op) {
+            let command = Command {
+                client: self.cfg.session,
+                request_id: s.request_id(),
+                op: op.clone(),
+            };
+            o.send(Id::from(s.target as usize), Msg::ClientRequest(command));
+            o.set_timer(Timer::ClientRetry, self.cfg.retry_timeout.clone());
+        }
+    }
+}
+
+impl Actor for KvClient {
+    type Msg = Msg;
+    type Timer = Timer;
+    type State = ClientState;
+    type Storage = Storage;
+    type Random = ();
+
+    fn on_start(&self, _id: Id, _storage: &Option<Storage>, o: &mut Out<Self>) -> ClientState {
+        let state = ClientState {
+            next_op: 0,
+            target: 0,
+        };
+        self.send_current(&state, o);
+        state
+    }
+
+    fn on_msg(&self, _id: Id, state: &mut Cow<ClientState>, src: Id, msg: Msg, o: &mut Out<Self>) {
+        let Msg::ClientResponse { request_id, reply } = msg else {
+            return;
+        };
+        if request_id != state.request_id() || state.next_op >= self.cfg.ops.len() {
+            return; // An answer to an operation that already completed.
+        }
+        let s = state.to_mut();
+        match reply {
+            ClientReply::Done(_) => {
+                s.next_op += 1;
+                if s.next_op == self.cfg.ops.len() {
+                    o.cancel_timer(Timer::ClientRetry);
+                }
+            }
+            ClientReply::NotLeader { leader } => {
+                let from = usize::from(src) as u64;
+                s.target = leader
+                    .filter(|&l| l != from)
+                    .unwrap_or((from + 1) % self.cfg.servers as u64);
+            }
+        }
+        self.send_current(s, o);
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<ClientState>, timer: &Timer, o: &mut Out<Self>) {
+        if *timer != Timer::ClientRetry || state.next_op >= self.cfg.ops.len() {
+            return;
+        }
+        // No answer: the server may be down or deposed; try the next one with the same id.
+        let s = state.to_mut();
+        s.target = (s.target + 1) % self.cfg.servers as u64;
+        self.send_current(s, o);
+    }
+}

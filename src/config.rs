@@ -1,0 +1,304 @@
+//! Model files: declarative TOML descriptions of what to check (cluster, workload, network,
+//! faults, bounds, injected bug). Parsing is strict: an unknown field or an impossible value is
+//! an error that names the file and the field.
+
+use crate::server::Bug;
+use crate::types::Op;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    /// One line saying what the model is for (shown in `check` output).
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_servers")]
+    pub servers: usize,
+    /// One table per client, each with the operations it runs in order.
+    #[serde(default, rename = "client")]
+    pub clients: Vec<ClientFile>,
+    #[serde(default)]
+    pub network: NetworkFile,
+    #[serde(default)]
+    pub faults: FaultsFile,
+    pub bounds: BoundsFile,
+    #[serde(default)]
+    pub timing: TimingFile,
+    #[serde(default)]
+    pub snapshot: SnapshotFile,
+    /// Inject one classic mistake (absent: correct Raft).
+    pub bug: Option<Bug>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    /// `"put KEY VALUE"`, `"append KEY VALUE"` or `"get KEY"`.
+    pub ops: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Semantics {
+    /// Messages may be reordered and delivered any number of times (UDP's worst case).
+    #[default]
+    UnorderedDuplicating,
+    /// Messages may be reordered; each is delivered at most once.
+    UnorderedNonduplicating,
+    /// FIFO per (sender, receiver) pair, each delivered once (TCP-like).
+    Ordered,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkFile {
+    #[serde(default)]
+    pub semantics: Semantics,
+    /// Whether the checker may drop messages.
+    #[serde(default)]
+    pub lossy: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsFile {
+    /// How many crash events a run may contain in total (each crashed server may restart).
+    #[serde(default)]
+    pub max_crashes: u8,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoundsFile {
+    /// States where some server's term exceeds this are outside the model.
+    pub max_term: u64,
+    /// States where some server's log (including the compacted prefix) is longer are outside.
+    pub max_log_len: u64,
+    /// Optional cap on messages in flight.
+    pub max_messages: Option<usize>,
+    /// Optional depth cap for the checker (a depth-cut run is not complete).
+    pub max_depth: Option<usize>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimingFile {
+    /// Raft's liveness rests on randomized timeouts: eventually one server times out alone.
+    /// When true, only one server may start an election for the final term (`max_term`);
+    /// every earlier term may be contested. See README, "What `eventually` proves".
+    #[serde(default = "yes")]
+    pub last_election_uncontested: bool,
+}
+
+impl Default for TimingFile {
+    fn default() -> Self {
+        TimingFile {
+            last_election_uncontested: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotFile {
+    /// Compact the log once this many applied entries sit in it (absent: never).
+    pub after: Option<u64>,
+}
+
+fn default_servers() -> usize {
+    3
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A parsed and validated model.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub file: ModelFile,
+    pub client_ops: Vec<Vec<Op>>,
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Resolves a model argument: a path to an existing file, or a name under `models/`
+/// (`default`, `bugs/figure8`), with or without `.toml`.
+pub fn resolve(arg: &str) -> Result<PathBuf, ConfigError> {
+    let direct = PathBuf::from(arg);
+    if direct.is_file() {
+        return Ok(direct);
+    }
+    let stem = arg.strip_suffix(".toml").unwrap_or(arg);
+    let named = models_dir().join(format!("{stem}.toml"));
+    if named.is_file() {
+        return Ok(named);
+    }
+    Err(ConfigError(format!(
+        "model '{arg}' not found: no file '{arg}' and no '{}'",
+        named.display()
+    )))
+}
+
+/// `models/` of this crate: next to the current directory when run from a checkout, else the
+/// one the binary was built from.
+pub fn models_dir() -> PathBuf {
+    let local = PathBuf::from("models");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+    }
+}
+
+pub fn load(arg: &str) -> Result<ModelConfig, ConfigError> {
+    let path = resolve(arg)?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+    let name = model_name(&path);
+    parse(&name, &path, &text)
+}
+
+fn model_name(path: &Path) -> String {
+    let dir = models_dir();
+    let rel = path
+        .strip_prefix(&dir)
+        .or_else(|_| path.strip_prefix("models"))
+        .unwrap_or(path);
+    rel.with_extension("").to_string_lossy().replace('\\', "/")
+}
+
+pub fn parse(name: &str, path: &Path, text: &str) -> Result<ModelConfig, ConfigError> {
+    let at = |field: &str, msg: String| ConfigError(format!("{}: {field}: {msg}", path.display()));
+    let file: ModelFile = toml::from_str(text)
+        .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
+    if !(1..=7).contains(&file.servers) {
+        return Err(at("servers", format!("{} is not in 1..=7", file.servers)));
+    }
+    if file.bounds.max_term == 0 {
+        return Err(at("bounds.max_term", "must be at least 1".into()));
+    }
+    if file.bounds.max_term > 20 {
+        return Err(at(
+            "bounds.max_term",
+            "above 20 is not a checkable bound".into(),
+        ));
+    }
+    if file.bounds.max_log_len > 20 {
+        return Err(at(
+            "bounds.max_log_len",
+            "above 20 is not a checkable bound".into(),
+        ));
+    }
+    if file.bounds.max_depth == Some(0) {
+        return Err(at("bounds.max_depth", "must be at least 1".into()));
+    }
+    if file.faults.max_crashes > 10 {
+        return Err(at(
+            "faults.max_crashes",
+            "above 10 is not a checkable bound".into(),
+        ));
+    }
+    if file.snapshot.after == Some(0) {
+        return Err(at("snapshot.after", "must be at least 1".into()));
+    }
+    if file.clients.len() > 4 {
+        return Err(at("client", "at most 4 clients".into()));
+    }
+    let mut client_ops = Vec::new();
+    for (c, client) in file.clients.iter().enumerate() {
+        let mut ops = Vec::new();
+        for (i, text) in client.ops.iter().enumerate() {
+            let op = parse_op(text).map_err(|m| at(&format!("client[{c}].ops[{i}]"), m))?;
+            ops.push(op);
+        }
+        client_ops.push(ops);
+    }
+    Ok(ModelConfig {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        file,
+        client_ops,
+    })
+}
+
+/// Parses `"put KEY VALUE"`, `"append KEY VALUE"` or `"get KEY"`.
+pub fn parse_op(text: &str) -> Result<Op, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    match words.as_slice() {
+        ["put", key, value] => Ok(Op::Put {
+            key: key.to_string(),
+            value: value.to_string(),
+        }),
+        ["append", key, value] => Ok(Op::Append {
+            key: key.to_string(),
+            value: value.to_string(),
+        }),
+        ["get", key] => Ok(Op::Get {
+            key: key.to_string(),
+        }),
+        _ => Err(format!(
+            "'{text}' is not an operation (expected 'put K V', 'append K V' or 'get K')"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse("t", Path::new("models/t.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_field_names_file_and_field() {
+        let e = err("servers = 3\nbogus = 1\n[bounds]\nmax_term = 2\nmax_log_len = 1\n");
+        assert!(e.starts_with("models/t.toml:"), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn impossible_values_name_the_field() {
+        let e = err("servers = 0\n[bounds]\nmax_term = 2\nmax_log_len = 1\n");
+        assert!(e.contains("servers"), "{e}");
+        let e = err("[bounds]\nmax_term = 0\nmax_log_len = 1\n");
+        assert!(e.contains("bounds.max_term"), "{e}");
+        let e = err("[bounds]\nmax_term = 2\nmax_log_len = 1\n[[client]]\nops = [\"del x\"]\n");
+        assert!(e.contains("client[0].ops[0]"), "{e}");
+        let e = err("bug = \"nope\"\n[bounds]\nmax_term = 2\nmax_log_len = 1\n");
+        assert!(e.contains("bug"), "{e}");
+    }
+
+    #[test]
+    fn missing_bounds_is_an_error() {
+        let e = err("servers = 3\n");
+        assert!(e.contains("bounds"), "{e}");
+    }
+
+    #[test]
+    fn ops_parse() {
+        assert_eq!(
+            parse_op("put x 1").unwrap(),
+            Op::Put {
+                key: "x".into(),
+                value: "1".into()
+            }
+        );
+        assert!(parse_op("get").is_err());
+    }
+}

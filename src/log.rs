@@ -1,0 +1,153 @@
+//! The Raft log after compaction: a snapshot boundary (`base_index`, `base_term`) followed by the
+//! entries that are still kept. Indices are logical: entry `i` is `entries[i - base_index - 1]`.
+
+use crate::types::{Entry, LogIndex, Term};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Log {
+    /// Index of the last entry folded into the snapshot (0 when there is no snapshot).
+    pub base_index: LogIndex,
+    /// Term of that entry (0 when there is no snapshot).
+    pub base_term: Term,
+    pub entries: Vec<Entry>,
+}
+
+impl Log {
+    pub fn last_index(&self) -> LogIndex {
+        self.base_index + self.entries.len() as LogIndex
+    }
+
+    pub fn last_term(&self) -> Term {
+        self.entries.last().map_or(self.base_term, |e| e.term)
+    }
+
+    /// The term at `index`, if known: the snapshot boundary counts, compacted entries do not.
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.base_index {
+            Some(self.base_term)
+        } else {
+            self.get(index).map(|e| e.term)
+        }
+    }
+
+    pub fn get(&self, index: LogIndex) -> Option<&Entry> {
+        if index <= self.base_index {
+            return None;
+        }
+        self.entries.get((index - self.base_index - 1) as usize)
+    }
+
+    /// Entries from `from` (inclusive) to the end, at most `max` of them.
+    pub fn entries_from(&self, from: LogIndex, max: usize) -> &[Entry] {
+        let start = (from.max(self.base_index + 1) - self.base_index - 1) as usize;
+        let start = start.min(self.entries.len());
+        let end = (start + max).min(self.entries.len());
+        &self.entries[start..end]
+    }
+
+    /// The first index holding `term`, scanning back from `index` (the conflict hint).
+    pub fn first_index_of_term(&self, term: Term, index: LogIndex) -> LogIndex {
+        let mut first = index;
+        while first > self.base_index + 1 && self.term_at(first - 1) == Some(term) {
+            first -= 1;
+        }
+        first
+    }
+
+    /// The last index holding `term`, if the log has any entry of that term.
+    pub fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
+        self.entries
+            .iter()
+            .rposition(|e| e.term == term)
+            .map(|p| self.base_index + 1 + p as LogIndex)
+    }
+
+    pub fn push(&mut self, entry: Entry) {
+        self.entries.push(entry);
+    }
+
+    /// Deletes the entry at `index` and all that follow it.
+    pub fn truncate_from(&mut self, index: LogIndex) {
+        let keep = index.saturating_sub(self.base_index + 1) as usize;
+        self.entries.truncate(keep);
+    }
+
+    /// Folds the prefix through `index` into the snapshot boundary; `index` must be in the log.
+    pub fn compact_through(&mut self, index: LogIndex, term: Term) {
+        let drop = (index - self.base_index) as usize;
+        self.entries.drain(..drop.min(self.entries.len()));
+        self.base_index = index;
+        self.base_term = term;
+    }
+
+    /// Replaces the whole log by an empty one that starts after a snapshot.
+    pub fn reset_to(&mut self, index: LogIndex, term: Term) {
+        self.entries.clear();
+        self.base_index = index;
+        self.base_term = term;
+    }
+
+    /// `term:op` list, e.g. `[1:x=1 2:?x]`, with `…3|` marking a snapshot boundary at index 3.
+    pub fn summary(&self) -> String {
+        let mut s = String::from("[");
+        if self.base_index > 0 {
+            s.push_str(&format!("…{}|", self.base_index));
+        }
+        for (i, e) in self.entries.iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            s.push_str(&e.to_string());
+        }
+        s.push(']');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Command, Op};
+
+    fn entry(term: Term) -> Entry {
+        Entry {
+            term,
+            command: Command {
+                client: 3,
+                request_id: 1,
+                op: Op::Get { key: "x".into() },
+            },
+        }
+    }
+
+    #[test]
+    fn indices_are_logical_after_compaction() {
+        let mut log = Log::default();
+        for t in [1, 1, 2, 3] {
+            log.push(entry(t));
+        }
+        log.compact_through(2, 1);
+        assert_eq!(log.last_index(), 4);
+        assert_eq!(log.term_at(2), Some(1));
+        assert_eq!(log.term_at(1), None);
+        assert_eq!(log.term_at(3), Some(2));
+        assert_eq!(log.entries_from(1, 10).len(), 2);
+        assert_eq!(log.entries_from(4, 10).len(), 1);
+        assert_eq!(log.entries_from(5, 10).len(), 0);
+        log.truncate_from(4);
+        assert_eq!(log.last_index(), 3);
+        assert_eq!(log.summary(), "[…2|2:?x]");
+    }
+
+    #[test]
+    fn conflict_hint_finds_the_first_index_of_a_term() {
+        let mut log = Log::default();
+        for t in [1, 2, 2, 2, 3] {
+            log.push(entry(t));
+        }
+        assert_eq!(log.first_index_of_term(2, 4), 2);
+        assert_eq!(log.last_index_of_term(2), Some(4));
+        assert_eq!(log.last_index_of_term(5), None);
+    }
+}

@@ -1,0 +1,525 @@
+//! The model: servers and clients (the unchanged actors), a network with the chosen semantics,
+//! crashes and restarts, and ghost history for the history-based properties. It implements
+//! stateright's `Model`, so stateright's DFS, simulation and explorer run on it, and so does this
+//! crate's own level-synchronous BFS (`crate::bfs`).
+
+use crate::client::{ClientConfig, ClientState, KvClient};
+use crate::config::{ModelConfig, Semantics};
+use crate::properties::{self, Ghost};
+use crate::server::{RaftServer, ServerConfig, ServerState, Storage};
+use crate::types::*;
+use stateright::actor::{Actor, Command as OutCommand, Id, Out};
+use stateright::{Model, Property};
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A message in flight. Servers are actors 0..n, clients n..n+c.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Envelope {
+    pub src: u8,
+    pub dst: u8,
+    pub msg: Msg,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SystemState {
+    pub servers: Vec<Arc<ServerState>>,
+    pub clients: Vec<ClientState>,
+    /// What each server last saved; restarts restore from it.
+    pub storage: Vec<Option<Arc<Storage>>>,
+    /// Armed timers per actor, one bit per `Timer`.
+    pub timers: Vec<u8>,
+    pub down: Vec<bool>,
+    pub crashes: u8,
+    /// Canonical order: sorted for unordered networks (a set or a multiset), grouped by
+    /// (src, dst) in send order for the ordered network.
+    pub network: Vec<Arc<Envelope>>,
+    pub ghost: Arc<Ghost>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Action {
+    Deliver(Arc<Envelope>),
+    Drop(Arc<Envelope>),
+    Timeout(u8, Timer),
+    Crash(u8),
+    Restart(u8),
+}
+
+pub struct RaftModel {
+    pub cfg: ModelConfig,
+    pub servers: Vec<RaftServer>,
+    pub clients: Vec<KvClient>,
+}
+
+impl RaftModel {
+    pub fn new(cfg: ModelConfig) -> Self {
+        let n = cfg.file.servers;
+        let mut server_cfg = ServerConfig::new(n);
+        server_cfg.bug = cfg.file.bug;
+        server_cfg.snapshot_after = cfg.file.snapshot.after;
+        let servers = (0..n)
+            .map(|_| RaftServer::new(server_cfg.clone()))
+            .collect();
+        let clients = cfg
+            .client_ops
+            .iter()
+            .enumerate()
+            .map(|(c, ops)| KvClient {
+                cfg: ClientConfig {
+                    session: (n + c) as u64,
+                    servers: n,
+                    ops: ops.clone(),
+                    retry_timeout: Duration::from_millis(500)..Duration::from_millis(500),
+                },
+            })
+            .collect();
+        RaftModel {
+            cfg,
+            servers,
+            clients,
+        }
+    }
+
+    pub fn n(&self) -> usize {
+        self.servers.len()
+    }
+
+    pub fn actor_name(&self, id: u8) -> String {
+        let n = self.n() as u8;
+        if id < n {
+            format!("S{id}")
+        } else {
+            format!("C{}", id - n)
+        }
+    }
+
+    fn semantics(&self) -> Semantics {
+        self.cfg.file.network.semantics
+    }
+
+    fn send(&self, state: &mut SystemState, env: Envelope) {
+        let env = Arc::new(env);
+        let net = &mut state.network;
+        match self.semantics() {
+            Semantics::UnorderedDuplicating => {
+                if let Err(at) = net.binary_search(&env) {
+                    net.insert(at, env);
+                }
+            }
+            Semantics::UnorderedNonduplicating => {
+                let at = net.partition_point(|e| **e <= *env);
+                net.insert(at, env);
+            }
+            Semantics::Ordered => {
+                let key = (env.src, env.dst);
+                let at = net.partition_point(|e| (e.src, e.dst) <= key);
+                net.insert(at, env);
+            }
+        }
+    }
+
+    fn remove(&self, state: &mut SystemState, env: &Envelope) {
+        if let Some(at) = state.network.iter().position(|e| **e == *env) {
+            state.network.remove(at);
+        }
+    }
+
+    /// Applies what a handler emitted: saves, timers, messages.
+    fn apply_out<A>(&self, state: &mut SystemState, actor: usize, out: Out<A>)
+    where
+        A: Actor<Msg = Msg, Timer = Timer, Storage = Storage>,
+    {
+        for command in out {
+            match command {
+                OutCommand::Send(dst, msg) => {
+                    let env = Envelope {
+                        src: actor as u8,
+                        dst: usize::from(dst) as u8,
+                        msg,
+                    };
+                    self.send(state, env);
+                }
+                OutCommand::SetTimer(t, _) => state.timers[actor] |= t.bit(),
+                OutCommand::CancelTimer(t) => state.timers[actor] &= !t.bit(),
+                OutCommand::Save(s) => state.storage[actor] = Some(Arc::new(s)),
+                OutCommand::ChooseRandom(..) => {}
+            }
+        }
+    }
+
+    /// Runs one server handler and records what it did in the ghost history.
+    fn step_server(
+        &self,
+        state: &mut SystemState,
+        i: usize,
+        run: impl FnOnce(&RaftServer, &mut Cow<ServerState>, &mut Out<RaftServer>),
+    ) -> bool {
+        let old = state.servers[i].clone();
+        let mut cow = Cow::Borrowed(&*old);
+        let mut out = Out::new();
+        run(&self.servers[i], &mut cow, &mut out);
+        if matches!(cow, Cow::Borrowed(_)) && out.is_empty() {
+            return false;
+        }
+        if let Cow::Owned(new) = cow {
+            let new = Arc::new(new);
+            let ghost = Arc::make_mut(&mut state.ghost);
+            ghost.observe_server(i, Some(&old), &new);
+            state.servers[i] = new;
+        }
+        self.apply_out(state, i, out);
+        true
+    }
+
+    fn step_client(
+        &self,
+        state: &mut SystemState,
+        c: usize,
+        delivered: Option<&Msg>,
+        run: impl FnOnce(&KvClient, &mut Cow<ClientState>, &mut Out<KvClient>),
+    ) -> bool {
+        let old = state.clients[c].clone();
+        let mut cow = Cow::Borrowed(&old);
+        let mut out = Out::new();
+        run(&self.clients[c], &mut cow, &mut out);
+        if matches!(cow, Cow::Borrowed(_)) && out.is_empty() {
+            return false;
+        }
+        if let Cow::Owned(new) = cow {
+            if new.next_op > old.next_op {
+                if let Some(Msg::ClientResponse {
+                    reply: ClientReply::Done(result),
+                    ..
+                }) = delivered
+                {
+                    let ops = &self.clients[c].cfg.ops;
+                    let ghost = Arc::make_mut(&mut state.ghost);
+                    ghost.client_returned(c as u64, result.clone(), ops.get(new.next_op));
+                }
+            }
+            state.clients[c] = new;
+        }
+        let id = self.n() + c;
+        self.apply_out(state, id, out);
+        true
+    }
+
+    /// The timing assumption behind `eventually`: only one server stands for the final term.
+    fn election_allowed(&self, state: &SystemState, i: usize) -> bool {
+        let bounds = &self.cfg.file.bounds;
+        if !self.cfg.file.timing.last_election_uncontested {
+            return true;
+        }
+        let next_term = state.servers[i].term + 1;
+        next_term < bounds.max_term || state.servers.iter().all(|s| s.term < next_term)
+    }
+}
+
+impl Model for RaftModel {
+    type State = SystemState;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<SystemState> {
+        let n = self.n();
+        let actors = n + self.clients.len();
+        let mut state = SystemState {
+            servers: Vec::with_capacity(n),
+            clients: Vec::with_capacity(self.clients.len()),
+            storage: vec![None; n],
+            timers: vec![0; actors],
+            down: vec![false; n],
+            crashes: 0,
+            network: Vec::new(),
+            ghost: Arc::new(Ghost::default()),
+        };
+        for (i, server) in self.servers.iter().enumerate() {
+            let mut out = Out::new();
+            let s = server.on_start(Id::from(i), &None, &mut out);
+            state.servers.push(Arc::new(s));
+            self.apply_out(&mut state, i, out);
+        }
+        for (c, client) in self.clients.iter().enumerate() {
+            let mut out = Out::new();
+            let s = client.on_start(Id::from(n + c), &None, &mut out);
+            state.clients.push(s);
+            self.apply_out(&mut state, n + c, out);
+            let ghost = Arc::make_mut(&mut state.ghost);
+            ghost.client_invoked(c as u64, client.cfg.ops.first());
+        }
+        vec![state]
+    }
+
+    fn actions(&self, state: &SystemState, actions: &mut Vec<Action>) {
+        let n = self.n();
+        let lossy = self.cfg.file.network.lossy;
+        let ordered = self.semantics() == Semantics::Ordered;
+        let mut prev: Option<&Envelope> = None;
+        for env in &state.network {
+            // Ordered: only the head of each (src, dst) flow; multiset: each distinct once.
+            if let Some(p) = prev {
+                let same_flow = ordered && (p.src, p.dst) == (env.src, env.dst);
+                if same_flow || (!ordered && **env == *p) {
+                    continue;
+                }
+            }
+            prev = Some(env);
+            if lossy {
+                actions.push(Action::Drop(env.clone()));
+            }
+            let dst = env.dst as usize;
+            if dst >= n || !state.down[dst] {
+                actions.push(Action::Deliver(env.clone()));
+            }
+        }
+        for (i, &bits) in state.timers.iter().enumerate() {
+            for timer in Timer::ALL {
+                if bits & timer.bit() == 0 {
+                    continue;
+                }
+                if timer == Timer::Election && !self.election_allowed(state, i) {
+                    continue;
+                }
+                actions.push(Action::Timeout(i as u8, timer));
+            }
+        }
+        let budget_left = state.crashes < self.cfg.file.faults.max_crashes;
+        for (i, &down) in state.down.iter().enumerate() {
+            if down {
+                actions.push(Action::Restart(i as u8));
+            } else if budget_left {
+                actions.push(Action::Crash(i as u8));
+            }
+        }
+    }
+
+    fn next_state(&self, last: &SystemState, action: Action) -> Option<SystemState> {
+        let n = self.n();
+        let mut state = last.clone();
+        match action {
+            Action::Drop(env) => {
+                self.remove(&mut state, &env);
+            }
+            Action::Deliver(env) => {
+                let consumed = self.semantics() != Semantics::UnorderedDuplicating;
+                if consumed {
+                    self.remove(&mut state, &env);
+                }
+                let (src, dst) = (Id::from(env.src as usize), env.dst as usize);
+                let changed = if dst < n {
+                    self.step_server(&mut state, dst, |a, s, o| {
+                        a.on_msg(Id::from(dst), s, src, env.msg.clone(), o)
+                    })
+                } else {
+                    let c = dst - n;
+                    self.step_client(&mut state, c, Some(&env.msg), |a, s, o| {
+                        a.on_msg(Id::from(dst), s, src, env.msg.clone(), o)
+                    })
+                };
+                if !changed && !consumed {
+                    return None;
+                }
+            }
+            Action::Timeout(actor, timer) => {
+                let i = actor as usize;
+                state.timers[i] &= !timer.bit();
+                if i < n {
+                    self.step_server(&mut state, i, |a, s, o| {
+                        a.on_timeout(Id::from(i), s, &timer, o)
+                    });
+                } else {
+                    self.step_client(&mut state, i - n, None, |a, s, o| {
+                        a.on_timeout(Id::from(i), s, &timer, o)
+                    });
+                }
+            }
+            Action::Crash(i) => {
+                let i = i as usize;
+                state.down[i] = true;
+                state.timers[i] = 0;
+                state.crashes += 1;
+            }
+            Action::Restart(i) => {
+                let i = i as usize;
+                let mut out = Out::new();
+                let storage = state.storage[i].as_deref().cloned();
+                let restored = self.servers[i].on_start(Id::from(i), &storage, &mut out);
+                let restored = Arc::new(restored);
+                Arc::make_mut(&mut state.ghost).observe_server(i, None, &restored);
+                state.servers[i] = restored;
+                state.down[i] = false;
+                self.apply_out(&mut state, i, out);
+            }
+        }
+        if state == *last {
+            return None;
+        }
+        Some(state)
+    }
+
+    fn within_boundary(&self, state: &SystemState) -> bool {
+        let b = &self.cfg.file.bounds;
+        state
+            .servers
+            .iter()
+            .all(|s| s.term <= b.max_term && s.log.last_index() <= b.max_log_len)
+            && b.max_messages.is_none_or(|m| state.network.len() <= m)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        properties::all()
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        self.describe(action)
+    }
+
+    fn format_step(&self, last: &SystemState, action: Action) -> Option<String> {
+        let next = self.next_state(last, action)?;
+        Some(self.render_state(&next))
+    }
+}
+
+impl RaftModel {
+    /// One line saying what happened: who sent what to whom, which timer fired, who crashed.
+    pub fn describe(&self, action: &Action) -> String {
+        match action {
+            Action::Deliver(env) => format!(
+                "{} → {}: {}",
+                self.actor_name(env.src),
+                self.actor_name(env.dst),
+                self.describe_msg(&env.msg)
+            ),
+            Action::Drop(env) => format!(
+                "network drops {} → {}: {}",
+                self.actor_name(env.src),
+                self.actor_name(env.dst),
+                self.describe_msg(&env.msg)
+            ),
+            Action::Timeout(i, Timer::Election) => {
+                format!("{}: election timeout", self.actor_name(*i))
+            }
+            Action::Timeout(i, Timer::Heartbeat) => {
+                format!("{}: heartbeat timer", self.actor_name(*i))
+            }
+            Action::Timeout(i, Timer::ClientRetry) => {
+                format!("{}: retry timer", self.actor_name(*i))
+            }
+            Action::Crash(i) => format!("{} crashes", self.actor_name(*i)),
+            Action::Restart(i) => format!("{} restarts from storage", self.actor_name(*i)),
+        }
+    }
+
+    pub fn describe_msg(&self, msg: &Msg) -> String {
+        match msg {
+            Msg::RequestVote {
+                term,
+                last_log_index,
+                last_log_term,
+            } => format!("RequestVote(t{term}, last={last_log_index}@t{last_log_term})"),
+            Msg::Vote { term, granted } => {
+                format!("Vote(t{term}, {})", if *granted { "yes" } else { "no" })
+            }
+            Msg::AppendEntries {
+                term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => {
+                let list: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+                format!(
+                    "AppendEntries(t{term}, prev={prev_log_index}@t{prev_log_term}, [{}], commit={leader_commit})",
+                    list.join(" ")
+                )
+            }
+            Msg::AppendEntriesReply { term, outcome } => match outcome {
+                AppendOutcome::Matched { match_index } => {
+                    format!("AppendOk(t{term}, match={match_index})")
+                }
+                AppendOutcome::Conflict {
+                    term: ct,
+                    first_index,
+                } => match ct {
+                    Some(ct) => format!("AppendFail(t{term}, conflict t{ct} from {first_index})"),
+                    None => format!("AppendFail(t{term}, log ends at {})", first_index - 1),
+                },
+            },
+            Msg::InstallSnapshot { term, snapshot } => format!(
+                "InstallSnapshot(t{term}, through {}@t{})",
+                snapshot.last_index, snapshot.last_term
+            ),
+            Msg::InstallSnapshotReply { term, last_index } => {
+                format!("SnapshotOk(t{term}, through {last_index})")
+            }
+            Msg::ClientRequest(c) => format!("Request#{}({})", c.request_id, c.op),
+            Msg::ClientResponse { request_id, reply } => match reply {
+                ClientReply::Done(r) => format!("Response#{request_id}({r})"),
+                ClientReply::NotLeader { leader } => match leader {
+                    Some(l) => format!("Response#{request_id}(not leader, try S{l})"),
+                    None => format!("Response#{request_id}(not leader)"),
+                },
+            },
+        }
+    }
+
+    /// A server's one-line summary: `S0 leader t2 vote=S0 log=[1:x=1] commit=1 applied=1`.
+    pub fn server_summary(&self, state: &SystemState, i: usize) -> String {
+        let s = &state.servers[i];
+        if state.down[i] {
+            format!("down (t{} log={})", s.term, s.log.summary())
+        } else {
+            format!("{s:?}")
+        }
+    }
+
+    /// The whole system, one line per actor: what the explorer and traces show.
+    pub fn render_state(&self, state: &SystemState) -> String {
+        let mut lines = Vec::new();
+        for i in 0..self.n() {
+            lines.push(format!("S{i}: {}", self.server_summary(state, i)));
+        }
+        for (c, cs) in state.clients.iter().enumerate() {
+            let ops = &self.clients[c].cfg.ops;
+            let doing = ops.get(cs.next_op).map_or("done".to_string(), |op| {
+                format!("#{} {op} → S{}", cs.request_id(), cs.target)
+            });
+            lines.push(format!("C{c}: {}/{} ops, {doing}", cs.next_op, ops.len()));
+        }
+        lines.push(format!("in flight: {} messages", state.network.len()));
+        lines.join("\n")
+    }
+}
+
+impl fmt::Debug for SystemState {
+    /// Raft-readable state for the explorer: one line per server and client.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.servers.iter().enumerate() {
+            let down = if self.down[i] { " (down)" } else { "" };
+            writeln!(f, "S{i}{down}: {s:?}")?;
+        }
+        for (c, cs) in self.clients.iter().enumerate() {
+            writeln!(f, "C{c}: op #{} → S{}", cs.request_id(), cs.target)?;
+        }
+        write!(
+            f,
+            "network: {} messages, crashes: {}",
+            self.network.len(),
+            self.crashes
+        )
+    }
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Deliver(e) => write!(f, "Deliver {}→{} {:?}", e.src, e.dst, e.msg),
+            Action::Drop(e) => write!(f, "Drop {}→{} {:?}", e.src, e.dst, e.msg),
+            Action::Timeout(i, t) => write!(f, "Timeout {i} {t:?}"),
+            Action::Crash(i) => write!(f, "Crash {i}"),
+            Action::Restart(i) => write!(f, "Restart {i}"),
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The properties checked, named as in the Raft paper (Figure 3), plus monotonicity invariants,
+//! client linearizability, "sometimes" reachability checks that prove the model is not vacuous,
+//! and one liveness property.
+//!
+//! Properties that are about history (who was ever leader, what was ever committed, how a log
+//! changed within a step) read ghost state that the model records; the protocol never reads it.
+
+use crate::model::{RaftModel, SystemState};
+use crate::server::ServerState;
+use crate::types::{Entry, KvStore, LogIndex, Op, OpResult, Term};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
+use stateright::{Expectation, Property};
+use std::collections::BTreeMap;
+
+/// The sequential specification clients are checked against: a plain key/value map.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KvSpec(KvStore);
+
+impl SequentialSpec for KvSpec {
+    type Op = Op;
+    type Ret = OpResult;
+    fn invoke(&mut self, op: &Op) -> OpResult {
+        self.0.execute(op)
+    }
+}
+
+/// Transition invariants that a state alone cannot show; set when a step breaks them.
+pub const LEADER_APPEND_ONLY: u8 = 1;
+pub const COMMIT_MONOTONIC: u8 = 2;
+pub const STATE_MACHINE_SAFETY: u8 = 4;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ghost {
+    /// Every (term, server) that was ever leader: Election Safety.
+    pub leaders: Vec<(Term, usize)>,
+    /// The first entry seen committed at each index and the term in which it was seen.
+    pub committed: BTreeMap<LogIndex, (Entry, Term)>,
+    pub violations: u8,
+    pub history: LinearizabilityTester<u64, KvSpec>,
+    pub linearizable: bool,
+    /// A Get returned a value some Put or Append wrote.
+    pub read_a_write: bool,
+}
+
+impl Default for Ghost {
+    fn default() -> Self {
+        Ghost {
+            leaders: Vec::new(),
+            committed: BTreeMap::new(),
+            violations: 0,
+            history: LinearizabilityTester::new(KvSpec::default()),
+            linearizable: true,
+            read_a_write: false,
+        }
+    }
+}
+
+impl Ghost {
+    /// Records what one server step did. `old` is None when the server just restarted (its
+    /// volatile state, such as commitIndex, legitimately starts over).
+    pub fn observe_server(&mut self, i: usize, old: Option<&ServerState>, new: &ServerState) {
+        if new.is_leader() {
+            if let Err(at) = self.leaders.binary_search(&(new.term, i)) {
+                self.leaders.insert(at, (new.term, i));
+            }
+        }
+        let Some(old) = old else {
+            return;
+        };
+        // Leader Append-Only: "a leader never overwrites or deletes entries in its log".
+        if old.is_leader() && new.is_leader() && old.term == new.term {
+            let kept = (new.log.base_index + 1..=old.log.last_index())
+                .all(|idx| old.log.get(idx).is_none() || old.log.get(idx) == new.log.get(idx));
+            if !kept {
+                self.violations |= LEADER_APPEND_ONLY;
+            }
+        }
+        if new.commit_index < old.commit_index {
+            self.violations |= COMMIT_MONOTONIC;
+        }
+        // State Machine Safety: no two servers commit (and so apply) different entries at an index.
+        for idx in old.commit_index + 1..=new.commit_index {
+            let Some(entry) = new.log.get(idx) else {
+                continue; // Arrived inside a snapshot.
+            };
+            match self.committed.get(&idx) {
+                Some((first, _)) if first != entry => self.violations |= STATE_MACHINE_SAFETY,
+                Some(_) => {}
+                None => {
+                    self.committed.insert(idx, (entry.clone(), new.term));
+                }
+            }
+        }
+    }
+
+    pub fn client_invoked(&mut self, client: u64, op: Option<&Op>) {
+        if let Some(op) = op {
+            if self.history.on_invoke(client, op.clone()).is_err() {
+                self.linearizable = false;
+            }
+        }
+    }
+
+    /// A client got the answer to its current operation and moved on to `next`.
+    pub fn client_returned(&mut self, client: u64, result: OpResult, next: Option<&Op>) {
+        if matches!(result, OpResult::Value(Some(_))) {
+            self.read_a_write = true;
+        }
+        if self.history.on_return(client, result).is_err() {
+            self.linearizable = false;
+        }
+        if self.linearizable {
+            self.linearizable = self.history.serialized_history().is_some();
+        }
+        self.client_invoked(client, next);
+    }
+}
+
+fn up(state: &SystemState) -> impl Iterator<Item = (usize, &ServerState)> {
+    state
+        .servers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !state.down[*i])
+        .map(|(i, s)| (i, &**s))
+}
+
+/// Election Safety: at most one leader can be elected in a given term (§5.2).
+fn election_safety(_: &RaftModel, state: &SystemState) -> bool {
+    state.ghost.leaders.windows(2).all(|w| w[0].0 != w[1].0)
+}
+
+/// Leader Append-Only: a leader never overwrites or deletes entries in its log (§5.3).
+fn leader_append_only(_: &RaftModel, state: &SystemState) -> bool {
+    state.ghost.violations & LEADER_APPEND_ONLY == 0
+}
+
+/// Log Matching: if two logs contain an entry with the same index and term, the logs are
+/// identical in all entries up through that index (§5.3). Compared where both logs hold entries.
+fn log_matching(_: &RaftModel, state: &SystemState) -> bool {
+    let servers = &state.servers;
+    for (a, x) in servers.iter().enumerate() {
+        for y in &servers[a + 1..] {
+            let from = x.log.base_index.max(y.log.base_index) + 1;
+            let to = x.log.last_index().min(y.log.last_index());
+            let Some(top) = (from..=to)
+                .rev()
+                .find(|&i| x.log.term_at(i) == y.log.term_at(i))
+            else {
+                continue;
+            };
+            if (from..=top).any(|i| x.log.get(i) != y.log.get(i)) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Leader Completeness: if an entry is committed in a term, it is present in the logs of the
+/// leaders of all higher terms (§5.4).
+fn leader_completeness(_: &RaftModel, state: &SystemState) -> bool {
+    up(state).filter(|(_, s)| s.is_leader()).all(|(_, s)| {
+        state
+            .ghost
+            .committed
+            .iter()
+            .filter(|(_, (_, term))| s.term > *term)
+            .all(|(&idx, (entry, _))| idx <= s.log.base_index || s.log.get(idx) == Some(entry))
+    })
+}
+
+/// State Machine Safety: if a server has applied an entry at an index, no other server ever
+/// applies a different entry for that index (§5.4.3).
+fn state_machine_safety(_: &RaftModel, state: &SystemState) -> bool {
+    state.ghost.violations & STATE_MACHINE_SAFETY == 0
+}
+
+fn commit_never_decreases(_: &RaftModel, state: &SystemState) -> bool {
+    state.ghost.violations & COMMIT_MONOTONIC == 0
+}
+
+fn applied_le_commit_le_last(_: &RaftModel, state: &SystemState) -> bool {
+    up(state).all(|(_, s)| s.last_applied <= s.commit_index && s.commit_index <= s.log.last_index())
+}
+
+fn linearizable(_: &RaftModel, state: &SystemState) -> bool {
+    state.ghost.linearizable
+}
+
+fn leader_elected(_: &RaftModel, state: &SystemState) -> bool {
+    !state.ghost.leaders.is_empty()
+}
+
+fn entry_committed(_: &RaftModel, state: &SystemState) -> bool {
+    !state.ghost.committed.is_empty()
+}
+
+fn get_returns_written_value(_: &RaftModel, state: &SystemState) -> bool {
+    state.ghost.read_a_write
+}
+
+pub const ELECTION_SAFETY: &str = "Election Safety";
+pub const LEADER_APPEND_ONLY_NAME: &str = "Leader Append-Only";
+pub const LOG_MATCHING: &str = "Log Matching";
+pub const LEADER_COMPLETENESS: &str = "Leader Completeness";
+pub const STATE_MACHINE_SAFETY_NAME: &str = "State Machine Safety";
+pub const COMMIT_NEVER_DECREASES: &str = "commit index never decreases";
+pub const APPLIED_LE_COMMIT: &str = "applied <= commit <= last log index";
+pub const LINEARIZABLE: &str = "client operations are linearizable";
+pub const SOME_LEADER: &str = "a leader is elected";
+pub const SOME_COMMIT: &str = "an entry is committed";
+pub const SOME_READ: &str = "a Get returns a value a Put wrote";
+pub const EVENTUALLY_LEADER: &str = "a leader is eventually elected";
+
+pub fn all() -> Vec<Property<RaftModel>> {
+    vec![
+        Property::always(ELECTION_SAFETY, election_safety),
+        Property::always(LEADER_APPEND_ONLY_NAME, leader_append_only),
+        Property::always(LOG_MATCHING, log_matching),
+        Property::always(LEADER_COMPLETENESS, leader_completeness),
+        Property::always(STATE_MACHINE_SAFETY_NAME, state_machine_safety),
+        Property::always(COMMIT_NEVER_DECREASES, commit_never_decreases),
+        Property::always(APPLIED_LE_COMMIT, applied_le_commit_le_last),
+        Property::always(LINEARIZABLE, linearizable),
+        Property::sometimes(SOME_LEADER, leader_elected),
+        Property::sometimes(SOME_COMMIT, entry_committed),
+        Property::sometimes(SOME_READ, get_returns_written_value),
+        Property::eventually(EVENTUALLY_LEADER, leader_elected),
+    ]
+}
+
+pub fn kind(expectation: &Expectation) -> &'static str {
+    match expectation {
+        Expectation::Always => "always",
+        Expectation::Sometimes => "sometimes",
+        Expectation::Eventually => "eventually",
+    }
+}

@@ -1,0 +1,173 @@
+//! Check suites: a list of (model, checker, limits, expected status per property) entries. They
+//! are the regression matrix: `check --suite checks/ci.toml` runs every entry in parallel and
+//! passes only if every expectation matches.
+
+use crate::config::{self, ConfigError, ModelConfig};
+use crate::properties;
+use crate::runner::{self, CheckerKind, Report, RunOptions, Status};
+use rayon::prelude::*;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteFile {
+    #[serde(rename = "entry")]
+    pub entries: Vec<EntryFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryFile {
+    /// Defaults to the model name.
+    pub name: Option<String>,
+    pub model: String,
+    #[serde(default = "bfs")]
+    pub checker: CheckerKind,
+    #[serde(default = "one")]
+    pub threads: usize,
+    pub depth: Option<usize>,
+    pub max_states: Option<usize>,
+    #[serde(default)]
+    pub seed: u64,
+    pub timeout_s: Option<f64>,
+    /// Property name → expected status; properties not listed are not compared.
+    pub expect: BTreeMap<String, Status>,
+    /// Optional: the exact length of the shortest trace of a violated property.
+    pub trace_len: Option<BTreeMap<String, usize>>,
+}
+
+fn bfs() -> CheckerKind {
+    CheckerKind::Bfs
+}
+
+fn one() -> usize {
+    1
+}
+
+pub struct Entry {
+    pub name: String,
+    pub model: ModelConfig,
+    pub opts: RunOptions,
+    pub expect: BTreeMap<String, Status>,
+    pub trace_len: BTreeMap<String, usize>,
+}
+
+pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
+    let at = |m: String| ConfigError(format!("{}: {m}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read: {e}")))?;
+    let file: SuiteFile = toml::from_str(&text).map_err(|e| at(e.to_string().trim_end().into()))?;
+    let known: Vec<&str> = properties::all().iter().map(|p| p.name).collect();
+    let mut entries = Vec::new();
+    for (i, e) in file.entries.into_iter().enumerate() {
+        let model = config::load(&e.model).map_err(|err| at(format!("entry[{i}].model: {err}")))?;
+        for name in e
+            .expect
+            .keys()
+            .chain(e.trace_len.iter().flat_map(|t| t.keys()))
+        {
+            if !known.contains(&name.as_str()) {
+                return Err(at(format!(
+                    "entry[{i}].expect: unknown property '{name}' (known: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        if e.threads == 0 {
+            return Err(at(format!("entry[{i}].threads: must be at least 1")));
+        }
+        let opts = RunOptions {
+            checker: e.checker,
+            threads: e.threads,
+            depth: e.depth,
+            max_states: e.max_states,
+            seed: e.seed,
+            timeout: e.timeout_s.map(Duration::from_secs_f64),
+            progress: false,
+        };
+        entries.push(Entry {
+            name: e.name.unwrap_or_else(|| e.model.clone()),
+            model,
+            opts,
+            expect: e.expect,
+            trace_len: e.trace_len.unwrap_or_default(),
+        });
+    }
+    Ok(entries)
+}
+
+pub struct Row {
+    pub entry: String,
+    pub property: String,
+    pub expected: String,
+    pub got: String,
+    pub states: u64,
+    pub seconds: f64,
+    pub ok: bool,
+}
+
+/// Runs every entry (in parallel) and compares each expectation.
+pub fn run(entries: &[Entry]) -> Vec<Row> {
+    let reports: Vec<Report> = entries
+        .par_iter()
+        .map(|e| runner::run(&e.model, &e.opts))
+        .collect();
+    let mut rows = Vec::new();
+    for (e, r) in entries.iter().zip(&reports) {
+        for (name, want) in &e.expect {
+            let p = r.properties.iter().find(|p| &p.name == name);
+            let got = p.map_or(Status::Unknown, |p| p.status);
+            let len = p.and_then(|p| p.trace.as_ref()).map(|t| t.len() - 1);
+            let want_len = e.trace_len.get(name);
+            let mut expected = want.name().to_string();
+            let mut got_text = got.name().to_string();
+            if let Some(w) = want_len {
+                expected.push_str(&format!(" in {w}"));
+            }
+            if let Some(l) = len {
+                got_text.push_str(&format!(" in {l}"));
+            }
+            rows.push(Row {
+                entry: e.name.clone(),
+                property: name.clone(),
+                expected,
+                got: got_text,
+                states: r.unique_states,
+                seconds: r.elapsed_s,
+                ok: got == *want && want_len.is_none_or(|w| Some(*w) == len),
+            });
+        }
+    }
+    rows
+}
+
+pub fn render(rows: &[Row]) -> String {
+    let w = |f: &dyn Fn(&Row) -> usize, min: usize| rows.iter().map(f).max().unwrap_or(0).max(min);
+    let (we, wp, wx, wg) = (
+        w(&|r| r.entry.len(), 5),
+        w(&|r| r.property.len(), 8),
+        w(&|r| r.expected.len(), 8),
+        w(&|r| r.got.len(), 3),
+    );
+    let mut out = format!(
+        "{:we$}  {:wp$}  {:wx$}  {:wg$}  {:>10}  {:>8}\n",
+        "entry", "property", "expected", "got", "states", "seconds"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:we$}  {:wp$}  {:wx$}  {:wg$}  {:>10}  {:>8.2}{}\n",
+            r.entry,
+            r.property,
+            r.expected,
+            r.got,
+            r.states,
+            r.seconds,
+            if r.ok { "" } else { "  MISMATCH" }
+        ));
+    }
+    let bad = rows.iter().filter(|r| !r.ok).count();
+    out.push_str(&format!("{} passed, {} failed\n", rows.len() - bad, bad));
+    out
+}
