@@ -42,7 +42,7 @@ impl Log {
     pub fn entries_from(&self, from: LogIndex, max: usize) -> &[Entry] {
         let start = (from.max(self.base_index + 1) - self.base_index - 1) as usize;
         let start = start.min(self.entries.len());
-        let end = (start + max).min(self.entries.len());
+        let end = start.saturating_add(max).min(self.entries.len());
         &self.entries[start..end]
     }
 

@@ -157,7 +157,7 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
     };
 
     let mut out = Vec::new();
-    for p in model.properties() {
+    for p in properties::all() {
         let found = raw
             .get(p.name)
             .and_then(|actions| validate(&model, &p, actions));
@@ -199,7 +199,8 @@ type Raw = (
 /// DFS and simulation come from stateright; they stop at the first violation.
 fn run_stateright(cfg: &ModelConfig, opts: &RunOptions, depth: Option<usize>) -> Raw {
     let start = Instant::now();
-    let model = RaftModel::new(cfg.clone());
+    let mut model = RaftModel::new(cfg.clone());
+    model.check_liveness = opts.checker != CheckerKind::Simulation;
     let mut builder = model
         .checker()
         .threads(opts.threads.max(1))
@@ -294,10 +295,16 @@ fn validate(
     if shows(&state, is_terminal(&state)) {
         return Some(Vec::new());
     }
-    for (i, action) in actions.iter().enumerate() {
-        state = model.next_state(&state, action.clone())?;
+    // A simulation walk may contain actions that changed nothing: leave them out.
+    let mut path = Vec::new();
+    for action in actions {
+        let Some(next) = model.next_state(&state, action.clone()) else {
+            continue;
+        };
+        state = next;
+        path.push(action.clone());
         if shows(&state, is_terminal(&state)) {
-            return Some(actions[..=i].to_vec());
+            return Some(path);
         }
     }
     None

@@ -795,9 +795,10 @@ impl Step<'_> {
             }
             return;
         }
-        // Already in our log in this term: it will be answered when applied.
+        // Already in our log in this term and not yet applied: it is answered when applied.
         let term = self.s.term;
-        let pending = self.s.log.entries.iter().any(|e| {
+        let unapplied = self.s.log.entries_from(self.s.last_applied + 1, usize::MAX);
+        let pending = unapplied.iter().any(|e| {
             e.term == term
                 && e.command.client == command.client
                 && e.command.request_id == command.request_id
@@ -871,4 +872,273 @@ impl Step<'_> {
 
 fn heartbeat_range(cfg: &ServerConfig) -> Range<Duration> {
     cfg.heartbeat_interval..cfg.heartbeat_interval + Duration::from_millis(1)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Handler tests: a state and one message in, the exact new state and commands out.
+    use super::*;
+    use stateright::actor::Command as Cmd;
+
+    fn server(bug: Option<Bug>) -> RaftServer {
+        let mut cfg = ServerConfig::new(3);
+        cfg.bug = bug;
+        RaftServer::new(cfg)
+    }
+
+    fn entry(term: Term, value: &str) -> Entry {
+        Entry {
+            term,
+            command: Command {
+                client: 3,
+                request_id: 1,
+                op: Op::Put {
+                    key: "x".into(),
+                    value: value.into(),
+                },
+            },
+        }
+    }
+
+    fn follower(term: Term, entries: Vec<Entry>) -> ServerState {
+        let mut s = ServerState::restore(None);
+        s.term = term;
+        s.log.entries = entries;
+        s
+    }
+
+    fn deliver(
+        a: &RaftServer,
+        s: &ServerState,
+        from: usize,
+        msg: Msg,
+    ) -> (ServerState, Vec<String>) {
+        let mut cow = Cow::Borrowed(s);
+        let mut out = Out::new();
+        a.on_msg(Id::from(0), &mut cow, Id::from(from), msg, &mut out);
+        let cmds = out.iter().map(|c| format!("{c:?}")).collect();
+        (cow.into_owned(), cmds)
+    }
+
+    fn storage_of(s: &ServerState) -> String {
+        format!(
+            "{:?}",
+            Cmd::<Msg, Timer, (), Storage>::Save(Storage {
+                term: s.term,
+                voted_for: s.voted_for,
+                log: s.log.clone(),
+                snapshot: s.snapshot.clone(),
+            })
+        )
+    }
+
+    #[test]
+    fn higher_term_vote_request_is_saved_before_the_vote_is_sent() {
+        // Figure 2: term and vote reach stable storage before the reply leaves.
+        let a = server(None);
+        let s = follower(1, vec![]);
+        let (next, cmds) = deliver(
+            &a,
+            &s,
+            1,
+            Msg::RequestVote {
+                term: 2,
+                last_log_index: 0,
+                last_log_term: 0,
+            },
+        );
+        assert_eq!(next.term, 2);
+        assert_eq!(next.voted_for, Some(1));
+        assert_eq!(cmds[0], storage_of(&next));
+        assert!(cmds[1].starts_with("SetTimer(Election"));
+        assert_eq!(
+            cmds[2],
+            format!(
+                "{:?}",
+                Cmd::<Msg, Timer, (), Storage>::Send(
+                    Id::from(1),
+                    Msg::Vote {
+                        term: 2,
+                        granted: true
+                    }
+                )
+            )
+        );
+        assert_eq!(cmds.len(), 3);
+    }
+
+    #[test]
+    fn vote_refused_to_a_candidate_with_an_older_log() {
+        // §5.4.1: last term 1 < our last term 2.
+        let a = server(None);
+        let s = follower(2, vec![entry(2, "a")]);
+        let (next, cmds) = deliver(
+            &a,
+            &s,
+            1,
+            Msg::RequestVote {
+                term: 3,
+                last_log_index: 5,
+                last_log_term: 1,
+            },
+        );
+        assert_eq!(next.voted_for, None);
+        assert_eq!(next.term, 3);
+        assert!(cmds.last().unwrap().contains("granted: false"));
+        // The bug grants it.
+        let (next, _) = deliver(
+            &server(Some(Bug::VoteWithoutLogCheck)),
+            &s,
+            1,
+            Msg::RequestVote {
+                term: 3,
+                last_log_index: 5,
+                last_log_term: 1,
+            },
+        );
+        assert_eq!(next.voted_for, Some(1));
+    }
+
+    #[test]
+    fn stale_append_entries_does_not_truncate_matching_entries() {
+        // AppendEntries rule 3: delete only on a real conflict.
+        let a = server(None);
+        let s = follower(1, vec![entry(1, "a"), entry(1, "b")]);
+        let stale = Msg::AppendEntries {
+            term: 1,
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![entry(1, "a")],
+            leader_commit: 0,
+        };
+        let (next, cmds) = deliver(&a, &s, 1, stale.clone());
+        assert_eq!(next.log.entries.len(), 2);
+        assert!(cmds.last().unwrap().contains("Matched { match_index: 1 }"));
+        let (next, _) = deliver(&server(Some(Bug::TruncateOnEveryAppend)), &s, 1, stale);
+        assert_eq!(next.log.entries.len(), 1);
+    }
+
+    #[test]
+    fn conflicting_entry_is_replaced_and_commit_is_capped_at_last_new_entry() {
+        // Rule 3 and rule 5: commit = min(leaderCommit, index of last new entry).
+        let a = server(None);
+        let s = follower(1, vec![entry(1, "a"), entry(1, "stale")]);
+        let msg = Msg::AppendEntries {
+            term: 2,
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![entry(1, "a")],
+            leader_commit: 2,
+        };
+        let (next, _) = deliver(&a, &s, 1, msg.clone());
+        assert_eq!(next.commit_index, 1);
+        let (next, _) = deliver(&server(Some(Bug::CommitWithoutMin)), &s, 1, msg);
+        assert_eq!(next.commit_index, 2);
+    }
+
+    #[test]
+    fn conflict_hint_names_the_term_and_its_first_index() {
+        let a = server(None);
+        let s = follower(2, vec![entry(1, "a"), entry(2, "b"), entry(2, "c")]);
+        let msg = Msg::AppendEntries {
+            term: 3,
+            prev_log_index: 3,
+            prev_log_term: 3,
+            entries: vec![],
+            leader_commit: 0,
+        };
+        let (_, cmds) = deliver(&a, &s, 1, msg);
+        assert!(
+            cmds.last()
+                .unwrap()
+                .contains("Conflict { term: Some(2), first_index: 2 }"),
+            "{cmds:?}"
+        );
+    }
+
+    #[test]
+    fn install_snapshot_edge_cases() {
+        let a = server(None);
+        let snap = |last_index, last_term| Snapshot {
+            last_index,
+            last_term,
+            state: KvStore::default(),
+        };
+        // Snapshot older than commit: nothing changes but the reply.
+        let mut s = follower(1, vec![entry(1, "a"), entry(1, "b")]);
+        s.commit_index = 2;
+        s.last_applied = 2;
+        let (next, _) = deliver(
+            &a,
+            &s,
+            1,
+            Msg::InstallSnapshot {
+                term: 1,
+                snapshot: snap(1, 1),
+            },
+        );
+        assert_eq!(
+            (
+                next.log.base_index,
+                next.log.entries.len(),
+                next.commit_index
+            ),
+            (0, 2, 2)
+        );
+        // Snapshot covering part of the log with a matching entry: the suffix is kept.
+        let s = follower(1, vec![entry(1, "a"), entry(1, "b")]);
+        let (next, _) = deliver(
+            &a,
+            &s,
+            1,
+            Msg::InstallSnapshot {
+                term: 1,
+                snapshot: snap(1, 1),
+            },
+        );
+        assert_eq!(
+            (
+                next.log.base_index,
+                next.log.entries.len(),
+                next.commit_index
+            ),
+            (1, 1, 1)
+        );
+        // Snapshot beyond the log: the log is replaced.
+        let (next, _) = deliver(
+            &a,
+            &s,
+            1,
+            Msg::InstallSnapshot {
+                term: 1,
+                snapshot: snap(5, 1),
+            },
+        );
+        assert_eq!(
+            (
+                next.log.base_index,
+                next.log.entries.len(),
+                next.last_applied
+            ),
+            (5, 0, 5)
+        );
+    }
+
+    #[test]
+    fn leader_does_not_commit_an_earlier_term_entry_by_counting() {
+        // §5.4.2, Figure 8.
+        let mut s = follower(3, vec![entry(1, "a")]);
+        s.role = Role::Leader {
+            next_index: vec![2, 2, 2],
+            match_index: vec![1, 0, 0],
+        };
+        let reply = Msg::AppendEntriesReply {
+            term: 3,
+            outcome: AppendOutcome::Matched { match_index: 1 },
+        };
+        let (next, _) = deliver(&server(None), &s, 1, reply.clone());
+        assert_eq!(next.commit_index, 0);
+        let (next, _) = deliver(&server(Some(Bug::CommitPreviousTermEntries)), &s, 1, reply);
+        assert_eq!(next.commit_index, 1);
+    }
 }

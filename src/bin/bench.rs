@@ -1,0 +1,153 @@
+//! `bench`: C concurrent clients put for T seconds against a 3-node loopback cluster (started
+//! here, fsync on, unless --peers names a running one); prints ops/s and latency percentiles.
+
+use clap::Parser;
+use raft_checked::net::client::{query_status, ClientOptions, Session};
+use raft_checked::net::cluster::{sibling_binary, LocalCluster};
+use raft_checked::net::wire::{self, Key};
+use raft_checked::types::Op;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bench",
+    about = "Put throughput and latency of a Raft cluster over UDP"
+)]
+struct Args {
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+    clients: u64,
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
+    nodes: u64,
+    /// Use this running cluster instead of starting one.
+    #[arg(long)]
+    peers: Option<String>,
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 16)]
+    value_size: usize,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn wait_for_leader(peers: &[SocketAddr], key: Option<&Key>) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let statuses = query_status(peers, key, Duration::from_millis(500))?;
+        if statuses.iter().flatten().any(|s| s.role == "leader") {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err("no leader within 15 s".into())
+}
+
+fn run(args: Args) -> Result<(), String> {
+    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds < 1e5) {
+        return Err("--seconds must be positive".into());
+    }
+    let key = args.key.as_deref().map(Key::from_file).transpose()?;
+    let tmp = std::env::temp_dir().join(format!("raft-bench-{}", std::process::id()));
+    let mut cluster = None;
+    let peers = match &args.peers {
+        Some(p) => wire::parse_peers(p)?,
+        None => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            let mut c = LocalCluster::new(
+                sibling_binary("node")?,
+                args.nodes as usize,
+                &tmp,
+                args.key.clone(),
+            )?;
+            c.start_all()?;
+            let peers = c.peers.clone();
+            cluster = Some(c);
+            peers
+        }
+    };
+    wait_for_leader(&peers, key.as_ref())?;
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let start = Instant::now();
+    let stop_at = start + Duration::from_secs_f64(args.seconds);
+    let value = "v".repeat(args.value_size);
+    let threads: Vec<_> = (0..args.clients)
+        .map(|c| {
+            let (peers, key, value) = (peers.clone(), key.clone(), value.clone());
+            let (latencies, errors) = (latencies.clone(), errors.clone());
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                let mut chunk = 0u64;
+                while Instant::now() < stop_at {
+                    // A fresh session per chunk: request ids restart at 1 in each.
+                    let opts =
+                        ClientOptions::new(peers.clone(), key.clone(), Duration::from_secs(30));
+                    let mut session = match Session::new(opts) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            errors.lock().expect("lock").push(e);
+                            break;
+                        }
+                    };
+                    let ops = (0..1000)
+                        .map(|i| Op::Put {
+                            key: format!("c{c}-{chunk}-{i}"),
+                            value: value.clone(),
+                        })
+                        .collect();
+                    let r = session.run_until(ops, Some(stop_at), |_, _, lat| {
+                        mine.push(lat);
+                        true
+                    });
+                    if let Err(e) = r {
+                        errors.lock().expect("lock").push(e);
+                        break;
+                    }
+                    chunk += 1;
+                }
+                latencies.lock().expect("lock").extend(mine);
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mut lat = latencies.lock().expect("lock").clone();
+    for e in errors.lock().expect("lock").iter() {
+        eprintln!("bench: client error: {e}");
+    }
+    if lat.is_empty() {
+        return Err("no operation completed".into());
+    }
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{} clients, {:.1} s, {} puts: {:.0} ops/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        args.clients,
+        elapsed,
+        lat.len(),
+        lat.len() as f64 / elapsed,
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(*lat.last().expect("non-empty"))
+    );
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! `node`: one Raft server over UDP, running the same `RaftServer` actor the checker explores.
+//!
+//! Exit status: 1 when the node cannot start (e.g. a damaged state file, named in the message)
+//! or storage fails while running; 2 for bad usage.
+
+use clap::Parser;
+use raft_checked::net::node::{Node, NodeOptions};
+use raft_checked::net::wire::{self, Key, MAX_ENTRIES_PER_APPEND};
+use raft_checked::server::ServerConfig;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "node", about = "Run one Raft server over UDP")]
+struct Args {
+    /// This server's index in --peers (0-based).
+    #[arg(long)]
+    id: usize,
+    /// Every server's UDP address, in id order: ADDR0,ADDR1,ADDR2 (the same on every node).
+    #[arg(long)]
+    peers: String,
+    /// Directory of this node's durable state.
+    #[arg(long)]
+    data: PathBuf,
+    /// File holding the cluster's shared secret (>= 16 bytes): every datagram then carries an
+    /// HMAC-SHA256. Without it the cluster is INSECURE: anyone who can reach it can forge messages.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    #[arg(long, default_value_t = 300)]
+    election_min_ms: u64,
+    #[arg(long, default_value_t = 600)]
+    election_max_ms: u64,
+    #[arg(long, default_value_t = 75)]
+    heartbeat_ms: u64,
+    /// Compact the log into a snapshot after this many applied entries. The snapshot travels in
+    /// one datagram, so this only suits small state machines (an oversize one is not sent).
+    #[arg(long)]
+    snapshot_after: Option<u64>,
+    /// Bind this address instead of this node's --peers address (which then belongs to a
+    /// forwarder, e.g. a fault-injecting proxy; combine with --no-source-check).
+    #[arg(long)]
+    bind: Option<std::net::SocketAddr>,
+    /// Accept server messages from any source address (e.g. behind a proxy).
+    #[arg(long)]
+    no_source_check: bool,
+    /// Exit when standard input reaches end of file (so a parent's death stops the node).
+    #[arg(long)]
+    exit_on_stdin_eof: bool,
+}
+
+/// One whole line to stderr in a single write, so lines of several nodes sharing a terminal
+/// do not interleave.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say(format!("node: error: {e}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let peers = wire::parse_peers(&args.peers)?;
+    if args.election_min_ms == 0 || args.election_max_ms < args.election_min_ms {
+        return Err("need 0 < --election-min-ms <= --election-max-ms".into());
+    }
+    if args.heartbeat_ms == 0 || args.heartbeat_ms >= args.election_min_ms {
+        return Err("need 0 < --heartbeat-ms < --election-min-ms".into());
+    }
+    let key = match &args.key {
+        Some(path) => Some(Key::from_file(path)?),
+        None => {
+            say(format!(
+                "node {}: WARNING: no --key: datagrams are not authenticated (insecure; use only \
+                 on a trusted network)",
+                args.id
+            ));
+            None
+        }
+    };
+    let mut config = ServerConfig::new(peers.len());
+    config.max_entries_per_append = MAX_ENTRIES_PER_APPEND;
+    config.snapshot_after = args.snapshot_after;
+    config.election_timeout =
+        Duration::from_millis(args.election_min_ms)..Duration::from_millis(args.election_max_ms);
+    config.heartbeat_interval = Duration::from_millis(args.heartbeat_ms);
+    let mut node = Node::open(NodeOptions {
+        id: args.id,
+        peers: peers.clone(),
+        bind: args.bind,
+        data: args.data.clone(),
+        key,
+        config,
+        check_source: !args.no_source_check,
+    })?;
+    let s = node.state();
+    say(format!(
+        "node {}: listening on {} (cluster {:016x}, {} servers); restored term {} log {} from {}",
+        args.id,
+        args.bind.unwrap_or(peers[args.id]),
+        node.cluster_id(),
+        peers.len(),
+        s.term,
+        s.log.last_index(),
+        args.data.display()
+    ));
+    if args.exit_on_stdin_eof {
+        std::thread::spawn(|| {
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            std::process::exit(0);
+        });
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    node.run(&stop)
+}

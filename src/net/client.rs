@@ -1,0 +1,349 @@
+//! The client side over UDP: runs the unchanged [`KvClient`] actor (leader discovery, redirects,
+//! retries with the same request id) against real servers, and the runtime-level status query.
+
+use crate::client::{ClientConfig, KvClient};
+use crate::net::driver::{Driver, Effects, Rng};
+use crate::net::wire::{self, Body, Envelope, Key, NodeStatus, CLIENT_ID_MIN};
+use crate::types::{ClientReply, Msg, Op, OpResult};
+use stateright::actor::Id;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// After "not leader, leader unknown" (an election is on), wait this long before asking the next
+/// server, so a client does not spin through the servers while they elect.
+const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
+
+pub struct ClientOptions {
+    pub peers: Vec<SocketAddr>,
+    pub key: Option<Key>,
+    pub timeout: Duration,
+    pub retry: std::ops::Range<Duration>,
+}
+
+impl ClientOptions {
+    pub fn new(peers: Vec<SocketAddr>, key: Option<Key>, timeout: Duration) -> Self {
+        ClientOptions {
+            peers,
+            key,
+            timeout,
+            retry: Duration::from_millis(400)..Duration::from_millis(600),
+        }
+    }
+}
+
+fn bind_for(peers: &[SocketAddr]) -> Result<UdpSocket, String> {
+    let local: SocketAddr = if peers[0].is_ipv4() {
+        "0.0.0.0:0".parse().expect("valid")
+    } else {
+        "[::]:0".parse().expect("valid")
+    };
+    UdpSocket::bind(local).map_err(|e| format!("cannot bind a client socket: {e}"))
+}
+
+/// A fresh random session id (>= CLIENT_ID_MIN, fits an actor `Id` on 64-bit targets).
+pub fn new_session(salt: u64) -> u64 {
+    let mut rng = Rng::seeded(salt ^ 0x5e55_1011);
+    CLIENT_ID_MIN + rng.next_u64() % (1u64 << 62)
+}
+
+/// A client session: runs operations one after the other through [`KvClient`].
+pub struct Session {
+    opts: ClientOptions,
+    cluster: u64,
+    session: u64,
+    socket: UdpSocket,
+    buf: Vec<u8>,
+}
+
+impl Session {
+    pub fn new(opts: ClientOptions) -> Result<Session, String> {
+        let socket = bind_for(&opts.peers)?;
+        let cluster = wire::cluster_id(&opts.peers);
+        let session = new_session(socket.local_addr().map_or(0, |a| a.port() as u64));
+        Ok(Session {
+            opts,
+            cluster,
+            session,
+            socket,
+            buf: vec![0u8; 65_536],
+        })
+    }
+
+    pub fn session_id(&self) -> u64 {
+        self.session
+    }
+
+    /// Runs `ops` in order, each once even across retries; returns their results, or an error
+    /// when the whole run did not finish within the timeout (then some may have been applied).
+    pub fn run(&mut self, ops: Vec<Op>) -> Result<Vec<OpResult>, String> {
+        let mut results = Vec::with_capacity(ops.len());
+        self.run_until(ops, None, |_, r, _| {
+            results.push(r);
+            true
+        })?;
+        Ok(results)
+    }
+
+    /// Runs `ops` in order until all are done, `stop_at` passes, or `on_done` returns false.
+    /// `on_done(index, result, latency)` is called as each is applied. Returns how many finished.
+    pub fn run_until(
+        &mut self,
+        ops: Vec<Op>,
+        stop_at: Option<Instant>,
+        mut on_done: impl FnMut(usize, OpResult, Duration) -> bool,
+    ) -> Result<usize, String> {
+        for op in &ops {
+            let size = wire::command_size(&crate::types::Command {
+                client: u64::MAX,
+                request_id: u64::MAX,
+                op: op.clone(),
+            });
+            if size > wire::MAX_COMMAND_BYTES {
+                return Err(format!(
+                    "operation too large ({size} bytes encoded; at most {} allowed)",
+                    wire::MAX_COMMAND_BYTES
+                ));
+            }
+        }
+        let total = ops.len();
+        if total == 0 {
+            return Ok(0);
+        }
+        let actor = KvClient {
+            cfg: ClientConfig {
+                session: self.session,
+                servers: self.opts.peers.len(),
+                ops,
+                retry_timeout: self.opts.retry.clone(),
+            },
+        };
+        let started = Instant::now();
+        let deadline = started + self.opts.timeout;
+        let mut fx = Effects::default();
+        let mut driver = Driver::start(actor, Id::from(self.session as usize), None, &mut fx);
+        let mut op_started = Instant::now();
+        let mut held_until: Option<Instant> = None;
+        let mut held: Vec<(Id, Msg)> = Vec::new();
+        loop {
+            // Send what the actor asked for (unless held back after a leaderless redirect).
+            held.append(&mut fx.sends);
+            if held_until.is_none_or(|t| Instant::now() >= t) {
+                held_until = None;
+                for (to, msg) in held.drain(..) {
+                    self.send_to_server(usize::from(to), msg);
+                }
+            }
+            let done = driver.state().next_op;
+            if done >= total {
+                return Ok(done);
+            }
+            let now = Instant::now();
+            if stop_at.is_some_and(|s| now >= s) {
+                return Ok(done);
+            }
+            if now >= deadline {
+                return Err(format!(
+                    "timed out after {:.1}s: no leader answered (completed {done} of {total} \
+                     operations; the one in flight may still be applied)",
+                    self.opts.timeout.as_secs_f64()
+                ));
+            }
+            let mut wake = driver.next_deadline().unwrap_or(deadline).min(deadline);
+            if let Some(h) = held_until {
+                wake = wake.min(h);
+            }
+            if let Some(s) = stop_at {
+                wake = wake.min(s);
+            }
+            let wait = wake
+                .saturating_duration_since(now)
+                .clamp(Duration::from_micros(100), Duration::from_millis(200));
+            self.socket
+                .set_read_timeout(Some(wait))
+                .map_err(|e| format!("socket: {e}"))?;
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((len, from)) => {
+                    if let Some((server, msg)) = self.accept(len, from) {
+                        let before = driver.state().next_op;
+                        let mut done_result = None;
+                        if let Msg::ClientResponse { request_id, reply } = &msg {
+                            match reply {
+                                ClientReply::Done(r)
+                                    if *request_id == before as u64 + 1 && before < total =>
+                                {
+                                    done_result = Some(r.clone());
+                                }
+                                ClientReply::NotLeader { leader: None } => {
+                                    held_until = Some(Instant::now() + NO_LEADER_BACKOFF);
+                                }
+                                _ => {}
+                            }
+                        }
+                        driver.deliver(Id::from(server), msg, &mut fx);
+                        if driver.state().next_op > before {
+                            if let Some(r) = done_result {
+                                let now = Instant::now();
+                                let keep_going = on_done(before, r, now - op_started);
+                                op_started = now;
+                                if !keep_going {
+                                    return Ok(before + 1);
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => {}
+            }
+            driver.fire_due(Instant::now(), &mut fx);
+        }
+    }
+
+    /// A datagram from one of the servers carrying a protocol message, else `None`.
+    fn accept(&self, len: usize, from: SocketAddr) -> Option<(usize, Msg)> {
+        let env = wire::decode(&self.buf[..len], self.opts.key.as_ref(), self.cluster).ok()?;
+        let server = usize::try_from(env.from).ok()?;
+        if self.opts.peers.get(server) != Some(&from) {
+            return None;
+        }
+        match env.body {
+            Body::Raft(msg @ Msg::ClientResponse { .. }) => Some((server, msg)),
+            _ => None,
+        }
+    }
+
+    fn send_to_server(&self, server: usize, msg: Msg) {
+        let Some(&addr) = self.opts.peers.get(server) else {
+            return;
+        };
+        let env = Envelope {
+            cluster: self.cluster,
+            from: self.session,
+            body: Body::Raft(msg),
+        };
+        if let Some(bytes) = wire::encode(&env, self.opts.key.as_ref()) {
+            let _ = self.socket.send_to(&bytes, addr);
+        }
+    }
+}
+
+/// Asks every server for its status; `None` for those that did not answer within `timeout`.
+pub fn query_status(
+    peers: &[SocketAddr],
+    key: Option<&Key>,
+    timeout: Duration,
+) -> Result<Vec<Option<NodeStatus>>, String> {
+    let socket = bind_for(peers)?;
+    let cluster = wire::cluster_id(peers);
+    let me = new_session(7);
+    let nonce = Rng::seeded(me).next_u64();
+    let mut answers: Vec<Option<NodeStatus>> = vec![None; peers.len()];
+    let deadline = Instant::now() + timeout;
+    let mut next_send = Instant::now();
+    let mut buf = vec![0u8; 65_536];
+    while answers.iter().any(Option::is_none) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        if now >= next_send {
+            let env = Envelope {
+                cluster,
+                from: me,
+                body: Body::StatusRequest { nonce },
+            };
+            if let Some(bytes) = wire::encode(&env, key) {
+                for (i, addr) in peers.iter().enumerate() {
+                    if answers[i].is_none() {
+                        let _ = socket.send_to(&bytes, addr);
+                    }
+                }
+            }
+            next_send = now + Duration::from_millis(150);
+        }
+        let wait = next_send
+            .min(deadline)
+            .saturating_duration_since(now)
+            .max(Duration::from_micros(100));
+        socket
+            .set_read_timeout(Some(wait))
+            .map_err(|e| format!("socket: {e}"))?;
+        if let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let Ok(env) = wire::decode(&buf[..len], key, cluster) else {
+                continue;
+            };
+            if let Body::StatusResponse { nonce: n, status } = env.body {
+                let i = status.id as usize;
+                if n == nonce && i < peers.len() && peers[i] == from && env.from == status.id {
+                    answers[i] = Some(status);
+                }
+            }
+        }
+    }
+    Ok(answers)
+}
+
+/// The status of one node as the `status --json` object.
+pub fn status_json(id: usize, status: &Option<NodeStatus>) -> serde_json::Value {
+    match status {
+        Some(s) => serde_json::json!({
+            "id": s.id,
+            "role": s.role,
+            "term": s.term,
+            "leader": s.leader,
+            "voted_for": s.voted_for,
+            "commit_index": s.commit_index,
+            "last_applied": s.last_applied,
+            "log_len": s.log_len,
+            "snapshot_index": s.snapshot_index,
+            "drops": {
+                "total": s.counters.dropped(),
+                "malformed": s.counters.malformed,
+                "oversize": s.counters.oversize,
+                "wrong_version": s.counters.wrong_version,
+                "bad_mac": s.counters.bad_mac,
+                "wrong_cluster": s.counters.wrong_cluster,
+                "unknown_sender": s.counters.unknown_sender,
+                "oversize_command": s.counters.oversize_command,
+            },
+            "counters": s.counters,
+        }),
+        None => serde_json::json!({
+            "id": id,
+            "role": "unreachable",
+            "term": null,
+            "leader": null,
+            "commit_index": null,
+            "last_applied": null,
+            "log_len": null,
+        }),
+    }
+}
+
+/// A human-readable status table.
+pub fn status_table(statuses: &[Option<NodeStatus>], peers: &[SocketAddr]) -> String {
+    let mut out = format!(
+        "{:<3} {:<22} {:<11} {:>5} {:>6} {:>7} {:>7} {:>7} {:>6}\n",
+        "id", "address", "role", "term", "leader", "commit", "applied", "log", "drops"
+    );
+    for (i, s) in statuses.iter().enumerate() {
+        let addr = peers[i].to_string();
+        match s {
+            Some(s) => out.push_str(&format!(
+                "{:<3} {:<22} {:<11} {:>5} {:>6} {:>7} {:>7} {:>7} {:>6}\n",
+                i,
+                addr,
+                s.role,
+                s.term,
+                s.leader.map_or("-".into(), |l| l.to_string()),
+                s.commit_index,
+                s.last_applied,
+                s.log_len,
+                s.counters.dropped()
+            )),
+            None => out.push_str(&format!("{:<3} {:<22} unreachable\n", i, addr)),
+        }
+    }
+    out
+}

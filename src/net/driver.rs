@@ -1,0 +1,145 @@
+//! Drives an unchanged stateright [`Actor`] in real time: keeps its state, turns its `SetTimer`
+//! commands into deadlines (a random duration in the requested range), and hands back what it
+//! wants sent and saved. The I/O (sockets, files) belongs to the caller, which must make a
+//! `save` durable before sending any of the messages gathered with it.
+
+use crate::server::Storage;
+use crate::types::{Msg, Timer};
+use stateright::actor::{Actor, Command, Id, Out};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A tiny xorshift64* generator: timer jitter and session ids need no more.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded(salt: u64) -> Rng {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut s = t ^ salt.wrapping_mul(0x9e3779b97f4a7c15) ^ ((std::process::id() as u64) << 32);
+        if s == 0 {
+            s = 0x2545f4914f6cdd1d;
+        }
+        let mut rng = Rng(s);
+        for _ in 0..4 {
+            rng.next_u64();
+        }
+        rng
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545f4914f6cdd1d)
+    }
+
+    /// A duration in `range` (its start when the range is empty).
+    pub fn duration_in(&mut self, range: &Range<Duration>) -> Duration {
+        let lo = range.start.as_nanos() as u64;
+        let hi = range.end.as_nanos() as u64;
+        if hi <= lo {
+            return range.start;
+        }
+        Duration::from_nanos(lo + self.next_u64() % (hi - lo))
+    }
+}
+
+/// What a batch of handler invocations asks of the outside world.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub sends: Vec<(Id, Msg)>,
+    /// The last state saved: it contains everything saved before it in the batch.
+    pub save: Option<Storage>,
+}
+
+pub struct Driver<A: Actor> {
+    actor: A,
+    id: Id,
+    state: A::State,
+    timers: HashMap<Timer, Instant>,
+    rng: Rng,
+}
+
+impl<A> Driver<A>
+where
+    A: Actor<Msg = Msg, Timer = Timer, Storage = Storage>,
+{
+    pub fn start(actor: A, id: Id, storage: Option<Storage>, fx: &mut Effects) -> Self {
+        let mut out = Out::new();
+        let state = actor.on_start(id, &storage, &mut out);
+        let mut d = Driver {
+            actor,
+            id,
+            state,
+            timers: HashMap::new(),
+            rng: Rng::seeded(usize::from(id) as u64),
+        };
+        d.absorb(out, fx);
+        d
+    }
+
+    pub fn state(&self) -> &A::State {
+        &self.state
+    }
+
+    pub fn deliver(&mut self, src: Id, msg: Msg, fx: &mut Effects) {
+        let mut out = Out::new();
+        let mut cow = Cow::Borrowed(&self.state);
+        self.actor.on_msg(self.id, &mut cow, src, msg, &mut out);
+        if let Cow::Owned(s) = cow {
+            self.state = s;
+        }
+        self.absorb(out, fx);
+    }
+
+    /// The earliest armed timer's deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.values().min().copied()
+    }
+
+    /// Fires every timer due by `now`, earliest first (timers are one-shot).
+    pub fn fire_due(&mut self, now: Instant, fx: &mut Effects) {
+        loop {
+            let due = self
+                .timers
+                .iter()
+                .filter(|(_, &at)| at <= now)
+                .min_by_key(|(_, &at)| at)
+                .map(|(&t, _)| t);
+            let Some(timer) = due else { break };
+            self.timers.remove(&timer);
+            let mut out = Out::new();
+            let mut cow = Cow::Borrowed(&self.state);
+            self.actor.on_timeout(self.id, &mut cow, &timer, &mut out);
+            if let Cow::Owned(s) = cow {
+                self.state = s;
+            }
+            self.absorb(out, fx);
+        }
+    }
+
+    fn absorb(&mut self, out: Out<A>, fx: &mut Effects) {
+        for cmd in out {
+            match cmd {
+                Command::Send(id, msg) => fx.sends.push((id, msg)),
+                Command::SetTimer(timer, range) => {
+                    let at = Instant::now() + self.rng.duration_in(&range);
+                    self.timers.insert(timer, at);
+                }
+                Command::CancelTimer(timer) => {
+                    self.timers.remove(&timer);
+                }
+                Command::Save(storage) => fx.save = Some(storage),
+                // Neither the server nor the client actor asks for random choices.
+                Command::ChooseRandom(..) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The real deployment: the same [`RaftServer`](crate::server::RaftServer) and
+//! [`KvClient`](crate::client::KvClient) actors the checker explores, driven over UDP.
+//!
+//! - [`wire`]: datagram format (version, cluster id, optional HMAC-SHA256), size limits.
+//! - [`storage`]: crash-safe state file (temp + fsync + rename + fsync dir, checksummed).
+//! - [`driver`]: runs an actor in real time (timers, out commands).
+//! - [`node`]: one server process; [`client`]: client sessions and the status query.
+//! - [`cluster`]: local multi-process clusters for `cluster`, `bench` and the tests.
+//!
+//! Without `--key`, datagrams are not authenticated: anyone who can send UDP to the nodes can
+//! forge votes, entries or client requests. Run keyless only on a trusted network.
+
+pub mod client;
+pub mod cluster;
+pub mod driver;
+pub mod node;
+pub mod storage;
+pub mod wire;

@@ -1,0 +1,216 @@
+//! The `check` binary as users and CI drive it: verdicts, JSON shape, exit codes, suites,
+//! shortest traces, pinned state counts, and the explorer.
+
+use raft_checked::bfs::{self, Limits, Progress};
+use raft_checked::config;
+use raft_checked::model::RaftModel;
+use raft_checked::properties::ELECTION_SAFETY;
+use raft_checked::runner::{self, RunOptions, Status};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn check(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_check"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run check");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn run(model: &str) -> runner::Report {
+    let cfg = config::load(model).unwrap();
+    runner::run(&cfg, &RunOptions::default())
+}
+
+#[test]
+fn ci_suite_passes() {
+    let (code, out, err) = check(&["--suite", "checks/ci.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" 0 failed"), "{out}");
+}
+
+#[test]
+fn bug_zoo_suite_catches_every_bug_with_its_shortest_trace() {
+    let (code, out, err) = check(&["--suite", "checks/bugs.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("MISMATCH"), "{out}");
+}
+
+#[test]
+fn json_has_the_documented_shape() {
+    let (code, out, _) = check(&["five", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    for key in [
+        "model",
+        "checker",
+        "states",
+        "unique_states",
+        "max_depth",
+        "elapsed_s",
+        "complete",
+        "properties",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {out}");
+    }
+    assert_eq!(v["model"], "five");
+    assert_eq!(v["checker"], "bfs");
+    assert_eq!(v["complete"], true);
+    let props = v["properties"].as_array().unwrap();
+    assert_eq!(props.len(), 12);
+    for p in props {
+        assert!(["always", "sometimes", "eventually"].contains(&p["kind"].as_str().unwrap()));
+        assert!(p["name"].is_string());
+    }
+    let es = props.iter().find(|p| p["name"] == ELECTION_SAFETY).unwrap();
+    assert_eq!(es["status"], "holds");
+    assert!(es.get("trace").is_none());
+}
+
+#[test]
+fn a_violation_exits_1_with_a_trace_in_json() {
+    let (code, out, _) = check(&["bugs/no_step_down", "--json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let es = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == ELECTION_SAFETY)
+        .unwrap();
+    assert_eq!(es["status"], "violated");
+    let trace = es["trace"].as_array().unwrap();
+    assert_eq!(trace.len(), 7, "initial state + 6 steps");
+    let first = trace[1]["event"].as_str().unwrap();
+    assert!(first.ends_with(": election timeout"), "{first}");
+    let id: usize = first[1..2].parse().unwrap();
+    assert_eq!(trace[1]["servers"][id]["role"], "candidate");
+}
+
+#[test]
+fn human_output_prints_the_trace_as_columns() {
+    let (code, out, _) = check(&["bugs/no_step_down"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("Election Safety violated in 6 steps:"),
+        "{out}"
+    );
+    let header = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("#  event"))
+        .unwrap();
+    assert!(header.contains("S0") && header.contains("S1") && header.contains("S2"));
+}
+
+#[test]
+fn bad_model_files_exit_2_naming_file_and_field() {
+    let dir = std::env::temp_dir().join(format!("raft-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "servers = 3\nfoo = 1\n[bounds]\nmax_term = 1\nmax_log_len = 0\n",
+    )
+    .unwrap();
+    let (code, _, err) = check(&[bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.toml") && err.contains("foo"), "{err}");
+
+    std::fs::write(
+        &bad,
+        "servers = 9\n[bounds]\nmax_term = 1\nmax_log_len = 0\n",
+    )
+    .unwrap();
+    let (code, _, err) = check(&[bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.toml") && err.contains("servers"), "{err}");
+
+    let (code, _, err) = check(&["no-such-model"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no-such-model"), "{err}");
+
+    let (code, _, _) = check(&["five", "--checker", "quantum"]);
+    assert_eq!(code, 2);
+    let (code, _, err) = check(&["five", "--timeout", "-1"]);
+    assert_eq!(code, 2, "{err}");
+
+    let suite = dir.join("suite.toml");
+    std::fs::write(
+        &suite,
+        "[[entry]]\nmodel = \"five\"\nexpect = { \"Nope\" = \"holds\" }\n",
+    )
+    .unwrap();
+    let (code, _, err) = check(&["--suite", suite.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("Nope"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn pinned_unique_state_counts() {
+    // Level-synchronous BFS visits the same set of states on every run and thread count.
+    assert_eq!(run("five").unique_states, 1121);
+    assert_eq!(run("bugs/no_step_down").unique_states, 5575);
+    assert_eq!(run("bugs/vote_without_log_check").unique_states, 38817);
+}
+
+#[test]
+fn bfs_trace_is_the_shortest() {
+    let report = run("bugs/no_step_down");
+    let es = report
+        .properties
+        .iter()
+        .find(|p| p.name == ELECTION_SAFETY)
+        .unwrap();
+    assert_eq!(es.status, Status::Violated);
+    assert_eq!(es.trace.as_ref().unwrap().len() - 1, 6);
+    // No state within 5 steps violates it: 6 is the shortest.
+    let model = RaftModel::new(config::load("bugs/no_step_down").unwrap());
+    let limits = Limits {
+        max_depth: Some(6),
+        threads: 2,
+        ..Limits::default()
+    };
+    let result = bfs::check(&model, &limits, &Progress::default());
+    assert!(!result.discoveries.contains_key(ELECTION_SAFETY));
+}
+
+#[test]
+fn explorer_serves_raft_readable_states() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_check"))
+        .args(["five", "--explore", &addr])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            write!(s, "GET /.states/0 HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+            let mut body = String::new();
+            s.read_to_string(&mut body).ok();
+            if body.contains("200") {
+                break body;
+            }
+        }
+        assert!(Instant::now() < deadline, "explorer did not answer");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    child.kill().ok();
+    child.wait().ok();
+    assert!(body.contains("election timeout"), "{body}");
+    assert!(body.contains(": candidate t1 vote="), "{body}");
+}

@@ -1,0 +1,598 @@
+//! Fault tests of the real deployment: node processes on 127.0.0.1 talking UDP, driven through
+//! the `node` and `client` binaries. Every wait is a bounded poll, generous for a loaded machine.
+
+use raft_checked::net::client::query_status;
+use raft_checked::net::cluster::{peers_string, LocalCluster};
+use raft_checked::net::storage::STATE_FILE;
+use raft_checked::net::wire::{self, Body, Envelope, Key, NodeStatus};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NODE: &str = env!("CARGO_BIN_EXE_node");
+const CLIENT: &str = env!("CARGO_BIN_EXE_client");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("raft-udp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn cluster(name: &str, key: Option<PathBuf>) -> LocalCluster {
+    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir(name), key).unwrap();
+    c.quiet = true;
+    c.start_all().unwrap();
+    c
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn client(peers: &[SocketAddr], key: Option<&Path>, timeout: u32, args: &[&str]) -> Out {
+    let mut cmd = Command::new(CLIENT);
+    cmd.arg("--peers")
+        .arg(peers_string(peers))
+        .arg("--timeout")
+        .arg(timeout.to_string());
+    if let Some(k) = key {
+        cmd.arg("--key").arg(k);
+    }
+    let out = cmd.args(args).output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn put(c: &LocalCluster, k: &str, v: &str) {
+    let out = client(&c.peers, c.key.as_deref(), 20, &["put", k, v]);
+    assert_eq!(out.code, 0, "put {k}={v} failed: {}", out.stderr);
+}
+
+fn get(c: &LocalCluster, k: &str) -> Option<String> {
+    let out = client(&c.peers, c.key.as_deref(), 20, &["get", k]);
+    match out.code {
+        0 => Some(out.stdout.trim_end_matches('\n').to_string()),
+        1 => None,
+        _ => panic!("get {k} failed: {}", out.stderr),
+    }
+}
+
+fn statuses(c: &LocalCluster, key: Option<&Key>) -> Vec<Option<NodeStatus>> {
+    query_status(&c.peers, key, Duration::from_millis(500)).unwrap()
+}
+
+/// Polls until `f` holds, panicking with `what` after `secs`.
+fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The id of the one leader of the highest term among the reachable nodes.
+fn wait_leader(c: &LocalCluster, key: Option<&Key>, excluding: Option<usize>) -> usize {
+    wait_until(20, "a leader", || {
+        let st = statuses(c, key);
+        let top = st.iter().flatten().map(|s| s.term).max()?;
+        let leaders: Vec<_> = st
+            .iter()
+            .flatten()
+            .filter(|s| s.role == "leader" && s.term == top)
+            .map(|s| s.id as usize)
+            .collect();
+        match leaders[..] {
+            [l] if Some(l) != excluding => Some(l),
+            _ => None,
+        }
+    })
+}
+
+#[test]
+fn leader_crash_restart_and_full_restart_lose_nothing() {
+    let mut c = cluster("faults", None);
+    let leader = wait_leader(&c, None, None);
+
+    // The status query answers for every node, in JSON.
+    let out = client(&c.peers, None, 5, &["status", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let arr = json.as_array().unwrap();
+    assert_eq!(arr.len(), 3);
+    for (i, node) in arr.iter().enumerate() {
+        assert_eq!(node["id"], i);
+        for field in [
+            "role",
+            "term",
+            "leader",
+            "commit_index",
+            "last_applied",
+            "log_len",
+        ] {
+            assert!(node.get(field).is_some(), "status lacks {field}: {node}");
+        }
+    }
+
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        let (k, v) = (format!("k{i}"), format!("v{i}"));
+        put(&c, &k, &v);
+        acked.push((k, v));
+    }
+    assert_eq!(get(&c, "absent"), None);
+    for (k, v) in &acked {
+        assert_eq!(get(&c, k).as_deref(), Some(v.as_str()));
+    }
+
+    // SIGKILL the leader: the others elect a new one and every acknowledged put survives.
+    c.kill(leader);
+    let new_leader = wait_leader(&c, None, Some(leader));
+    assert_ne!(new_leader, leader);
+    for (k, v) in &acked {
+        assert_eq!(
+            get(&c, k).as_deref(),
+            Some(v.as_str()),
+            "lost {k} after leader crash"
+        );
+    }
+    for i in 5..8 {
+        let (k, v) = (format!("k{i}"), format!("v{i}"));
+        put(&c, &k, &v);
+        acked.push((k, v));
+    }
+    put(&c, "k0", "overwritten");
+    acked[0].1 = "overwritten".into();
+
+    // Restart it: it catches up with the leader's commit index.
+    c.start(leader).unwrap();
+    wait_until(20, "the restarted node to catch up", || {
+        let st = statuses(&c, None);
+        let target = st.iter().flatten().map(|s| s.commit_index).max()?;
+        let me = st[leader].as_ref()?;
+        (me.last_applied >= target && me.log_len >= target).then_some(())
+    });
+
+    // Kill every node, restart them all: nothing acknowledged is lost.
+    c.kill_all();
+    c.start_all().unwrap();
+    wait_leader(&c, None, None);
+    for (k, v) in &acked {
+        assert_eq!(
+            get(&c, k).as_deref(),
+            Some(v.as_str()),
+            "lost {k} after full restart"
+        );
+    }
+}
+
+fn start_node_expecting_failure(c: &LocalCluster, i: usize) -> (i32, String) {
+    let mut child = Command::new(NODE)
+        .arg("--id")
+        .arg(i.to_string())
+        .arg("--peers")
+        .arg(peers_string(&c.peers))
+        .arg("--data")
+        .arg(c.data_dir(i))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("node {i} started despite a damaged state file");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn damaged_state_file_stops_the_node() {
+    let mut c = cluster("corrupt", None);
+    wait_leader(&c, None, None);
+    put(&c, "a", "1");
+    c.kill_all();
+
+    // A flipped byte in the middle.
+    let f0 = c.data_dir(0).join(STATE_FILE);
+    let mut bytes = std::fs::read(&f0).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&f0, &bytes).unwrap();
+    let (code, stderr) = start_node_expecting_failure(&c, 0);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains(&f0.display().to_string()),
+        "message does not name the file: {stderr}"
+    );
+
+    // A torn write: the file cut short.
+    let f1 = c.data_dir(1).join(STATE_FILE);
+    let bytes = std::fs::read(&f1).unwrap();
+    std::fs::write(&f1, &bytes[..bytes.len() - 7]).unwrap();
+    let (code, stderr) = start_node_expecting_failure(&c, 1);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains(&f1.display().to_string()),
+        "message does not name the file: {stderr}"
+    );
+    assert!(stderr.contains("truncated"), "{stderr}");
+}
+
+#[test]
+fn bad_datagrams_are_dropped_and_counted() {
+    let dir = temp_dir("keyed-key");
+    let key_file = dir.join("key");
+    std::fs::write(&key_file, "a-very-secret-cluster-key-0123456789\n").unwrap();
+    let key = Key::from_file(&key_file).unwrap();
+    let c = cluster("keyed", Some(key_file.clone()));
+    let leader = wait_leader(&c, Some(&key), None);
+    put(&c, "x", "1");
+
+    let target = c.peers[leader];
+    let cid = wire::cluster_id(&c.peers);
+    let env = |cluster| Envelope {
+        cluster,
+        from: 1_234_567,
+        body: Body::StatusRequest { nonce: 1 },
+    };
+    let good = wire::encode(&env(cid), Some(&key)).unwrap();
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send = |b: &[u8]| {
+        s.send_to(b, target).unwrap();
+    };
+    send(b"garbage that is not a datagram");
+    send(&[]);
+    send(&good[..good.len() / 2]); // truncated: the MAC no longer checks
+    send(
+        &wire::encode(
+            &env(cid),
+            Some(&Key::from_bytes(b"some-other-key-9876543210")),
+        )
+        .unwrap(),
+    );
+    send(&wire::encode(&env(cid), None).unwrap()); // unsigned
+    send(&wire::encode(&env(cid ^ 1), Some(&key)).unwrap()); // another cluster's
+    let mut v9 = good.clone();
+    v9[3] = 9;
+    send(&v9);
+    send(&vec![b'R'; 61 * 1024]);
+
+    let st = wait_until(10, "the drops to be counted", || {
+        let st = statuses(&c, Some(&key));
+        let s = st[leader].clone()?.counters;
+        (s.malformed >= 2 && s.bad_mac >= 3 && s.wrong_cluster >= 1 && s.wrong_version >= 1)
+            .then_some(s)
+    });
+    assert!(st.oversize >= 1, "{st:?}");
+    // The same numbers through the client's status --json.
+    let out = client(&c.peers, Some(&key_file), 5, &["status", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(json[leader]["drops"]["bad_mac"].as_u64().unwrap() >= 3);
+    assert_eq!(json[leader]["role"], "leader");
+
+    // Still serving with the key; a keyless client is ignored and times out (exit 2).
+    assert_eq!(get(&c, "x").as_deref(), Some("1"));
+    let out = client(&c.peers, None, 1, &["get", "x"]);
+    assert_eq!(out.code, 2, "keyless client got an answer: {}", out.stdout);
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- A fault-injecting UDP proxy and a linearizability check of a recorded history. ----
+
+mod proxy {
+    use raft_checked::net::driver::Rng;
+    use std::cmp::Reverse;
+    use std::collections::{BinaryHeap, HashMap};
+    use std::net::{SocketAddr, UdpSocket};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    #[derive(Clone, Copy)]
+    pub struct Faults {
+        pub drop: f64,
+        pub duplicate: f64,
+        pub max_delay: Duration,
+    }
+
+    struct Delayed {
+        at: Instant,
+        seq: u64,
+        socket: Arc<UdpSocket>,
+        bytes: Vec<u8>,
+        to: SocketAddr,
+    }
+    impl PartialEq for Delayed {
+        fn eq(&self, o: &Self) -> bool {
+            (self.at, self.seq) == (o.at, o.seq)
+        }
+    }
+    impl Eq for Delayed {}
+    impl PartialOrd for Delayed {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Delayed {
+        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+            (self.at, self.seq).cmp(&(o.at, o.seq))
+        }
+    }
+
+    /// Forwards datagrams with loss, duplication and random delay (hence reordering).
+    #[derive(Clone)]
+    struct Link {
+        faults: Faults,
+        rng: Arc<Mutex<Rng>>,
+        seq: Arc<AtomicU64>,
+        tx: Sender<Delayed>,
+        pub stats: Arc<[AtomicU64; 3]>,
+    }
+
+    impl Link {
+        fn forward(&self, socket: &Arc<UdpSocket>, bytes: &[u8], to: SocketAddr) {
+            let (r1, r2, d1, d2) = {
+                let mut rng = self.rng.lock().unwrap();
+                let unit = |r: &mut Rng| (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                let range = Duration::ZERO..self.faults.max_delay;
+                (
+                    unit(&mut rng),
+                    unit(&mut rng),
+                    rng.duration_in(&range),
+                    rng.duration_in(&range),
+                )
+            };
+            if r1 < self.faults.drop {
+                self.stats[0].fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let copies = if r2 < self.faults.duplicate {
+                self.stats[1].fetch_add(1, Ordering::Relaxed);
+                vec![d1, d2]
+            } else {
+                vec![d1]
+            };
+            self.stats[2].fetch_add(1, Ordering::Relaxed);
+            for d in copies {
+                let _ = self.tx.send(Delayed {
+                    at: Instant::now() + d,
+                    seq: self.seq.fetch_add(1, Ordering::Relaxed),
+                    socket: socket.clone(),
+                    bytes: bytes.to_vec(),
+                    to,
+                });
+            }
+        }
+    }
+
+    fn scheduler(rx: Receiver<Delayed>, stop: Arc<AtomicBool>) {
+        let mut heap = BinaryHeap::new();
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            while heap
+                .peek()
+                .is_some_and(|Reverse(d): &Reverse<Delayed>| d.at <= now)
+            {
+                let Reverse(d) = heap.pop().unwrap();
+                let _ = d.socket.send_to(&d.bytes, d.to);
+            }
+            let wait = heap
+                .peek()
+                .map_or(Duration::from_millis(20), |Reverse(d)| {
+                    d.at.saturating_duration_since(now)
+                })
+                .min(Duration::from_millis(20));
+            match rx.recv_timeout(wait) {
+                Ok(d) => heap.push(Reverse(d)),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+
+    /// Proxies `front` (the address everyone uses) to `back` (where the node really is). Each
+    /// distinct source gets its own upstream socket, so answers find their way back.
+    fn proxy(front: Arc<UdpSocket>, back: SocketAddr, link: Link, stop: Arc<AtomicBool>) {
+        let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+        let mut buf = vec![0u8; 65_536];
+        front
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((len, src)) = front.recv_from(&mut buf) else {
+                continue;
+            };
+            let up = upstreams.entry(src).or_insert_with(|| {
+                let up = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+                up.set_read_timeout(Some(Duration::from_millis(20)))
+                    .unwrap();
+                let (up2, front2, link2, stop2) =
+                    (up.clone(), front.clone(), link.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 65_536];
+                    while !stop2.load(Ordering::Relaxed) {
+                        if let Ok((len, _)) = up2.recv_from(&mut buf) {
+                            link2.forward(&front2, &buf[..len], src);
+                        }
+                    }
+                });
+                up
+            });
+            link.forward(up, &buf[..len], back);
+        }
+    }
+
+    pub struct Proxies {
+        stop: Arc<AtomicBool>,
+        threads: Vec<JoinHandle<()>>,
+        /// dropped, duplicated, forwarded
+        pub stats: Arc<[AtomicU64; 3]>,
+    }
+
+    impl Proxies {
+        /// One proxy per (front, back) pair.
+        pub fn start(pairs: &[(SocketAddr, SocketAddr)], faults: Faults) -> Proxies {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (tx, rx) = channel();
+            let stats = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
+            let link = Link {
+                faults,
+                rng: Arc::new(Mutex::new(Rng::seeded(42))),
+                seq: Arc::new(AtomicU64::new(0)),
+                tx,
+                stats: stats.clone(),
+            };
+            let mut threads = Vec::new();
+            let s = stop.clone();
+            threads.push(std::thread::spawn(move || scheduler(rx, s)));
+            for &(front, back) in pairs {
+                let front = Arc::new(UdpSocket::bind(front).unwrap());
+                let (link, s) = (link.clone(), stop.clone());
+                threads.push(std::thread::spawn(move || proxy(front, back, link, s)));
+            }
+            Proxies {
+                stop,
+                threads,
+                stats,
+            }
+        }
+    }
+
+    impl Drop for Proxies {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Event {
+    Invoke(u64, Op),
+    Return(u64, OpResult),
+}
+
+use raft_checked::net::client::{ClientOptions, Session};
+use raft_checked::properties::KvSpec;
+use raft_checked::types::{Op, OpResult};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
+use std::sync::{Arc, Mutex};
+
+#[test]
+fn lossy_duplicating_reordering_network_with_leader_crash_stays_linearizable() {
+    use proxy::{Faults, Proxies};
+    use std::sync::atomic::Ordering;
+    let fronts = raft_checked::net::cluster::free_local_addrs(3).unwrap();
+    let backs = raft_checked::net::cluster::free_local_addrs(3).unwrap();
+    let pairs: Vec<_> = fronts.iter().copied().zip(backs.iter().copied()).collect();
+    let proxies = Proxies::start(
+        &pairs,
+        Faults {
+            drop: 0.1,
+            duplicate: 0.1,
+            max_delay: Duration::from_millis(15),
+        },
+    );
+    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir("lossy"), None).unwrap();
+    c.quiet = true;
+    c.peers = fronts.clone();
+    c.binds = Some(backs);
+    c.extra_args = vec!["--no-source-check".into()];
+    c.start_all().unwrap();
+    let leader = wait_leader(&c, None, None);
+
+    let history = Arc::new(Mutex::new(Vec::<Event>::new()));
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| {
+            let (peers, history) = (fronts.clone(), history.clone());
+            std::thread::spawn(move || {
+                let ops: Vec<Op> = (0..12u64)
+                    .map(|i| {
+                        let key = ["a", "b"][((t + i) % 2) as usize].to_string();
+                        let value = format!("{t}.{i};");
+                        match (t + i) % 3 {
+                            0 => Op::Put { key, value },
+                            1 => Op::Append { key, value },
+                            _ => Op::Get { key },
+                        }
+                    })
+                    .collect();
+                let opts = ClientOptions::new(peers, None, Duration::from_secs(40));
+                let mut session = Session::new(opts).unwrap();
+                history
+                    .lock()
+                    .unwrap()
+                    .push(Event::Invoke(t, ops[0].clone()));
+                let next_ops = ops.clone();
+                session
+                    .run_until(ops, None, |i, result, _| {
+                        let mut h = history.lock().unwrap();
+                        h.push(Event::Return(t, result));
+                        if let Some(op) = next_ops.get(i + 1) {
+                            h.push(Event::Invoke(t, op.clone()));
+                        }
+                        true
+                    })
+                    .unwrap();
+            })
+        })
+        .collect();
+
+    // Crash the leader mid-run, then bring it back.
+    std::thread::sleep(Duration::from_millis(500));
+    c.kill(leader);
+    std::thread::sleep(Duration::from_millis(1500));
+    c.start(leader).unwrap();
+    for t in threads {
+        t.join().unwrap();
+    }
+
+    let history = history.lock().unwrap();
+    let mut tester = LinearizabilityTester::new(KvSpec::default());
+    for e in history.iter() {
+        match e {
+            Event::Invoke(t, op) => tester.on_invoke(*t, op.clone()).unwrap(),
+            Event::Return(t, r) => tester.on_return(*t, r.clone()).unwrap(),
+        };
+    }
+    assert_eq!(tester.len(), 36);
+    assert!(tester.is_consistent(), "not linearizable: {history:?}");
+    let dropped = proxies.stats[0].load(Ordering::Relaxed);
+    let duplicated = proxies.stats[1].load(Ordering::Relaxed);
+    assert!(
+        dropped > 0 && duplicated > 0,
+        "the proxy injected no faults"
+    );
+}
