@@ -52,6 +52,9 @@ pub struct Limits {
     pub threads: usize,
 }
 
+/// Maps a state to the representative of its symmetry class (see `crate::symmetry`).
+pub type Symmetry<S> = fn(&S) -> S;
+
 /// Live counters a progress printer can read while the search runs.
 #[derive(Default)]
 pub struct Progress {
@@ -74,7 +77,12 @@ pub struct BfsResult<M: Model> {
 
 /// Runs the search. It stops early, at the end of the level where it happens, once an `always`
 /// or `eventually` property is violated (the traces found at that level are all shortest).
-pub fn check<M>(model: &M, limits: &Limits, progress: &Progress) -> BfsResult<M>
+pub fn check<M>(
+    model: &M,
+    limits: &Limits,
+    symmetry: Option<Symmetry<M::State>>,
+    progress: &Progress,
+) -> BfsResult<M>
 where
     M: Model + Sync,
     M::State: Hash + Clone + Send + Sync,
@@ -84,10 +92,15 @@ where
         .num_threads(limits.threads.max(1))
         .build()
         .expect("thread pool");
-    pool.install(|| run(model, limits, progress))
+    pool.install(|| run(model, limits, symmetry, progress))
 }
 
-fn run<M>(model: &M, limits: &Limits, progress: &Progress) -> BfsResult<M>
+fn run<M>(
+    model: &M,
+    limits: &Limits,
+    symmetry: Option<Symmetry<M::State>>,
+    progress: &Progress,
+) -> BfsResult<M>
 where
     M: Model + Sync,
     M::State: Hash + Clone + Send + Sync,
@@ -95,6 +108,12 @@ where
 {
     let start = Instant::now();
     let properties = model.properties();
+    // States are deduplicated by the fingerprint of their representative; the frontier keeps
+    // the concrete states, so replaying recorded action indices reproduces them exactly.
+    let key = |s: &M::State| match symmetry {
+        Some(canonical) => fingerprint(&canonical(s)),
+        None => fingerprint(s),
+    };
     let visited: Vec<Mutex<Visited>> = (0..SHARDS).map(|_| Mutex::default()).collect();
     let shard = |fp: Fingerprint| &visited[(fp >> 58) as usize % SHARDS];
     let states = AtomicU64::new(0);
@@ -113,7 +132,7 @@ where
         if !model.within_boundary(&s) {
             continue;
         }
-        let fp = fingerprint(&s);
+        let fp = key(&s);
         states.fetch_add(1, Ordering::Relaxed);
         let mut v = shard(fp).lock().unwrap();
         if v.insert(fp, (0, ROOT)).is_none() {
@@ -178,7 +197,7 @@ where
                         }
                         terminal = false;
                         states.fetch_add(1, Ordering::Relaxed);
-                        let sfp = fingerprint(&succ);
+                        let sfp = key(&succ);
                         let mut v = shard(sfp).lock().unwrap();
                         if let std::collections::hash_map::Entry::Vacant(e) = v.entry(sfp) {
                             e.insert((*fp, idx as u32));
@@ -245,7 +264,7 @@ where
     let lookup = |fp: Fingerprint| *shard(fp).lock().unwrap().get(&fp).unwrap();
     let discoveries = found
         .into_iter()
-        .map(|(name, fp)| (name, reconstruct(model, fp, &lookup)))
+        .map(|(name, fp)| (name, reconstruct(model, fp, &key, &lookup)))
         .collect();
     BfsResult {
         states: states.load(Ordering::Relaxed),
@@ -261,6 +280,7 @@ where
 fn reconstruct<M>(
     model: &M,
     target: Fingerprint,
+    key: &dyn Fn(&M::State) -> Fingerprint,
     lookup: &dyn Fn(Fingerprint) -> (Fingerprint, u32),
 ) -> Vec<M::Action>
 where
@@ -282,7 +302,7 @@ where
     let mut state = model
         .init_states()
         .into_iter()
-        .find(|s| fingerprint(s) == fp)
+        .find(|s| key(s) == fp)
         .expect("the path starts at an initial state");
     let mut path = Vec::new();
     let mut actions = Vec::new();
@@ -295,6 +315,6 @@ where
             .expect("recorded actions replay");
         path.push(action);
     }
-    debug_assert_eq!(fingerprint(&state), target);
+    debug_assert_eq!(key(&state), target);
     path
 }

@@ -17,4 +17,5 @@ pub mod properties;
 pub mod runner;
 pub mod server;
 pub mod suite;
+pub mod symmetry;
 pub mod types;

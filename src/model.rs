@@ -501,6 +501,12 @@ impl RaftModel {
     }
 }
 
+impl stateright::Representative for SystemState {
+    fn representative(&self) -> Self {
+        crate::symmetry::canonical(self)
+    }
+}
+
 impl fmt::Debug for SystemState {
     /// Raft-readable state for the explorer: one line per server and client.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

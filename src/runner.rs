@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub max_states: Option<usize>,
     pub seed: u64,
     pub timeout: Option<Duration>,
+    /// Symmetry reduction over server ids (models without clients only).
+    pub symmetry: bool,
     /// Print a progress line on stderr (only when stderr is a terminal).
     pub progress: bool,
 }
@@ -51,6 +53,7 @@ impl Default for RunOptions {
             max_states: None,
             seed: 0,
             timeout: None,
+            symmetry: false,
             progress: false,
         }
     }
@@ -126,6 +129,18 @@ impl Report {
     }
 }
 
+/// Refuses option combinations that would make the verdict meaningless.
+pub fn check_options(cfg: &ModelConfig, opts: &RunOptions) -> Result<(), String> {
+    if opts.symmetry && !cfg.client_ops.is_empty() {
+        return Err(format!(
+            "symmetry: model {} has clients, and clients try servers in id order, so servers \
+             are not interchangeable; use symmetry only on models without clients",
+            cfg.name
+        ));
+    }
+    Ok(())
+}
+
 pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
     let model = RaftModel::new(cfg.clone());
     let depth = opts.depth.or(cfg.file.bounds.max_depth);
@@ -142,7 +157,10 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
                 if opts.progress && std::io::stderr().is_terminal() {
                     s.spawn(|| show_progress(&progress));
                 }
-                bfs::check(&model, &limits, &progress)
+                let symmetry = opts
+                    .symmetry
+                    .then_some(crate::symmetry::canonical as bfs::Symmetry<SystemState>);
+                bfs::check(&model, &limits, symmetry, &progress)
             });
             (
                 result.states,
@@ -205,6 +223,9 @@ fn run_stateright(cfg: &ModelConfig, opts: &RunOptions, depth: Option<usize>) ->
         .checker()
         .threads(opts.threads.max(1))
         .finish_when(HasDiscoveries::AnyFailures);
+    if opts.symmetry {
+        builder = builder.symmetry();
+    }
     if let Some(d) = depth {
         builder = builder.target_max_depth(d);
     }

@@ -33,6 +33,8 @@ pub struct EntryFile {
     #[serde(default)]
     pub seed: u64,
     pub timeout_s: Option<f64>,
+    #[serde(default)]
+    pub symmetry: bool,
     /// Property name → expected status; properties not listed are not compared.
     pub expect: BTreeMap<String, Status>,
     /// Optional: the exact length of the shortest trace of a violated property.
@@ -85,8 +87,10 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
             max_states: e.max_states,
             seed: e.seed,
             timeout: e.timeout_s.map(Duration::from_secs_f64),
+            symmetry: e.symmetry,
             progress: false,
         };
+        runner::check_options(&model, &opts).map_err(|m| at(format!("entry[{i}]: {m}")))?;
         entries.push(Entry {
             name: e.name.unwrap_or_else(|| e.model.clone()),
             model,

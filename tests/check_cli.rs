@@ -135,6 +135,10 @@ fn bad_model_files_exit_2_naming_file_and_field() {
     assert_eq!(code, 2);
     assert!(err.contains("no-such-model"), "{err}");
 
+    let (code, _, err) = check(&["default", "--symmetry"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("symmetry") && err.contains("clients"), "{err}");
+
     let (code, _, _) = check(&["five", "--checker", "quantum"]);
     assert_eq!(code, 2);
     let (code, _, err) = check(&["five", "--timeout", "-1"]);
@@ -161,6 +165,21 @@ fn pinned_unique_state_counts() {
 }
 
 #[test]
+fn symmetry_reduces_the_election_model_without_changing_verdicts() {
+    let cfg = config::load("election").unwrap();
+    let opts = RunOptions {
+        symmetry: true,
+        ..RunOptions::default()
+    };
+    let reduced = runner::run(&cfg, &opts);
+    assert!(reduced.complete);
+    assert_eq!(reduced.unique_states, 110_756); // 636,977 without symmetry
+    for p in &reduced.properties {
+        assert_ne!(p.status, Status::Violated, "{}", p.name);
+    }
+}
+
+#[test]
 fn bfs_trace_is_the_shortest() {
     let report = run("bugs/no_step_down");
     let es = report
@@ -177,7 +196,7 @@ fn bfs_trace_is_the_shortest() {
         threads: 2,
         ..Limits::default()
     };
-    let result = bfs::check(&model, &limits, &Progress::default());
+    let result = bfs::check(&model, &limits, None, &Progress::default());
     assert!(!result.discoveries.contains_key(ELECTION_SAFETY));
 }
 

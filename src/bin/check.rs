@@ -37,6 +37,9 @@ struct Args {
     /// Seed for the simulation checker.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Symmetry reduction over server ids (models without clients only).
+    #[arg(long)]
+    symmetry: bool,
     /// Stop after this many seconds (the search is then not complete).
     #[arg(long)]
     timeout: Option<f64>,
@@ -91,8 +94,10 @@ fn run(args: Args) -> Result<ExitCode, String> {
         max_states: args.max_states.map(|m| m as usize),
         seed: args.seed,
         timeout: args.timeout.map(Duration::from_secs_f64),
+        symmetry: args.symmetry,
         progress: !args.json,
     };
+    runner::check_options(&cfg, &opts)?;
     let report = runner::run(&cfg, &opts);
     if args.json {
         println!(

@@ -1,0 +1,175 @@
+//! Symmetry reduction over server ids. Servers run identical code, so a state and the same state
+//! with server ids permuted behave alike and satisfy the same properties: the checker only needs
+//! one of them. `canonical` picks a representative by sorting servers on an id-free key and
+//! renaming every server id in the state (roles, votes, leader hints, replication indices,
+//! messages, storage, timers, ghost history) accordingly. Ties keep the original order, which is
+//! sound (the result is always a permutation of the input) if not always the smallest orbit.
+//!
+//! Models with clients are not symmetric: a client tries servers in id order.
+
+use crate::model::{Envelope, SystemState};
+use crate::server::{Role, ServerState};
+use crate::types::{ClientReply, Msg};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// What identifies a server up to renaming: everything but the ids it mentions.
+fn key(state: &SystemState, i: usize) -> (bool, u64) {
+    let s = &state.servers[i];
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.term.hash(&mut h);
+    s.log.hash(&mut h);
+    s.commit_index.hash(&mut h);
+    s.last_applied.hash(&mut h);
+    s.voted_for.is_some().hash(&mut h);
+    (s.voted_for == Some(i as u64)).hash(&mut h);
+    match &s.role {
+        Role::Follower => 0u32.hash(&mut h),
+        Role::Candidate { votes } => (1, votes.count_ones()).hash(&mut h),
+        Role::Leader { match_index, .. } => {
+            let mut m = match_index.clone();
+            m.sort();
+            (2, m).hash(&mut h);
+        }
+    }
+    state.timers[i].hash(&mut h);
+    if let Some(st) = &state.storage[i] {
+        (st.term, &st.log, &st.snapshot, st.voted_for.is_some()).hash(&mut h);
+        (st.voted_for == Some(i as u64)).hash(&mut h);
+    }
+    (state.down[i], h.finish())
+}
+
+pub fn canonical(state: &SystemState) -> SystemState {
+    let n = state.servers.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_cached_key(|&i| key(state, i));
+    // order[new] = old; rename[old] = new.
+    let mut rename = vec![0u64; n];
+    for (new, &old) in order.iter().enumerate() {
+        rename[old] = new as u64;
+    }
+    if rename.iter().enumerate().all(|(i, &r)| r == i as u64) {
+        return state.clone();
+    }
+    permute(state, &order, &rename)
+}
+
+fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState {
+    let n = order.len();
+    let id = |x: u64| {
+        if (x as usize) < n {
+            rename[x as usize]
+        } else {
+            x
+        }
+    };
+    let servers = order
+        .iter()
+        .map(|&old| Arc::new(rename_server(&state.servers[old], order, &id)))
+        .collect();
+    let storage = order
+        .iter()
+        .map(|&old| {
+            state.storage[old].as_ref().map(|s| {
+                let mut s = (**s).clone();
+                s.voted_for = s.voted_for.map(id);
+                Arc::new(s)
+            })
+        })
+        .collect();
+    let mut timers: Vec<u8> = order.iter().map(|&old| state.timers[old]).collect();
+    timers.extend_from_slice(&state.timers[n..]);
+    let mut network: Vec<Arc<Envelope>> = state
+        .network
+        .iter()
+        .map(|e| {
+            Arc::new(Envelope {
+                src: id(e.src as u64) as u8,
+                dst: id(e.dst as u64) as u8,
+                msg: rename_msg(&e.msg, &id),
+            })
+        })
+        .collect();
+    // Stable: keeps FIFO order within a flow; for unordered networks the result is fully sorted
+    // because messages within a flow were sorted already.
+    network.sort_by_key(|e| (e.src, e.dst));
+    let mut ghost = (*state.ghost).clone();
+    for (_, leader) in ghost.leaders.iter_mut() {
+        *leader = id(*leader as u64) as usize;
+    }
+    ghost.leaders.sort();
+    SystemState {
+        servers,
+        clients: state.clients.clone(),
+        storage,
+        timers,
+        down: order.iter().map(|&old| state.down[old]).collect(),
+        crashes: state.crashes,
+        network,
+        ghost: Arc::new(ghost),
+    }
+}
+
+fn rename_server(s: &ServerState, order: &[usize], id: &dyn Fn(u64) -> u64) -> ServerState {
+    let mut s = s.clone();
+    s.voted_for = s.voted_for.map(id);
+    s.leader = s.leader.map(id);
+    s.role = match &s.role {
+        Role::Follower => Role::Follower,
+        Role::Candidate { votes } => Role::Candidate {
+            votes: (0..order.len() as u64)
+                .filter(|v| votes & (1 << v) != 0)
+                .fold(0, |acc, v| acc | 1 << id(v)),
+        },
+        Role::Leader {
+            next_index,
+            match_index,
+        } => Role::Leader {
+            next_index: order.iter().map(|&old| next_index[old]).collect(),
+            match_index: order.iter().map(|&old| match_index[old]).collect(),
+        },
+    };
+    s
+}
+
+fn rename_msg(msg: &Msg, id: &dyn Fn(u64) -> u64) -> Msg {
+    match msg {
+        Msg::ClientResponse {
+            request_id,
+            reply: ClientReply::NotLeader { leader },
+        } => Msg::ClientResponse {
+            request_id: *request_id,
+            reply: ClientReply::NotLeader {
+                leader: leader.map(id),
+            },
+        },
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::model::RaftModel;
+    use stateright::Model;
+
+    /// Canonicalizing twice changes nothing, and a renamed state has the same representative.
+    #[test]
+    fn representative_is_stable_under_renaming() {
+        let model = RaftModel::new(config::load("election").unwrap());
+        let mut state = model.init_states().pop().unwrap();
+        let mut actions = Vec::new();
+        for step in 0..6 {
+            actions.clear();
+            model.actions(&state, &mut actions);
+            let pick = actions[step % actions.len()].clone();
+            state = model.next_state(&state, pick).unwrap_or(state);
+            let c = canonical(&state);
+            assert!(c == canonical(&c), "idempotent at step {step}");
+            let swapped = permute(&state, &[1, 0, 2], &[1, 0, 2]);
+            assert!(canonical(&swapped) == c || key(&state, 0) == key(&state, 1));
+        }
+    }
+}
