@@ -80,8 +80,9 @@ impl Ghost {
         }
         // State Machine Safety: no two servers commit (and so apply) different entries at an index.
         for idx in old.commit_index + 1..=new.commit_index {
-            let Some(entry) = new.log.get(idx) else {
-                continue; // Arrived inside a snapshot.
+            // Compacted in this very step: the entry is still in the old log.
+            let Some(entry) = new.log.get(idx).or_else(|| old.log.get(idx)) else {
+                continue; // Arrived inside an installed snapshot.
             };
             match self.committed.get(&idx) {
                 Some((first, _)) if first != entry => self.violations |= STATE_MACHINE_SAFETY,

@@ -371,10 +371,19 @@ pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
         clients,
     }];
     for (i, action) in actions.iter().enumerate() {
-        let event = model.describe(action);
+        let mut event = model.describe(action);
         state = model
             .next_state(&state, action.clone())
             .expect("validated traces replay");
+        if let Action::Restart(i) = action {
+            let s = &state.servers[*i as usize];
+            let vote = s.voted_for.map_or("-".into(), |v| format!("S{v}"));
+            event.push_str(&format!(
+                " (restored t{} vote={vote} log={})",
+                s.term,
+                s.log.summary()
+            ));
+        }
         let (servers, clients) = view(model, &state);
         steps.push(TraceStep {
             step: i + 1,
