@@ -119,7 +119,18 @@ pub struct Report {
     pub max_depth: usize,
     pub elapsed_s: f64,
     pub complete: bool,
+    /// Peak resident memory of this process so far (Linux), for the bytes-per-state figure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
     pub properties: Vec<PropertyReport>,
+}
+
+/// VmHWM from /proc/self/status: the peak resident set size.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 impl Report {
@@ -201,6 +212,7 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
         max_depth,
         elapsed_s: elapsed.as_secs_f64(),
         complete,
+        peak_rss_bytes: peak_rss_bytes(),
         properties: out,
     }
 }
@@ -508,6 +520,13 @@ pub fn render(report: &Report, description: &str) -> String {
             "incomplete (bounded by depth, states, time, or stopped at a violation)"
         }
     ));
+    if let Some(rss) = report.peak_rss_bytes {
+        out.push_str(&format!(
+            "peak memory {:.0} MiB · {:.0} bytes per unique state\n",
+            rss as f64 / (1024.0 * 1024.0),
+            rss as f64 / report.unique_states.max(1) as f64
+        ));
+    }
     for p in &report.properties {
         if let (Status::Violated, Some(trace)) = (p.status, &p.trace) {
             out.push_str(&format!(

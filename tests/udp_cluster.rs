@@ -312,7 +312,7 @@ mod proxy {
     use std::cmp::Reverse;
     use std::collections::{BinaryHeap, HashMap};
     use std::net::{SocketAddr, UdpSocket};
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
     use std::sync::{Arc, Mutex};
     use std::thread::JoinHandle;
@@ -356,7 +356,7 @@ mod proxy {
         rng: Arc<Mutex<Rng>>,
         seq: Arc<AtomicU64>,
         tx: Sender<Delayed>,
-        pub stats: Arc<[AtomicU64; 3]>,
+        pub stats: Arc<[AtomicU64; 4]>,
     }
 
     impl Link {
@@ -422,7 +422,19 @@ mod proxy {
 
     /// Proxies `front` (the address everyone uses) to `back` (where the node really is). Each
     /// distinct source gets its own upstream socket, so answers find their way back.
-    fn proxy(front: Arc<UdpSocket>, back: SocketAddr, link: Link, stop: Arc<AtomicBool>) {
+    ///
+    /// While `isolated` names a server, datagrams between it and the other servers are dropped
+    /// both ways (servers send from their bind address, so the source tells who sent); clients
+    /// still reach every server.
+    fn proxy(
+        me: usize,
+        front: Arc<UdpSocket>,
+        backs: Arc<Vec<SocketAddr>>,
+        isolated: Arc<AtomicUsize>,
+        link: Link,
+        stop: Arc<AtomicBool>,
+    ) {
+        let back = backs[me];
         let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
         let mut buf = vec![0u8; 65_536];
         front
@@ -432,6 +444,13 @@ mod proxy {
             let Ok((len, src)) = front.recv_from(&mut buf) else {
                 continue;
             };
+            let cut = isolated.load(Ordering::Relaxed);
+            if let Some(sender) = backs.iter().position(|&b| b == src) {
+                if cut == me || cut == sender {
+                    link.stats[3].fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
             let up = upstreams.entry(src).or_insert_with(|| {
                 let up = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
                 up.set_read_timeout(Some(Duration::from_millis(20)))
@@ -455,16 +474,24 @@ mod proxy {
     pub struct Proxies {
         stop: Arc<AtomicBool>,
         threads: Vec<JoinHandle<()>>,
-        /// dropped, duplicated, forwarded
-        pub stats: Arc<[AtomicU64; 3]>,
+        /// dropped, duplicated, forwarded, cut by the partition
+        pub stats: Arc<[AtomicU64; 4]>,
+        isolated: Arc<AtomicUsize>,
     }
 
     impl Proxies {
-        /// One proxy per (front, back) pair.
+        /// One proxy per (front, back) pair; pair `i` is server `i`.
         pub fn start(pairs: &[(SocketAddr, SocketAddr)], faults: Faults) -> Proxies {
             let stop = Arc::new(AtomicBool::new(false));
+            let isolated = Arc::new(AtomicUsize::new(usize::MAX));
+            let backs = Arc::new(pairs.iter().map(|p| p.1).collect::<Vec<_>>());
             let (tx, rx) = channel();
-            let stats = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
+            let stats = Arc::new([
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+                AtomicU64::new(0),
+            ]);
             let link = Link {
                 faults,
                 rng: Arc::new(Mutex::new(Rng::seeded(42))),
@@ -475,16 +502,26 @@ mod proxy {
             let mut threads = Vec::new();
             let s = stop.clone();
             threads.push(std::thread::spawn(move || scheduler(rx, s)));
-            for &(front, back) in pairs {
+            for (me, &(front, _)) in pairs.iter().enumerate() {
                 let front = Arc::new(UdpSocket::bind(front).unwrap());
                 let (link, s) = (link.clone(), stop.clone());
-                threads.push(std::thread::spawn(move || proxy(front, back, link, s)));
+                let (backs, isolated) = (backs.clone(), isolated.clone());
+                threads.push(std::thread::spawn(move || {
+                    proxy(me, front, backs, isolated, link, s)
+                }));
             }
             Proxies {
                 stop,
                 threads,
                 stats,
+                isolated,
             }
+        }
+
+        /// Cuts server `i` off from the other servers (`None` heals the partition).
+        pub fn isolate(&self, i: Option<usize>) {
+            self.isolated
+                .store(i.unwrap_or(usize::MAX), Ordering::Relaxed);
         }
     }
 
@@ -595,4 +632,127 @@ fn lossy_duplicating_reordering_network_with_leader_crash_stays_linearizable() {
         dropped > 0 && duplicated > 0,
         "the proxy injected no faults"
     );
+}
+
+/// Sends one put straight to server `to` (no redirects, no retries) and collects every answer
+/// for `listen`: whether it was acknowledged as done.
+fn put_only_to(peers: &[SocketAddr], to: usize, k: &str, v: &str, listen: Duration) -> bool {
+    use raft_checked::types::{ClientReply, Command, Msg};
+    let session = raft_checked::net::client::new_session(to as u64 + 99);
+    let env = Envelope {
+        cluster: wire::cluster_id(peers),
+        from: session,
+        body: Body::Raft(Msg::ClientRequest(Command {
+            client: session,
+            request_id: 1,
+            op: Op::Put {
+                key: k.into(),
+                value: v.into(),
+            },
+        })),
+    };
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.send_to(&wire::encode(&env, None).unwrap(), peers[to])
+        .unwrap();
+    let deadline = Instant::now() + listen;
+    let mut buf = vec![0u8; 65_536];
+    let mut done = false;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let Ok((len, _)) = s.recv_from(&mut buf) else {
+            continue;
+        };
+        if let Ok(Envelope {
+            body:
+                Body::Raft(Msg::ClientResponse {
+                    reply: ClientReply::Done(_),
+                    ..
+                }),
+            ..
+        }) = wire::decode(&buf[..len], None, env.cluster)
+        {
+            done = true;
+        }
+    }
+    done
+}
+
+#[test]
+fn partitioned_leader_cannot_commit_and_the_majority_goes_on() {
+    use proxy::{Faults, Proxies};
+    use std::sync::atomic::Ordering;
+    let fronts = raft_checked::net::cluster::free_local_addrs(3).unwrap();
+    let backs = raft_checked::net::cluster::free_local_addrs(3).unwrap();
+    let pairs: Vec<_> = fronts.iter().copied().zip(backs.iter().copied()).collect();
+    let proxies = Proxies::start(
+        &pairs,
+        Faults {
+            drop: 0.0,
+            duplicate: 0.0,
+            max_delay: Duration::ZERO,
+        },
+    );
+    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir("partition"), None).unwrap();
+    c.quiet = true;
+    c.peers = fronts.clone();
+    c.binds = Some(backs);
+    c.extra_args = vec!["--no-source-check".into()];
+    c.start_all().unwrap();
+    let old = wait_leader(&c, None, None);
+    let mut acked = Vec::new();
+    for i in 0..3 {
+        let (k, v) = (format!("before{i}"), format!("b{i}"));
+        put(&c, &k, &v);
+        acked.push((k, v));
+    }
+
+    // Cut the leader off from the other two: they elect a new leader in a higher term.
+    proxies.isolate(Some(old));
+    let new = wait_leader(&c, None, Some(old));
+    assert_ne!(new, old);
+
+    // The isolated old leader still takes a put into its log, but cannot commit it: no answer.
+    assert!(
+        !put_only_to(&fronts, old, "minority", "lost", Duration::from_secs(2)),
+        "the isolated minority acknowledged a put"
+    );
+
+    // The majority goes on committing (a client trying the old leader first retries elsewhere).
+    for i in 0..3 {
+        let (k, v) = (format!("during{i}"), format!("d{i}"));
+        put(&c, &k, &v);
+        acked.push((k, v));
+    }
+    let st = statuses(&c, None);
+    let (minority, majority) = (st[old].clone().unwrap(), st[new].clone().unwrap());
+    assert!(
+        majority.term > minority.term,
+        "{majority:?} vs {minority:?}"
+    );
+    assert!(
+        minority.commit_index < majority.commit_index,
+        "the minority committed alongside the majority: {minority:?} vs {majority:?}"
+    );
+    assert!(minority.log_len > minority.commit_index, "{minority:?}");
+    assert!(
+        proxies.stats[3].load(Ordering::Relaxed) > 0,
+        "nothing was cut"
+    );
+
+    // Heal: the old leader steps down, drops its uncommitted entries and catches up.
+    proxies.isolate(None);
+    wait_until(20, "the old leader to catch up", || {
+        let st = statuses(&c, None);
+        let top = st.iter().flatten().map(|s| s.commit_index).max()?;
+        let term = st.iter().flatten().map(|s| s.term).max()?;
+        let me = st[old].as_ref()?;
+        (me.role == "follower" && me.term == term && me.last_applied >= top).then_some(())
+    });
+    for (k, v) in &acked {
+        assert_eq!(get(&c, k).as_deref(), Some(v.as_str()), "lost {k}");
+    }
+    assert_eq!(get(&c, "minority"), None, "an unacknowledged minority put");
+    drop(c);
+    drop(proxies);
 }

@@ -73,6 +73,7 @@ fn run(args: Args) -> Result<(), String> {
                 &tmp,
                 args.key.clone(),
             )?;
+            c.quiet = true;
             c.start_all()?;
             let peers = c.peers.clone();
             cluster = Some(c);

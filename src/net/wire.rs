@@ -54,6 +54,7 @@ pub struct NodeStatus {
 
 /// Datagrams dropped (by reason) and handled, since the node started.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counters {
     pub received: u64,
     pub sent: u64,
@@ -68,6 +69,10 @@ pub struct Counters {
     pub no_route: u64,
     pub send_errors: u64,
     pub saves: u64,
+    /// Server messages not sent, or not delivered to the actor, because a later one of the same
+    /// round (to or from the same server) carries everything they do.
+    pub coalesced_out: u64,
+    pub coalesced_in: u64,
 }
 
 impl Counters {
