@@ -1058,70 +1058,32 @@ mod tests {
 
     #[test]
     fn install_snapshot_edge_cases() {
-        let a = server(None);
-        let snap = |last_index, last_term| Snapshot {
-            last_index,
-            last_term,
-            state: KvStore::default(),
+        // Figure 13: (base index, entries kept, commit index) after installing a snapshot
+        // through `last_index` (term 1) on a follower with two term-1 entries.
+        let install = |commit: LogIndex, last_index: LogIndex| {
+            let mut s = follower(1, vec![entry(1, "a"), entry(1, "b")]);
+            s.commit_index = commit;
+            s.last_applied = commit;
+            let snapshot = Snapshot {
+                last_index,
+                last_term: 1,
+                state: KvStore::default(),
+            };
+            let msg = Msg::InstallSnapshot { term: 1, snapshot };
+            let (next, cmds) = deliver(&server(None), &s, 1, msg);
+            assert!(cmds.last().unwrap().contains("InstallSnapshotReply"));
+            (
+                next.log.base_index,
+                next.log.entries.len(),
+                next.commit_index,
+            )
         };
-        // Snapshot older than commit: nothing changes but the reply.
-        let mut s = follower(1, vec![entry(1, "a"), entry(1, "b")]);
-        s.commit_index = 2;
-        s.last_applied = 2;
-        let (next, _) = deliver(
-            &a,
-            &s,
-            1,
-            Msg::InstallSnapshot {
-                term: 1,
-                snapshot: snap(1, 1),
-            },
-        );
-        assert_eq!(
-            (
-                next.log.base_index,
-                next.log.entries.len(),
-                next.commit_index
-            ),
-            (0, 2, 2)
-        );
-        // Snapshot covering part of the log with a matching entry: the suffix is kept.
-        let s = follower(1, vec![entry(1, "a"), entry(1, "b")]);
-        let (next, _) = deliver(
-            &a,
-            &s,
-            1,
-            Msg::InstallSnapshot {
-                term: 1,
-                snapshot: snap(1, 1),
-            },
-        );
-        assert_eq!(
-            (
-                next.log.base_index,
-                next.log.entries.len(),
-                next.commit_index
-            ),
-            (1, 1, 1)
-        );
-        // Snapshot beyond the log: the log is replaced.
-        let (next, _) = deliver(
-            &a,
-            &s,
-            1,
-            Msg::InstallSnapshot {
-                term: 1,
-                snapshot: snap(5, 1),
-            },
-        );
-        assert_eq!(
-            (
-                next.log.base_index,
-                next.log.entries.len(),
-                next.last_applied
-            ),
-            (5, 0, 5)
-        );
+        // Older than the commit index: nothing changes but the reply.
+        assert_eq!(install(2, 1), (0, 2, 2));
+        // Covers part of the log with a matching entry: the suffix is kept (rule 6).
+        assert_eq!(install(0, 1), (1, 1, 1));
+        // Beyond the log: the log is replaced (rule 7).
+        assert_eq!(install(0, 5), (5, 0, 5));
     }
 
     #[test]
