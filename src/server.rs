@@ -191,7 +191,7 @@ impl RaftServer {
         RaftServer { cfg }
     }
 
-    fn step<'a>(&'a self, id: Id, s: &'a mut ServerState) -> Step<'a> {
+    fn step<'a, 'b>(&'a self, id: Id, s: &'a mut Cow<'b, ServerState>) -> Step<'a, 'b> {
         Step {
             cfg: &self.cfg,
             me: usize::from(id) as u64,
@@ -215,8 +215,7 @@ impl Actor for RaftServer {
     }
 
     fn on_msg(&self, id: Id, state: &mut Cow<ServerState>, src: Id, msg: Msg, o: &mut Out<Self>) {
-        let mut next = state.as_ref().clone();
-        let mut step = self.step(id, &mut next);
+        let mut step = self.step(id, state);
         let from = usize::from(src) as u64;
         match msg {
             Msg::RequestVote {
@@ -253,43 +252,39 @@ impl Actor for RaftServer {
             Msg::ClientResponse { .. } => {}
         }
         step.finish(o);
-        if next != **state {
-            *state = Cow::Owned(next);
-        }
     }
 
     fn on_timeout(&self, id: Id, state: &mut Cow<ServerState>, timer: &Timer, o: &mut Out<Self>) {
-        let mut next = state.as_ref().clone();
-        let mut step = self.step(id, &mut next);
+        let mut step = self.step(id, state);
         match timer {
             Timer::Election => step.on_election_timeout(),
             Timer::Heartbeat => step.on_heartbeat(),
             Timer::ClientRetry => {}
         }
         step.finish(o);
-        if next != **state {
-            *state = Cow::Owned(next);
-        }
     }
 }
 
 /// One handler invocation: the state being changed, the commands it emits, and whether the
 /// persistent state changed (then `finish` saves it *before* any message leaves).
-struct Step<'a> {
+struct Step<'a, 'b> {
     cfg: &'a ServerConfig,
     me: u64,
-    s: &'a mut ServerState,
+    /// Copied on the first write only: a message that changes nothing costs no copy.
+    s: &'a mut Cow<'b, ServerState>,
     out: Out<RaftServer>,
     persist: bool,
 }
 
-impl Step<'_> {
+impl Step<'_, '_> {
     fn bug(&self, bug: Bug) -> bool {
         self.cfg.bug == Some(bug)
     }
 
-    fn peers(&self) -> impl Iterator<Item = u64> + '_ {
-        (0..self.cfg.servers as u64).filter(move |&p| p != self.me)
+    fn peers(&self) -> Vec<u64> {
+        (0..self.cfg.servers as u64)
+            .filter(|&p| p != self.me)
+            .collect()
     }
 
     fn send(&mut self, to: u64, msg: Msg) {
@@ -322,9 +317,9 @@ impl Step<'_> {
     /// currentTerm = T, convert to follower (§5.1)".
     fn observe_term(&mut self, term: Term) {
         if term > self.s.term {
-            self.s.term = term;
-            self.s.voted_for = None;
-            self.s.leader = None;
+            self.s.to_mut().term = term;
+            self.s.to_mut().voted_for = None;
+            self.s.to_mut().leader = None;
             self.persist = true;
             if self.bug(Bug::NoStepDown) {
                 return; // BUG: keeps its role in the new term.
@@ -338,7 +333,7 @@ impl Step<'_> {
             self.out.cancel_timer(Timer::Heartbeat);
         }
         if self.s.role != Role::Follower {
-            self.s.role = Role::Follower;
+            self.s.to_mut().role = Role::Follower;
             self.out
                 .set_timer(Timer::Election, self.cfg.election_timeout.clone());
         }
@@ -347,10 +342,10 @@ impl Step<'_> {
     /// Figure 2, candidates (§5.2): "increment currentTerm, vote for self, reset election timer,
     /// send RequestVote RPCs to all other servers".
     fn become_candidate(&mut self) {
-        self.s.term += 1;
-        self.s.voted_for = Some(self.me);
-        self.s.leader = None;
-        self.s.role = Role::Candidate {
+        self.s.to_mut().term += 1;
+        self.s.to_mut().voted_for = Some(self.me);
+        self.s.to_mut().leader = None;
+        self.s.to_mut().role = Role::Candidate {
             votes: 1 << self.me,
         };
         self.persist = true;
@@ -361,7 +356,7 @@ impl Step<'_> {
             last_log_index: self.s.log.last_index(),
             last_log_term: self.s.log.last_term(),
         };
-        for peer in self.peers().collect::<Vec<_>>() {
+        for peer in self.peers() {
             self.send(peer, msg.clone());
         }
         self.count_votes();
@@ -374,11 +369,11 @@ impl Step<'_> {
         let last = self.s.log.last_index();
         let mut match_index = vec![0; n];
         match_index[self.me as usize] = last;
-        self.s.role = Role::Leader {
+        self.s.to_mut().role = Role::Leader {
             next_index: vec![last + 1; n],
             match_index,
         };
-        self.s.leader = Some(self.me);
+        self.s.to_mut().leader = Some(self.me);
         self.out.cancel_timer(Timer::Election);
         self.out
             .set_timer(Timer::Heartbeat, heartbeat_range(self.cfg));
@@ -425,7 +420,7 @@ impl Step<'_> {
         let granted =
             term == self.s.term && self.s.voted_for.is_none_or(|v| v == candidate) && up_to_date;
         if granted && self.s.voted_for != Some(candidate) {
-            self.s.voted_for = Some(candidate);
+            self.s.to_mut().voted_for = Some(candidate);
             self.persist = true;
         }
         if granted {
@@ -442,7 +437,7 @@ impl Step<'_> {
         if term != self.s.term || !granted {
             return;
         }
-        if let Role::Candidate { votes } = &mut self.s.role {
+        if let Role::Candidate { votes } = &mut self.s.to_mut().role {
             *votes |= 1 << voter;
             self.count_votes();
         }
@@ -480,7 +475,7 @@ impl Step<'_> {
         self.observe_term(term);
         // Candidates: "If AppendEntries RPC received from new leader: convert to follower".
         self.become_follower();
-        self.s.leader = Some(leader);
+        self.s.to_mut().leader = Some(leader);
         self.out
             .set_timer(Timer::Election, self.cfg.election_timeout.clone());
 
@@ -530,8 +525,8 @@ impl Step<'_> {
         if self.bug(Bug::TruncateOnEveryAppend) {
             // BUG: a stale or reordered AppendEntries cuts off entries it does not carry.
             if self.s.log.last_index() > prev_log_index || !entries.is_empty() {
-                self.s.log.truncate_from(prev_log_index + 1);
-                self.s.log.entries.extend(entries);
+                self.s.to_mut().log.truncate_from(prev_log_index + 1);
+                self.s.to_mut().log.entries.extend(entries);
                 self.persist = true;
             }
         } else {
@@ -542,10 +537,10 @@ impl Step<'_> {
                 let index = prev_log_index + 1 + offset as LogIndex;
                 match self.s.log.term_at(index) {
                     Some(t) if t == entry.term => continue,
-                    Some(_) => self.s.log.truncate_from(index),
+                    Some(_) => self.s.to_mut().log.truncate_from(index),
                     None => {}
                 }
-                self.s.log.push(entry);
+                self.s.to_mut().log.push(entry);
                 self.persist = true;
             }
         }
@@ -559,7 +554,7 @@ impl Step<'_> {
         };
         let commit = leader_commit.min(known_good);
         if commit > self.s.commit_index {
-            self.s.commit_index = commit;
+            self.s.to_mut().commit_index = commit;
             self.apply_committed();
         }
         let outcome = AppendOutcome::Matched {
@@ -576,13 +571,14 @@ impl Step<'_> {
     fn on_append_entries_reply(&mut self, follower: u64, term: Term, outcome: AppendOutcome) {
         self.observe_term(term);
         // A reply to an RPC of an earlier term says nothing about this term's log.
-        if term < self.s.term && !self.bug(Bug::AcceptStaleReplies) {
+        if (term < self.s.term && !self.bug(Bug::AcceptStaleReplies)) || !self.s.is_leader() {
             return;
         }
+        let s = self.s.to_mut();
         let Role::Leader {
             next_index,
             match_index,
-        } = &mut self.s.role
+        } = &mut s.role
         else {
             return;
         };
@@ -592,7 +588,7 @@ impl Step<'_> {
                 // matchIndex only grows: a reordered older reply must not pull it back.
                 match_index[f] = match_index[f].max(m);
                 next_index[f] = next_index[f].max(m + 1);
-                let behind = next_index[f] <= self.s.log.last_index();
+                let behind = next_index[f] <= s.log.last_index();
                 self.advance_commit();
                 if behind {
                     self.replicate_to(follower);
@@ -603,7 +599,7 @@ impl Step<'_> {
                 // retry", a whole term at a time: past our last entry of the conflicting term,
                 // or to the follower's first index of it.
                 let hint = term
-                    .and_then(|t| self.s.log.last_index_of_term(t).map(|i| i + 1))
+                    .and_then(|t| s.log.last_index_of_term(t).map(|i| i + 1))
                     .unwrap_or(first_index);
                 let next = hint.max(match_index[f] + 1);
                 if next < next_index[f] {
@@ -643,13 +639,13 @@ impl Step<'_> {
             }
         }
         if commit > self.s.commit_index {
-            self.s.commit_index = commit;
+            self.s.to_mut().commit_index = commit;
             self.apply_committed();
         }
     }
 
     fn replicate_to_all(&mut self) {
-        for peer in self.peers().collect::<Vec<_>>() {
+        for peer in self.peers() {
             self.replicate_to(peer);
         }
     }
@@ -703,7 +699,7 @@ impl Step<'_> {
         }
         self.observe_term(term);
         self.become_follower();
-        self.s.leader = Some(leader);
+        self.s.to_mut().leader = Some(leader);
         self.out
             .set_timer(Timer::Election, self.cfg.election_timeout.clone());
 
@@ -726,15 +722,19 @@ impl Step<'_> {
     fn install(&mut self, snapshot: Snapshot, keep_suffix: bool) {
         if keep_suffix {
             self.s
+                .to_mut()
                 .log
                 .compact_through(snapshot.last_index, snapshot.last_term);
         } else {
-            self.s.log.reset_to(snapshot.last_index, snapshot.last_term);
+            self.s
+                .to_mut()
+                .log
+                .reset_to(snapshot.last_index, snapshot.last_term);
         }
-        self.s.kv = snapshot.state.clone();
-        self.s.commit_index = snapshot.last_index;
-        self.s.last_applied = snapshot.last_index;
-        self.s.snapshot = Some(snapshot);
+        self.s.to_mut().kv = snapshot.state.clone();
+        self.s.to_mut().commit_index = snapshot.last_index;
+        self.s.to_mut().last_applied = snapshot.last_index;
+        self.s.to_mut().snapshot = Some(snapshot);
         self.persist = true;
     }
 
@@ -746,7 +746,7 @@ impl Step<'_> {
         let Role::Leader {
             next_index,
             match_index,
-        } = &mut self.s.role
+        } = &mut self.s.to_mut().role
         else {
             return;
         };
@@ -807,7 +807,7 @@ impl Step<'_> {
             return;
         }
         // Figure 2, leaders: "If command received from client: append entry to local log".
-        self.s.log.push(Entry { term, command });
+        self.s.to_mut().log.push(Entry { term, command });
         self.persist = true;
         self.replicate_to_all();
         self.advance_commit();
@@ -821,16 +821,15 @@ impl Step<'_> {
             let Some(entry) = self.s.log.get(index).cloned() else {
                 break; // commitIndex beyond the log only happens with an injected bug.
             };
-            self.s.last_applied = index;
+            self.s.to_mut().last_applied = index;
             let command = entry.command;
             let result = match self.applied_result(command.client, command.request_id) {
                 Some((applied, result)) if *applied == command.request_id => Some(result.clone()),
                 Some(_) => None,
                 None => {
-                    let result = self.s.kv.execute(&command.op);
-                    self.s
-                        .kv
-                        .sessions
+                    let kv = &mut self.s.to_mut().kv;
+                    let result = kv.execute(&command.op);
+                    kv.sessions
                         .insert(command.client, (command.request_id, result.clone()));
                     Some(result)
                 }
@@ -860,12 +859,12 @@ impl Step<'_> {
             .log
             .term_at(applied)
             .expect("applied entries are in the log");
-        self.s.snapshot = Some(Snapshot {
+        self.s.to_mut().snapshot = Some(Snapshot {
             last_index: applied,
             last_term,
             state: self.s.kv.clone(),
         });
-        self.s.log.compact_through(applied, last_term);
+        self.s.to_mut().log.compact_through(applied, last_term);
         self.persist = true;
     }
 }
