@@ -807,9 +807,24 @@ impl Step<'_, '_> {
             return;
         }
         // Figure 2, leaders: "If command received from client: append entry to local log".
+        // Followers that were caught up get the entry now; the others already have an
+        // AppendEntries in flight whose reply brings them the rest (or the next heartbeat
+        // does), so a burst of requests does not multiply the messages per follower.
+        let caught_up: Vec<u64> = match &self.s.role {
+            Role::Leader { next_index, .. } => {
+                let last = self.s.log.last_index();
+                self.peers()
+                    .into_iter()
+                    .filter(|&p| next_index[p as usize] > last)
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         self.s.to_mut().log.push(Entry { term, command });
         self.persist = true;
-        self.replicate_to_all();
+        for peer in caught_up {
+            self.replicate_to(peer);
+        }
         self.advance_commit();
     }
 

@@ -2,8 +2,9 @@
 //! with server ids permuted behave alike and satisfy the same properties: the checker only needs
 //! one of them. `canonical` picks a representative by sorting servers on an id-free key and
 //! renaming every server id in the state (roles, votes, leader hints, replication indices,
-//! messages, storage, timers, ghost history) accordingly. Ties keep the original order, which is
-//! sound (the result is always a permutation of the input) if not always the smallest orbit.
+//! messages, storage, timers, ghost history) accordingly. Servers with equal keys are tried in
+//! every order and the smallest fingerprint wins, so all renamings of a state share one
+//! representative and state counts do not depend on which renaming the search met first.
 //!
 //! Models with clients are not symmetric: a client tries servers in id order.
 
@@ -42,17 +43,69 @@ fn key(state: &SystemState, i: usize) -> (bool, u64) {
 
 pub fn canonical(state: &SystemState) -> SystemState {
     let n = state.servers.len();
+    let keys: Vec<(bool, u64)> = (0..n).map(|i| key(state, i)).collect();
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_cached_key(|&i| key(state, i));
-    // order[new] = old; rename[old] = new.
-    let mut rename = vec![0u64; n];
+    order.sort_by_key(|&i| keys[i]);
+    // Servers with equal keys may be ordered either way: try every order of each tie group and
+    // keep the smallest fingerprint, so every renaming of a state gets the same representative.
+    let mut best: Option<(u64, SystemState)> = None;
+    for_each_tie_order(&mut order, &keys, 0, &mut |order| {
+        let candidate = apply(state, order);
+        let fp = crate::bfs::fingerprint(&candidate);
+        if best.as_ref().is_none_or(|(b, _)| fp < *b) {
+            best = Some((fp, candidate));
+        }
+    });
+    best.expect("at least one order").1
+}
+
+/// Calls `f` with every order that permutes servers only within runs of equal keys.
+fn for_each_tie_order(
+    order: &mut Vec<usize>,
+    keys: &[(bool, u64)],
+    from: usize,
+    f: &mut dyn FnMut(&[usize]),
+) {
+    if from >= order.len() {
+        f(order);
+        return;
+    }
+    let end = (from..order.len())
+        .find(|&j| keys[order[j]] != keys[order[from]])
+        .unwrap_or(order.len());
+    permutations(order, from, end, &mut |order| {
+        for_each_tie_order(order, keys, end, f)
+    });
+}
+
+/// Heap-free recursive permutation of `order[from..end]` in place.
+fn permutations(
+    order: &mut Vec<usize>,
+    from: usize,
+    end: usize,
+    f: &mut dyn FnMut(&mut Vec<usize>),
+) {
+    if end - from <= 1 {
+        f(order);
+        return;
+    }
+    for i in from..end {
+        order.swap(from, i);
+        permutations(order, from + 1, end, f);
+        order.swap(from, i);
+    }
+}
+
+/// Renames servers so that old server `order[new]` becomes `new`.
+fn apply(state: &SystemState, order: &[usize]) -> SystemState {
+    let mut rename = vec![0u64; order.len()];
     for (new, &old) in order.iter().enumerate() {
         rename[old] = new as u64;
     }
     if rename.iter().enumerate().all(|(i, &r)| r == i as u64) {
         return state.clone();
     }
-    permute(state, &order, &rename)
+    permute(state, order, &rename)
 }
 
 fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState {
@@ -168,8 +221,13 @@ mod tests {
             state = model.next_state(&state, pick).unwrap_or(state);
             let c = canonical(&state);
             assert!(c == canonical(&c), "idempotent at step {step}");
-            let swapped = permute(&state, &[1, 0, 2], &[1, 0, 2]);
-            assert!(canonical(&swapped) == c || key(&state, 0) == key(&state, 1));
+            for order in [[1, 0, 2], [2, 1, 0], [1, 2, 0]] {
+                let renamed = apply(&state, &order);
+                assert!(
+                    canonical(&renamed) == c,
+                    "renaming {order:?} at step {step}"
+                );
+            }
         }
     }
 }
