@@ -1,119 +1,463 @@
-//! Durable storage of what the server actor `Save`s.
+//! Durable storage of what the server actor `Save`s: a small meta file written atomically, and an
+//! append-only log file of checksummed records, so that a save costs one append and one fsync
+//! instead of a rewrite of the whole state.
 //!
 //! ```text
-//! "RAFTSTOR" | version u32 | node id u64 | cluster id u64 | payload length u64 | SHA-256 | payload
+//! raft-meta      "RAFTMETA" | version u32 | node id u64 | cluster id u64 | payload length u64
+//!                | SHA-256 (header fields and payload) | payload: JSON {generation, base_index,
+//!                base_term, snapshot}
+//! raft-log.<g>   "RAFTLOG\0" | version u32 | node id u64 | cluster id u64 | generation g u64
+//!                | SHA-256 (of those fields), then records:
+//!                length u32 | !length u32 | SHA-256 (length and payload) | payload: JSON {term,
+//!                voted_for, start, entries}
 //! ```
 //!
-//! (integers little-endian; the SHA-256 covers the header fields and the payload; the payload is
-//! the JSON of [`Storage`].) A save writes a temporary file, fsyncs it, renames it over the state
-//! file and fsyncs the directory, so the file is always either the old or the new state. On start
-//! a missing file means a fresh node; a present but torn, truncated, corrupted or foreign file is
-//! an error naming the file: the node must not start empty and forget its votes and log.
+//! (Integers little-endian.) Replaying a record sets the term and vote, deletes the log from index
+//! `start` on (a no-op when `start` is just past the end) and appends `entries`, so one record is
+//! one whole save: new entries, a conflict's truncation, and a term or vote change together. The
+//! term and vote travel in the records rather than in the meta file because a save that changes
+//! both them and the log (a follower's first AppendEntries of a new term) must land in one
+//! write: split over two files, a crash between the two would recover a state no save produced.
+//!
+//! A save compares the new state with the copy of what is on disk that this module keeps:
+//! - nothing changed: no I/O (what is asked for is already durable);
+//! - the same snapshot boundary and snapshot: one record holding the entries from the first index
+//!   where the old and new logs differ (every overlapping entry is compared, so a conflict that
+//!   replaced a suffix is never mistaken for an append), appended and `fdatasync`ed;
+//! - otherwise (the first save, compaction, a snapshot install, or once truncated entries and
+//!   entry-less records outnumber the live entries and 4096): a rewrite. A new generation
+//!   `raft-log.<g+1>` is written with one checkpoint record holding the whole log, fsynced, the
+//!   directory fsynced; then the meta file naming generation g+1 is written to a temporary file,
+//!   fsynced, renamed over `raft-meta`, and the directory fsynced; only then is `raft-log.<g>`
+//!   deleted. The rename is the commit point: a crash before it leaves the old meta and old log.
+//!
+//! Recovery (`load`): no meta file means a fresh node (the first save's meta rename is its commit
+//! point, so nothing was ever acknowledged), unless a `raft-state` file of the previous
+//! whole-state format is there, which is read instead and replaced by the first save. Otherwise
+//! the meta file must be intact and name this node and cluster, and its generation's log file must
+//! exist with an intact header and an intact first (checkpoint) record, which was fsynced before
+//! the meta rename. Every later record must be intact, with one exception: if the file ends inside
+//! its last record (fewer bytes than the record header, or than the length that the header, with
+//! its length complement matching, announces), that record is a torn append whose `fdatasync`
+//! never returned, so its save was never acknowledged and no message depending on it was sent; it
+//! is cut off (the file truncated to the last complete record and fsynced). Anything else (a bad
+//! checksum or length complement anywhere, a complete last record that fails its checksum, bad
+//! meta, a missing log file, a record whose start index does not fit) is an error naming the
+//! file: the node refuses to start rather than start empty and forget its votes and log. A
+//! truncation of fsynced data at exactly a record boundary cannot be told apart from a shorter
+//! log; fsync's contract is that it does not happen.
 
+use crate::log::Log;
 use crate::server::Storage;
+use crate::types::{Entry, LogIndex, Snapshot, Term};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"RAFTSTOR";
-const VERSION: u32 = 1;
+const META_MAGIC: &[u8; 8] = b"RAFTMETA";
+const LOG_MAGIC: &[u8; 8] = b"RAFTLOG\0";
+const VERSION: u32 = 2;
+/// The whole-state file of version 1, read once and replaced by the first save.
+const LEGACY_MAGIC: &[u8; 8] = b"RAFTSTOR";
+const LEGACY_VERSION: u32 = 1;
+const LEGACY_FILE: &str = "raft-state";
+/// magic | version | node | cluster | payload length (meta) or generation (log).
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 8;
 const DIGEST_LEN: usize = 32;
-pub const STATE_FILE: &str = "raft-state";
+/// length | !length | SHA-256.
+const RECORD_HEADER_LEN: usize = 4 + 4 + DIGEST_LEN;
+/// Rewrite the log once dead weight (truncated entries, entry-less records) exceeds both the live
+/// entries and this.
+const GARBAGE_MIN: u64 = 4096;
+
+pub const META_FILE: &str = "raft-meta";
+/// Log files are `raft-log.<generation>`.
+pub const LOG_FILE_PREFIX: &str = "raft-log.";
+
+#[derive(Serialize)]
+struct MetaOut<'a> {
+    generation: u64,
+    base_index: LogIndex,
+    base_term: Term,
+    snapshot: Option<&'a Snapshot>,
+}
+
+#[derive(Deserialize)]
+struct MetaIn {
+    generation: u64,
+    base_index: LogIndex,
+    base_term: Term,
+    snapshot: Option<Snapshot>,
+}
+
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    term: Term,
+    voted_for: Option<u64>,
+    start: LogIndex,
+    entries: &'a [Entry],
+}
+
+#[derive(Deserialize)]
+struct RecordIn {
+    term: Term,
+    voted_for: Option<u64>,
+    start: LogIndex,
+    entries: Vec<Entry>,
+}
+
+/// What is on disk: the state, and the log file that appends go to.
+struct OnDisk {
+    storage: Storage,
+    generation: u64,
+    log: File,
+    log_path: PathBuf,
+    /// Entries written to this generation's file, counting those truncated away since.
+    written: u64,
+    /// Records without entries (term or vote changes, pure truncations).
+    bare_records: u64,
+}
 
 pub struct DurableStorage {
     dir: PathBuf,
-    path: PathBuf,
-    tmp: PathBuf,
+    meta_path: PathBuf,
+    meta_tmp: PathBuf,
+    legacy_path: PathBuf,
     node: u64,
     cluster: u64,
+    disk: Option<OnDisk>,
+    /// The state was read from a legacy file, to be removed once the first save replaced it.
+    legacy_loaded: bool,
+    /// Bytes of a torn final record cut off by the last `load`.
+    torn_bytes: u64,
+}
+
+enum Plan {
+    Nothing,
+    /// Append the new entries from this position of `entries` on.
+    Append(usize),
+    Rewrite,
 }
 
 impl DurableStorage {
-    /// Opens (creating if needed) the data directory of node `node` of cluster `cluster`.
+    /// Opens (creating if needed) the data directory of node `node` of cluster `cluster`. Call
+    /// [`load`](Self::load) before the first [`save`](Self::save).
     pub fn open(dir: &Path, node: u64, cluster: u64) -> Result<Self, String> {
         fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
         Ok(DurableStorage {
             dir: dir.to_path_buf(),
-            path: dir.join(STATE_FILE),
-            tmp: dir.join(format!("{STATE_FILE}.tmp")),
+            meta_path: dir.join(META_FILE),
+            meta_tmp: dir.join(format!("{META_FILE}.tmp")),
+            legacy_path: dir.join(LEGACY_FILE),
             node,
             cluster,
+            disk: None,
+            legacy_loaded: false,
+            torn_bytes: 0,
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn meta_path(&self) -> &Path {
+        &self.meta_path
     }
 
-    /// The saved state, `None` for a fresh node, or an error naming the file.
-    pub fn load(&self) -> Result<Option<Storage>, String> {
-        let bytes = match fs::read(&self.path) {
+    /// The current log file, once loaded or saved.
+    pub fn log_path(&self) -> Option<&Path> {
+        self.disk.as_ref().map(|d| d.log_path.as_path())
+    }
+
+    /// Bytes of a torn final log record that the last `load` cut off (0 if none).
+    pub fn torn_bytes(&self) -> u64 {
+        self.torn_bytes
+    }
+
+    fn log_path_for(&self, generation: u64) -> PathBuf {
+        self.dir.join(format!("{LOG_FILE_PREFIX}{generation}"))
+    }
+
+    /// The saved state, `None` for a fresh node, or an error naming the damaged file.
+    pub fn load(&mut self) -> Result<Option<Storage>, String> {
+        self.disk = None;
+        self.legacy_loaded = false;
+        self.torn_bytes = 0;
+        let meta_bytes = match fs::read(&self.meta_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.load_legacy(),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read state file {}: {e}",
+                    self.meta_path.display()
+                ))
+            }
+        };
+        let meta: MetaIn = decode_framed(&meta_bytes, META_MAGIC, VERSION, self.node, self.cluster)
+            .and_then(|p| serde_json::from_slice(p).map_err(|e| format!("undecodable: {e}")))
+            .map_err(|why| unusable(&self.meta_path, &why))?;
+        let log_path = self.log_path_for(meta.generation);
+        let bytes = fs::read(&log_path).map_err(|e| {
+            unusable(
+                &log_path,
+                &format!("cannot read it ({e}), yet {META_FILE} refers to it"),
+            )
+        })?;
+        let r = replay(
+            &bytes,
+            self.node,
+            self.cluster,
+            meta.generation,
+            meta.base_index,
+        )
+        .map_err(|why| unusable(&log_path, &why))?;
+        let ctx = |what: &str, e: std::io::Error| format!("{what} {}: {e}", log_path.display());
+        let mut log = OpenOptions::new()
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| ctx("cannot open", e))?;
+        if r.valid_len < bytes.len() {
+            log.set_len(r.valid_len as u64)
+                .map_err(|e| ctx("cannot cut the torn final record of", e))?;
+            log.sync_all().map_err(|e| ctx("cannot fsync", e))?;
+            self.torn_bytes = (bytes.len() - r.valid_len) as u64;
+        }
+        log.seek(SeekFrom::End(0))
+            .map_err(|e| ctx("cannot seek", e))?;
+        let storage = Storage {
+            term: r.term,
+            voted_for: r.voted_for,
+            log: Log {
+                base_index: meta.base_index,
+                base_term: meta.base_term,
+                entries: r.entries,
+            },
+            snapshot: meta.snapshot,
+        };
+        self.remove_other_logs(meta.generation);
+        self.disk = Some(OnDisk {
+            storage: storage.clone(),
+            generation: meta.generation,
+            log,
+            log_path,
+            written: r.written,
+            bare_records: r.bare_records,
+        });
+        Ok(Some(storage))
+    }
+
+    fn load_legacy(&mut self) -> Result<Option<Storage>, String> {
+        let bytes = match fs::read(&self.legacy_path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
                 return Err(format!(
                     "cannot read state file {}: {e}",
-                    self.path.display()
+                    self.legacy_path.display()
                 ))
             }
         };
-        decode(&bytes, self.node, self.cluster)
-            .map(Some)
-            .map_err(|why| {
-                format!(
-                    "state file {} is unusable ({why}); refusing to start. Restore it from a \
-                     backup, or remove the data directory to rejoin as a new empty server only if \
-                     you know this loses no acknowledged data",
-                    self.path.display()
-                )
-            })
+        let storage: Storage = decode_framed(
+            &bytes,
+            LEGACY_MAGIC,
+            LEGACY_VERSION,
+            self.node,
+            self.cluster,
+        )
+        .and_then(|p| serde_json::from_slice(p).map_err(|e| format!("undecodable payload: {e}")))
+        .map_err(|why| unusable(&self.legacy_path, &why))?;
+        self.legacy_loaded = true;
+        Ok(Some(storage))
     }
 
-    /// Makes `storage` durable: temp file, fsync, rename, fsync the directory.
-    pub fn save(&self, storage: &Storage) -> Result<(), String> {
-        let bytes = encode(storage, self.node, self.cluster)?;
-        let ctx = |what: &str, e: std::io::Error| format!("{what} {}: {e}", self.tmp.display());
+    /// Best effort: log files of other generations are left over from a rewrite that crashed
+    /// before its meta rename, or whose old generation could not be deleted.
+    fn remove_other_logs(&self, keep: u64) {
+        for g in self.log_generations() {
+            if g != keep {
+                let _ = fs::remove_file(self.log_path_for(g));
+            }
+        }
+    }
+
+    fn log_generations(&self) -> Vec<u64> {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                name.to_str()?.strip_prefix(LOG_FILE_PREFIX)?.parse().ok()
+            })
+            .collect()
+    }
+
+    /// Makes `storage` durable (see the module docs for how).
+    pub fn save(&mut self, storage: Storage) -> Result<(), String> {
+        match self.plan(&storage) {
+            Plan::Nothing => {
+                if let Some(d) = &mut self.disk {
+                    d.storage = storage;
+                }
+                Ok(())
+            }
+            Plan::Append(common) => self.append(storage, common),
+            Plan::Rewrite => self.rewrite(storage),
+        }
+    }
+
+    fn plan(&self, new: &Storage) -> Plan {
+        let Some(disk) = &self.disk else {
+            return Plan::Rewrite;
+        };
+        let old = &disk.storage;
+        if old.log.base_index != new.log.base_index
+            || old.log.base_term != new.log.base_term
+            || old.snapshot != new.snapshot
+        {
+            return Plan::Rewrite;
+        }
+        let (o, n) = (&old.log.entries, &new.log.entries);
+        // Every overlapping entry: a conflict replaces a suffix, possibly with entries of the
+        // same length, and nothing here may assume the caller obeys Log Matching.
+        let common = o.iter().zip(n).take_while(|(a, b)| a == b).count();
+        if common == o.len()
+            && common == n.len()
+            && old.term == new.term
+            && old.voted_for == new.voted_for
+        {
+            return Plan::Nothing;
+        }
+        let appended = (n.len() - common) as u64;
+        let written = disk.written + appended;
+        let bare = disk.bare_records + u64::from(appended == 0);
+        let live = n.len() as u64;
+        if written - live + bare > live.max(GARBAGE_MIN) {
+            return Plan::Rewrite;
+        }
+        Plan::Append(common)
+    }
+
+    fn append(&mut self, new: Storage, common: usize) -> Result<(), String> {
+        let disk = self.disk.as_mut().expect("an append follows a load or save");
+        let entries = &new.log.entries[common..];
+        let record = encode_record(&RecordOut {
+            term: new.term,
+            voted_for: new.voted_for,
+            start: new.log.base_index + 1 + common as LogIndex,
+            entries,
+        })?;
+        let path = &disk.log_path;
+        let ctx = |what: &str, e: std::io::Error| format!("{what} {}: {e}", path.display());
+        disk.log
+            .write_all(&record)
+            .map_err(|e| ctx("cannot append to", e))?;
+        disk.log.sync_data().map_err(|e| ctx("cannot fsync", e))?;
+        disk.written += entries.len() as u64;
+        disk.bare_records += u64::from(entries.is_empty());
+        disk.storage = new;
+        Ok(())
+    }
+
+    fn rewrite(&mut self, new: Storage) -> Result<(), String> {
+        let generation = match &self.disk {
+            Some(d) => d.generation + 1,
+            None => self.log_generations().into_iter().max().unwrap_or(0) + 1,
+        };
+        let log_path = self.log_path_for(generation);
+        let mut bytes = log_header(self.node, self.cluster, generation);
+        bytes.extend_from_slice(&encode_record(&RecordOut {
+            term: new.term,
+            voted_for: new.voted_for,
+            start: new.log.base_index + 1,
+            entries: &new.log.entries,
+        })?);
+        let ctx = |p: &Path, what: &str, e: std::io::Error| format!("{what} {}: {e}", p.display());
+        let mut log = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(|e| ctx(&log_path, "cannot create", e))?;
+        log.write_all(&bytes)
+            .map_err(|e| ctx(&log_path, "cannot write", e))?;
+        log.sync_all()
+            .map_err(|e| ctx(&log_path, "cannot fsync", e))?;
+        // The new log file's directory entry must be durable before the meta names it.
+        self.sync_dir()?;
+
+        let meta = encode_framed(
+            &serde_json::to_vec(&MetaOut {
+                generation,
+                base_index: new.log.base_index,
+                base_term: new.log.base_term,
+                snapshot: new.snapshot.as_ref(),
+            })
+            .map_err(|e| format!("cannot encode the state: {e}"))?,
+            META_MAGIC,
+            VERSION,
+            self.node,
+            self.cluster,
+        );
+        let tmp = &self.meta_tmp;
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&self.tmp)
-            .map_err(|e| ctx("cannot create", e))?;
-        f.write_all(&bytes).map_err(|e| ctx("cannot write", e))?;
-        f.sync_all().map_err(|e| ctx("cannot fsync", e))?;
+            .open(tmp)
+            .map_err(|e| ctx(tmp, "cannot create", e))?;
+        f.write_all(&meta).map_err(|e| ctx(tmp, "cannot write", e))?;
+        f.sync_all().map_err(|e| ctx(tmp, "cannot fsync", e))?;
         drop(f);
-        fs::rename(&self.tmp, &self.path).map_err(|e| {
+        fs::rename(tmp, &self.meta_path).map_err(|e| {
             format!(
                 "cannot rename {} to {}: {e}",
-                self.tmp.display(),
-                self.path.display()
+                tmp.display(),
+                self.meta_path.display()
             )
         })?;
+        self.sync_dir()?;
+
+        // Committed: the previous generation (and a migrated legacy file) is garbage now.
+        if let Some(old) = self.disk.take() {
+            drop(old.log);
+            let _ = fs::remove_file(&old.log_path);
+        }
+        if self.legacy_loaded {
+            let _ = fs::remove_file(&self.legacy_path);
+            self.legacy_loaded = false;
+        }
+        self.disk = Some(OnDisk {
+            written: new.log.entries.len() as u64,
+            storage: new,
+            generation,
+            log,
+            log_path,
+            bare_records: 0,
+        });
+        Ok(())
+    }
+
+    fn sync_dir(&self) -> Result<(), String> {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| format!("cannot fsync directory {}: {e}", self.dir.display()))
     }
 }
 
-fn encode(storage: &Storage, node: u64, cluster: u64) -> Result<Vec<u8>, String> {
-    let payload =
-        serde_json::to_vec(storage).map_err(|e| format!("cannot encode the state: {e}"))?;
-    let mut out = Vec::with_capacity(HEADER_LEN + DIGEST_LEN + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&node.to_le_bytes());
-    out.extend_from_slice(&cluster.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    let digest = Sha256::new()
-        .chain_update(&out)
-        .chain_update(&payload)
-        .finalize();
-    out.extend_from_slice(&digest);
-    out.extend_from_slice(&payload);
-    Ok(out)
+fn unusable(path: &Path, why: &str) -> String {
+    format!(
+        "state file {} is unusable ({why}); refusing to start. Restore the data directory from a \
+         backup, or remove it to rejoin as a new empty server only if you know this loses no \
+         acknowledged data",
+        path.display()
+    )
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_le_bytes(a)
 }
 
 fn le_u64(b: &[u8]) -> u64 {
@@ -122,32 +466,32 @@ fn le_u64(b: &[u8]) -> u64 {
     u64::from_le_bytes(a)
 }
 
-fn decode(bytes: &[u8], node: u64, cluster: u64) -> Result<Storage, String> {
-    if bytes.len() < HEADER_LEN + DIGEST_LEN {
-        return Err(format!(
-            "truncated: {} bytes, header alone is {}",
-            bytes.len(),
-            HEADER_LEN + DIGEST_LEN
-        ));
+fn header(magic: &[u8; 8], version: u32, node: u64, cluster: u64, last: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + DIGEST_LEN);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&node.to_le_bytes());
+    out.extend_from_slice(&cluster.to_le_bytes());
+    out.extend_from_slice(&last.to_le_bytes());
+    out
+}
+
+/// Checks magic, version and (after the checksum) node and cluster of a header; returns its last
+/// field (payload length or generation).
+fn check_header(
+    bytes: &[u8],
+    magic: &[u8; 8],
+    version: u32,
+    node: u64,
+    cluster: u64,
+    body: &[u8],
+) -> Result<u64, String> {
+    if &bytes[..8] != magic {
+        return Err("bad magic: not a file of this kind".into());
     }
-    if &bytes[..8] != MAGIC {
-        return Err("bad magic: not a raft state file".into());
-    }
-    let mut v = [0u8; 4];
-    v.copy_from_slice(&bytes[8..12]);
-    let version = u32::from_le_bytes(v);
-    if version != VERSION {
-        return Err(format!("format version {version}, expected {VERSION}"));
-    }
-    let file_node = le_u64(&bytes[12..20]);
-    let file_cluster = le_u64(&bytes[20..28]);
-    let len = le_u64(&bytes[28..36]);
-    let body = &bytes[HEADER_LEN + DIGEST_LEN..];
-    if len != body.len() as u64 {
-        return Err(format!(
-            "truncated or torn: header says {len} payload bytes, file has {}",
-            body.len()
-        ));
+    let file_version = le_u32(&bytes[8..12]);
+    if file_version != version {
+        return Err(format!("format version {file_version}, expected {version}"));
     }
     let digest = Sha256::new()
         .chain_update(&bytes[..HEADER_LEN])
@@ -156,6 +500,7 @@ fn decode(bytes: &[u8], node: u64, cluster: u64) -> Result<Storage, String> {
     if digest.as_slice() != &bytes[HEADER_LEN..HEADER_LEN + DIGEST_LEN] {
         return Err("checksum mismatch: the file is corrupted".into());
     }
+    let (file_node, file_cluster) = (le_u64(&bytes[12..20]), le_u64(&bytes[20..28]));
     if file_node != node {
         return Err(format!(
             "it belongs to server {file_node}, not server {node}"
@@ -166,43 +511,456 @@ fn decode(bytes: &[u8], node: u64, cluster: u64) -> Result<Storage, String> {
             "it belongs to cluster {file_cluster:016x}, not {cluster:016x} (different --peers)"
         ));
     }
-    serde_json::from_slice(body).map_err(|e| format!("undecodable payload: {e}"))
+    Ok(le_u64(&bytes[28..36]))
+}
+
+/// header (last field: payload length) | SHA-256 of header and payload | payload.
+fn encode_framed(payload: &[u8], magic: &[u8; 8], version: u32, node: u64, cluster: u64) -> Vec<u8> {
+    let mut out = header(magic, version, node, cluster, payload.len() as u64);
+    let digest = Sha256::new()
+        .chain_update(&out)
+        .chain_update(payload)
+        .finalize();
+    out.extend_from_slice(&digest);
+    out.extend_from_slice(payload);
+    out
+}
+
+fn decode_framed<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    version: u32,
+    node: u64,
+    cluster: u64,
+) -> Result<&'a [u8], String> {
+    if bytes.len() < HEADER_LEN + DIGEST_LEN {
+        return Err(format!(
+            "truncated: {} bytes, header alone is {}",
+            bytes.len(),
+            HEADER_LEN + DIGEST_LEN
+        ));
+    }
+    let body = &bytes[HEADER_LEN + DIGEST_LEN..];
+    let len = le_u64(&bytes[28..36]);
+    if &bytes[..8] == magic && len != body.len() as u64 {
+        return Err(format!(
+            "truncated or torn: header says {len} payload bytes, file has {}",
+            body.len()
+        ));
+    }
+    check_header(bytes, magic, version, node, cluster, body)?;
+    Ok(body)
+}
+
+fn log_header(node: u64, cluster: u64, generation: u64) -> Vec<u8> {
+    let mut out = header(LOG_MAGIC, VERSION, node, cluster, generation);
+    let digest = Sha256::digest(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
+fn encode_record(record: &RecordOut) -> Result<Vec<u8>, String> {
+    let payload =
+        serde_json::to_vec(record).map_err(|e| format!("cannot encode the state: {e}"))?;
+    let len = u32::try_from(payload.len())
+        .map_err(|_| format!("a save of {} bytes is too large", payload.len()))?;
+    let mut out = Vec::with_capacity(RECORD_HEADER_LEN + payload.len());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    let digest = Sha256::new()
+        .chain_update(len.to_le_bytes())
+        .chain_update(&payload)
+        .finalize();
+    out.extend_from_slice(&digest);
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+struct Replayed {
+    term: Term,
+    voted_for: Option<u64>,
+    entries: Vec<Entry>,
+    /// Bytes up to the end of the last complete record.
+    valid_len: usize,
+    written: u64,
+    bare_records: u64,
+}
+
+/// Replays a log file (see the module docs for what is refused and what is cut off).
+fn replay(
+    bytes: &[u8],
+    node: u64,
+    cluster: u64,
+    generation: u64,
+    base_index: LogIndex,
+) -> Result<Replayed, String> {
+    let head = HEADER_LEN + DIGEST_LEN;
+    if bytes.len() < head {
+        return Err(format!(
+            "truncated: {} bytes, header alone is {head}",
+            bytes.len()
+        ));
+    }
+    let file_generation = check_header(bytes, LOG_MAGIC, VERSION, node, cluster, &[])?;
+    if file_generation != generation {
+        return Err(format!(
+            "it is generation {file_generation}, {META_FILE} expects {generation}"
+        ));
+    }
+    let mut r = Replayed {
+        term: 0,
+        voted_for: None,
+        entries: Vec::new(),
+        valid_len: head,
+        written: 0,
+        bare_records: 0,
+    };
+    let mut pos = head;
+    let mut first = true;
+    while pos < bytes.len() {
+        let rest = &bytes[pos..];
+        let torn = |what: String| {
+            if first {
+                Err(format!(
+                    "truncated: the checkpoint record at byte {pos} is incomplete ({what})"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        if rest.len() < 8 {
+            torn(format!("{} of 8 length bytes", rest.len()))?;
+            break;
+        }
+        let len = le_u32(&rest[..4]);
+        if le_u32(&rest[4..8]) != !len {
+            return Err(format!(
+                "corrupted record header at byte {pos}: length and its complement disagree"
+            ));
+        }
+        let end = RECORD_HEADER_LEN + len as usize;
+        if rest.len() < end {
+            torn(format!("{} of {end} bytes", rest.len()))?;
+            break;
+        }
+        let payload = &rest[RECORD_HEADER_LEN..end];
+        let digest = Sha256::new()
+            .chain_update(&rest[..4])
+            .chain_update(payload)
+            .finalize();
+        if digest.as_slice() != &rest[8..RECORD_HEADER_LEN] {
+            return Err(format!(
+                "checksum mismatch in the record at byte {pos}: the file is corrupted"
+            ));
+        }
+        let rec: RecordIn = serde_json::from_slice(payload)
+            .map_err(|e| format!("undecodable record at byte {pos}: {e}"))?;
+        let last = base_index + r.entries.len() as LogIndex;
+        let fits = if first {
+            rec.start == base_index + 1
+        } else {
+            rec.start > base_index && rec.start <= last + 1
+        };
+        if !fits {
+            return Err(format!(
+                "the record at byte {pos} starts at index {}, but the log holds {}..={last}",
+                rec.start,
+                base_index + 1
+            ));
+        }
+        r.entries.truncate((rec.start - base_index - 1) as usize);
+        r.written += rec.entries.len() as u64;
+        r.bare_records += u64::from(rec.entries.is_empty() && !first);
+        r.entries.extend(rec.entries);
+        r.term = rec.term;
+        r.voted_for = rec.voted_for;
+        pos += end;
+        r.valid_len = pos;
+        first = false;
+    }
+    if first {
+        return Err("truncated: no checkpoint record after the header".into());
+    }
+    Ok(r)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::Log;
+    use crate::types::{Command, KvStore, Op};
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "raft-storage-test-{name}-{}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn entry(term: Term, n: u64) -> Entry {
+        Entry {
+            term,
+            command: Command {
+                client: 1000,
+                request_id: n,
+                op: Op::Put {
+                    key: format!("k{n}"),
+                    value: "v".into(),
+                },
+            },
+        }
+    }
+
+    fn storage(term: Term, voted_for: Option<u64>, entries: Vec<Entry>) -> Storage {
+        Storage {
+            term,
+            voted_for,
+            log: Log {
+                base_index: 0,
+                base_term: 0,
+                entries,
+            },
+            snapshot: None,
+        }
+    }
+
+    /// Saves `s`, then checks a fresh instance loads exactly it.
+    fn save_and_check(st: &mut DurableStorage, dir: &Path, s: &Storage) {
+        st.save(s.clone()).unwrap();
+        let mut again = DurableStorage::open(dir, 1, 99).unwrap();
+        assert_eq!(again.load().unwrap().as_ref(), Some(s));
+        assert_eq!(again.torn_bytes(), 0);
+    }
+
+    fn load_err(dir: &Path) -> String {
+        DurableStorage::open(dir, 1, 99)
+            .unwrap()
+            .load()
+            .unwrap_err()
+    }
 
     #[test]
-    fn round_trip_and_every_corruption_is_refused() {
-        let dir = std::env::temp_dir().join(format!("raft-storage-test-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let st = DurableStorage::open(&dir, 1, 99).unwrap();
+    fn meta_round_trip_and_every_corruption_is_refused() {
+        let dir = temp("meta");
+        let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
         assert_eq!(st.load().unwrap(), None);
-        let storage = Storage {
-            term: 3,
-            voted_for: Some(2),
-            log: Log::default(),
-            snapshot: None,
-        };
-        st.save(&storage).unwrap();
-        assert_eq!(st.load().unwrap(), Some(storage.clone()));
-        let good = fs::read(st.path()).unwrap();
+        let s = storage(3, Some(2), vec![entry(1, 1)]);
+        save_and_check(&mut st, &dir, &s);
+        let meta = st.meta_path().to_path_buf();
+        let name = meta.display().to_string();
+        let good = fs::read(&meta).unwrap();
         for cut in 0..good.len() {
-            fs::write(st.path(), &good[..cut]).unwrap();
-            let err = st.load().unwrap_err();
-            assert!(err.contains(&st.path().display().to_string()), "{err}");
+            fs::write(&meta, &good[..cut]).unwrap();
+            let err = load_err(&dir);
+            assert!(err.contains(&name) && err.contains("truncated"), "{err}");
         }
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x40;
-            fs::write(st.path(), &bad).unwrap();
-            assert!(st.load().is_err(), "flipping byte {i} went unnoticed");
+            fs::write(&meta, &bad).unwrap();
+            let err = load_err(&dir);
+            assert!(err.contains(&name), "flipping byte {i}: {err}");
         }
-        fs::write(st.path(), &good).unwrap();
+        fs::write(&meta, &good).unwrap();
         assert!(DurableStorage::open(&dir, 2, 99).unwrap().load().is_err());
         assert!(DurableStorage::open(&dir, 1, 98).unwrap().load().is_err());
+        assert_eq!(
+            DurableStorage::open(&dir, 1, 99).unwrap().load().unwrap(),
+            Some(s)
+        );
+        // A meta file naming a log file that is gone.
+        fs::remove_file(st.log_path().unwrap()).unwrap();
+        let err = load_err(&dir);
+        assert!(err.contains(LOG_FILE_PREFIX), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A log of a checkpoint and three appended records.
+    fn three_appends(dir: &Path) -> (DurableStorage, Vec<Storage>, Vec<u64>) {
+        let mut st = DurableStorage::open(dir, 1, 99).unwrap();
+        assert_eq!(st.load().unwrap(), None);
+        let mut states = vec![storage(1, Some(1), vec![entry(1, 1)])];
+        states.push(storage(1, Some(1), vec![entry(1, 1), entry(1, 2)]));
+        states.push(storage(2, None, vec![entry(1, 1), entry(1, 2), entry(2, 3)]));
+        states.push(storage(
+            2,
+            None,
+            vec![entry(1, 1), entry(1, 2), entry(2, 3), entry(2, 4), entry(2, 5)],
+        ));
+        let mut ends = Vec::new();
+        for s in &states {
+            save_and_check(&mut st, dir, s);
+            ends.push(fs::metadata(st.log_path().unwrap()).unwrap().len());
+        }
+        (st, states, ends)
+    }
+
+    #[test]
+    fn a_torn_final_record_is_cut_off_and_nothing_else_is_forgiven() {
+        let dir = temp("torn");
+        let (st, states, ends) = three_appends(&dir);
+        let log = st.log_path().unwrap().to_path_buf();
+        let name = log.display().to_string();
+        let good = fs::read(&log).unwrap();
+        assert_eq!(good.len() as u64, ends[3]);
+        for cut in 0..good.len() {
+            fs::write(&log, &good[..cut]).unwrap();
+            let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
+            // The last complete record before the cut.
+            match ends.iter().rposition(|&e| e <= cut as u64) {
+                None => {
+                    let err = st.load().unwrap_err();
+                    assert!(err.contains(&name) && err.contains("truncated"), "{err}");
+                }
+                Some(k) => {
+                    assert_eq!(st.load().unwrap().as_ref(), Some(&states[k]), "cut {cut}");
+                    assert_eq!(st.torn_bytes(), cut as u64 - ends[k]);
+                    // The torn tail is gone from the file, and appends go after the last
+                    // complete record.
+                    assert_eq!(fs::metadata(&log).unwrap().len(), ends[k]);
+                    let mut more = states[k].clone();
+                    more.log.entries.push(entry(7, 70));
+                    save_and_check(&mut st, &dir, &more);
+                }
+            }
+        }
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x01;
+            fs::write(&log, &bad).unwrap();
+            let err = load_err(&dir);
+            assert!(err.contains(&name), "flipping byte {i} went unnoticed: {err}");
+        }
+        // A middle record's byte flipped is refused, however the tail looks.
+        let mid = (ends[1] + ends[2]) as usize / 2;
+        let mut bad = good.clone();
+        bad[mid] ^= 0x40;
+        fs::write(&log, &bad[..good.len() - 3]).unwrap();
+        let err = load_err(&dir);
+        assert!(err.contains("checksum mismatch"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn append_truncate_append_and_term_changes_round_trip() {
+        let dir = temp("truncate");
+        let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
+        assert_eq!(st.load().unwrap(), None);
+        let mut s = storage(1, None, vec![]);
+        save_and_check(&mut st, &dir, &s);
+        let gen = st.log_path().unwrap().to_path_buf();
+        for n in 1..=5 {
+            s.log.entries.push(entry(1, n));
+            save_and_check(&mut st, &dir, &s);
+        }
+        // A conflict: the suffix from index 4 replaced by entries of a later term, same length.
+        s.term = 2;
+        s.voted_for = Some(0);
+        s.log.entries.truncate(3);
+        s.log.entries.push(entry(2, 40));
+        s.log.entries.push(entry(2, 50));
+        save_and_check(&mut st, &dir, &s);
+        // Same terms, different commands: still a difference.
+        s.log.entries[4] = entry(2, 51);
+        save_and_check(&mut st, &dir, &s);
+        // A pure truncation, then appends again; then a vote alone; then nothing at all.
+        s.log.entries.truncate(2);
+        save_and_check(&mut st, &dir, &s);
+        s.log.entries.push(entry(2, 30));
+        save_and_check(&mut st, &dir, &s);
+        s.voted_for = None;
+        s.term = 3;
+        save_and_check(&mut st, &dir, &s);
+        let len = fs::metadata(&gen).unwrap().len();
+        save_and_check(&mut st, &dir, &s);
+        assert_eq!(fs::metadata(&gen).unwrap().len(), len, "a no-op save wrote");
+        // All of it by appends to the first generation.
+        assert_eq!(st.log_path().unwrap(), gen);
+        assert!(!dir.join(format!("{LOG_FILE_PREFIX}2")).exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn compaction_and_snapshot_install_round_trip() {
+        let dir = temp("compact");
+        let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
+        assert_eq!(st.load().unwrap(), None);
+        let mut s = storage(1, Some(1), (1..=6).map(|n| entry(1, n)).collect());
+        save_and_check(&mut st, &dir, &s);
+        let first = st.log_path().unwrap().to_path_buf();
+        let mut kv = KvStore::default();
+        kv.data.insert("k".into(), "v".into());
+        s.log.compact_through(4, 1);
+        s.snapshot = Some(Snapshot {
+            last_index: 4,
+            last_term: 1,
+            state: kv.clone(),
+        });
+        save_and_check(&mut st, &dir, &s);
+        assert_ne!(st.log_path().unwrap(), first);
+        assert!(!first.exists(), "the old generation was kept");
+        s.log.entries.push(entry(2, 7));
+        s.term = 2;
+        save_and_check(&mut st, &dir, &s);
+        // A snapshot install that discards the whole log.
+        s.log.reset_to(10, 2);
+        s.snapshot = Some(Snapshot {
+            last_index: 10,
+            last_term: 2,
+            state: kv,
+        });
+        save_and_check(&mut st, &dir, &s);
+        s.log.entries.push(entry(2, 11));
+        save_and_check(&mut st, &dir, &s);
+        // A leftover generation from a rewrite that crashed before its meta rename is ignored
+        // and removed.
+        let stray = dir.join(format!("{LOG_FILE_PREFIX}99"));
+        fs::write(&stray, b"junk").unwrap();
+        save_and_check(&mut st, &dir, &s);
+        assert!(!stray.exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn garbage_from_truncations_triggers_a_rewrite() {
+        let dir = temp("garbage");
+        let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
+        assert_eq!(st.load().unwrap(), None);
+        let mut s = storage(1, None, vec![entry(1, 0)]);
+        st.save(s.clone()).unwrap();
+        let first = st.log_path().unwrap().to_path_buf();
+        for n in 1..=GARBAGE_MIN + 2 {
+            s.log.entries[0] = entry(1, n);
+            st.save(s.clone()).unwrap();
+        }
+        assert_ne!(st.log_path().unwrap(), first);
+        save_and_check(&mut st, &dir, &s);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_legacy_state_file_is_read_then_replaced() {
+        let dir = temp("legacy");
+        fs::create_dir_all(&dir).unwrap();
+        let s = storage(4, Some(0), vec![entry(3, 1), entry(4, 2)]);
+        let legacy = dir.join(LEGACY_FILE);
+        let bytes = encode_framed(
+            &serde_json::to_vec(&s).unwrap(),
+            LEGACY_MAGIC,
+            LEGACY_VERSION,
+            1,
+            99,
+        );
+        let mut bad = bytes.clone();
+        bad[50] ^= 1;
+        fs::write(&legacy, &bad).unwrap();
+        assert!(load_err(&dir).contains(&legacy.display().to_string()));
+        fs::write(&legacy, &bytes).unwrap();
+        let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
+        assert_eq!(st.load().unwrap().as_ref(), Some(&s));
+        save_and_check(&mut st, &dir, &s);
+        assert!(!legacy.exists());
         let _ = fs::remove_dir_all(&dir);
     }
 }
