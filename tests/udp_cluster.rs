@@ -3,7 +3,7 @@
 
 use raft_checked::net::client::query_status;
 use raft_checked::net::cluster::{peers_string, LocalCluster};
-use raft_checked::net::storage::STATE_FILE;
+use raft_checked::net::storage::{DurableStorage, META_FILE};
 use raft_checked::net::wire::{self, Body, Envelope, Key, NodeStatus};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -175,8 +175,8 @@ fn leader_crash_restart_and_full_restart_lose_nothing() {
     }
 }
 
-fn start_node_expecting_failure(c: &LocalCluster, i: usize) -> (i32, String) {
-    let mut child = Command::new(NODE)
+fn spawn_node(c: &LocalCluster, i: usize) -> std::process::Child {
+    Command::new(NODE)
         .arg("--id")
         .arg(i.to_string())
         .arg("--peers")
@@ -187,7 +187,23 @@ fn start_node_expecting_failure(c: &LocalCluster, i: usize) -> (i32, String) {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .unwrap()
+}
+
+fn read_stderr(child: &mut std::process::Child) -> String {
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
         .unwrap();
+    stderr
+}
+
+fn start_node_expecting_failure(c: &LocalCluster, i: usize) -> (i32, String) {
+    let mut child = spawn_node(c, i);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -200,15 +216,25 @@ fn start_node_expecting_failure(c: &LocalCluster, i: usize) -> (i32, String) {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut stderr = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status.code().unwrap_or(-1), stderr)
+    (status.code().unwrap_or(-1), read_stderr(&mut child))
+}
+
+/// The log file node `i`'s meta file names (read while the node is down).
+fn log_file(c: &LocalCluster, i: usize) -> PathBuf {
+    let mut st =
+        DurableStorage::open(&c.data_dir(i), i as u64, wire::cluster_id(&c.peers)).unwrap();
+    st.load().unwrap().expect("the node saved its state");
+    st.log_path().unwrap().to_path_buf()
+}
+
+fn assert_refused(c: &LocalCluster, i: usize, file: &Path, why: &str) {
+    let (code, stderr) = start_node_expecting_failure(c, i);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains(&file.display().to_string()),
+        "message does not name the file: {stderr}"
+    );
+    assert!(stderr.contains(why), "{stderr}");
 }
 
 #[test]
@@ -216,32 +242,57 @@ fn damaged_state_file_stops_the_node() {
     let mut c = cluster("corrupt", None);
     wait_leader(&c, None, None);
     put(&c, "a", "1");
+    put(&c, "b", "2");
     c.kill_all();
 
-    // A flipped byte in the middle.
-    let f0 = c.data_dir(0).join(STATE_FILE);
-    let mut bytes = std::fs::read(&f0).unwrap();
+    // A flipped byte in the middle of the log.
+    let log0 = log_file(&c, 0);
+    let mut bytes = std::fs::read(&log0).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
-    std::fs::write(&f0, &bytes).unwrap();
-    let (code, stderr) = start_node_expecting_failure(&c, 0);
-    assert_ne!(code, 0);
-    assert!(
-        stderr.contains(&f0.display().to_string()),
-        "message does not name the file: {stderr}"
-    );
+    std::fs::write(&log0, &bytes).unwrap();
+    assert_refused(&c, 0, &log0, "unusable");
 
-    // A torn write: the file cut short.
-    let f1 = c.data_dir(1).join(STATE_FILE);
-    let bytes = std::fs::read(&f1).unwrap();
-    std::fs::write(&f1, &bytes[..bytes.len() - 7]).unwrap();
-    let (code, stderr) = start_node_expecting_failure(&c, 1);
-    assert_ne!(code, 0);
-    assert!(
-        stderr.contains(&f1.display().to_string()),
-        "message does not name the file: {stderr}"
-    );
-    assert!(stderr.contains("truncated"), "{stderr}");
+    // A torn write of the meta file: cut short.
+    let meta1 = c.data_dir(1).join(META_FILE);
+    let bytes = std::fs::read(&meta1).unwrap();
+    std::fs::write(&meta1, &bytes[..bytes.len() - 7]).unwrap();
+    assert_refused(&c, 1, &meta1, "truncated");
+
+    // A flipped byte in the meta file.
+    let meta2 = c.data_dir(2).join(META_FILE);
+    let good = std::fs::read(&meta2).unwrap();
+    let mut bytes = good.clone();
+    bytes[good.len() / 2] ^= 0x01;
+    std::fs::write(&meta2, &bytes).unwrap();
+    assert_refused(&c, 2, &meta2, "unusable");
+
+    // A torn final log record (an append whose fsync never returned) is cut off, and the node
+    // starts and answers.
+    std::fs::write(&meta2, &good).unwrap();
+    let log2 = log_file(&c, 2);
+    let bytes = std::fs::read(&log2).unwrap();
+    std::fs::write(&log2, &bytes[..bytes.len() - 7]).unwrap();
+    let mut child = spawn_node(&c, 2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let up = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Err(format!("exited: {s}"));
+        }
+        let st = query_status(&c.peers, None, Duration::from_millis(300));
+        if st.is_ok_and(|st| st[2].is_some()) {
+            break Ok(());
+        }
+        if Instant::now() > deadline {
+            break Err("no status answer within 10 s".to_string());
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = read_stderr(&mut child);
+    assert!(up.is_ok(), "node 2 did not come up ({up:?}): {stderr}");
+    assert!(stderr.contains("torn"), "{stderr}");
+    assert!(stderr.contains(&log2.display().to_string()), "{stderr}");
 }
 
 #[test]

@@ -62,7 +62,10 @@ pub struct Effects {
 pub struct Driver<A: Actor> {
     actor: A,
     id: Id,
-    state: A::State,
+    /// `None` only while a handler runs: the handler gets the state as an owned `Cow`, so its
+    /// first write (`Cow::to_mut`) does not copy the whole state (log and store) as a borrowed
+    /// one would. The model checker needs that copy; a single real server does not.
+    state: Option<A::State>,
     timers: HashMap<Timer, Instant>,
     rng: Rng,
 }
@@ -77,7 +80,7 @@ where
         let mut d = Driver {
             actor,
             id,
-            state,
+            state: Some(state),
             timers: HashMap::new(),
             rng: Rng::seeded(usize::from(id) as u64),
         };
@@ -86,16 +89,16 @@ where
     }
 
     pub fn state(&self) -> &A::State {
-        &self.state
+        self.state
+            .as_ref()
+            .expect("the state is back once a handler returns")
     }
 
     pub fn deliver(&mut self, src: Id, msg: Msg, fx: &mut Effects) {
         let mut out = Out::new();
-        let mut cow = Cow::Borrowed(&self.state);
+        let mut cow = Cow::Owned(self.state.take().expect("not inside a handler"));
         self.actor.on_msg(self.id, &mut cow, src, msg, &mut out);
-        if let Cow::Owned(s) = cow {
-            self.state = s;
-        }
+        self.state = Some(cow.into_owned());
         self.absorb(out, fx);
     }
 
@@ -116,11 +119,9 @@ where
             let Some(timer) = due else { break };
             self.timers.remove(&timer);
             let mut out = Out::new();
-            let mut cow = Cow::Borrowed(&self.state);
+            let mut cow = Cow::Owned(self.state.take().expect("not inside a handler"));
             self.actor.on_timeout(self.id, &mut cow, &timer, &mut out);
-            if let Cow::Owned(s) = cow {
-                self.state = s;
-            }
+            self.state = Some(cow.into_owned());
             self.absorb(out, fx);
         }
     }

@@ -2,7 +2,8 @@
 //! [`KvClient`](crate::client::KvClient) actors the checker explores, driven over UDP.
 //!
 //! - [`wire`]: datagram format (version, cluster id, optional HMAC-SHA256), size limits.
-//! - [`storage`]: crash-safe state file (temp + fsync + rename + fsync dir, checksummed).
+//! - [`storage`]: crash-safe storage: an atomically replaced meta file and an append-only,
+//!   checksummed log (one record and one fdatasync per save).
 //! - [`driver`]: runs an actor in real time (timers, out commands).
 //! - [`node`]: one server process; [`client`]: client sessions and the status query.
 //! - [`cluster`]: local multi-process clusters for `cluster`, `bench` and the tests.

@@ -68,8 +68,19 @@ impl Node {
             ));
         }
         let cluster = wire::cluster_id(&opts.peers);
-        let storage = DurableStorage::open(&opts.data, opts.id as u64, cluster)?;
+        let mut storage = DurableStorage::open(&opts.data, opts.id as u64, cluster)?;
         let saved = storage.load()?;
+        if storage.torn_bytes() > 0 {
+            // An append whose fsync never returned: its save was never acknowledged.
+            eprintln!(
+                "node {}: cut a torn final record ({} bytes, never made durable) off {}",
+                opts.id,
+                storage.torn_bytes(),
+                storage
+                    .log_path()
+                    .map_or(String::new(), |p| p.display().to_string())
+            );
+        }
         let addr = opts.bind.unwrap_or(opts.peers[opts.id]);
         let socket = UdpSocket::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
         // Best effort: a smaller buffer only means more drops under load, which Raft tolerates.
@@ -236,7 +247,7 @@ impl Node {
     /// Saves (durably) and only then sends: Figure 2's "before responding to RPCs".
     fn flush(&mut self) -> Result<(), String> {
         if let Some(storage) = self.fx.save.take() {
-            self.storage.save(&storage)?;
+            self.storage.save(storage)?;
             self.counters.saves += 1;
         }
         let n = self.opts.peers.len();
