@@ -48,6 +48,10 @@ pub enum Action {
     Restart(u8),
 }
 
+/// What one handler did: its new state (None: unchanged) and the commands it emitted.
+type ServerStep = (Option<ServerState>, Out<RaftServer>);
+type ClientStep = (Option<ClientState>, Out<KvClient>);
+
 pub struct RaftModel {
     pub cfg: ModelConfig,
     /// False drops the `eventually` property: stateright's simulation reports any revisited
@@ -154,46 +158,62 @@ impl RaftModel {
         }
     }
 
-    /// Runs one server handler and records what it did in the ghost history.
-    fn step_server(
+    /// Runs one server handler against `last` without copying the system state: `None` when the
+    /// handler changed nothing and emitted nothing.
+    fn run_server(
         &self,
-        state: &mut SystemState,
+        last: &SystemState,
         i: usize,
         run: impl FnOnce(&RaftServer, &mut Cow<ServerState>, &mut Out<RaftServer>),
-    ) -> bool {
-        let old = state.servers[i].clone();
-        let mut cow = Cow::Borrowed(&*old);
+    ) -> Option<ServerStep> {
+        let mut cow = Cow::Borrowed(&*last.servers[i]);
         let mut out = Out::new();
         run(&self.servers[i], &mut cow, &mut out);
-        if matches!(cow, Cow::Borrowed(_)) && out.is_empty() {
-            return false;
+        match cow {
+            Cow::Borrowed(_) if out.is_empty() => None,
+            Cow::Borrowed(_) => Some((None, out)),
+            Cow::Owned(new) => Some((Some(new), out)),
         }
-        if let Cow::Owned(new) = cow {
+    }
+
+    /// Applies a server step to the next state and records what it did in the ghost history.
+    fn apply_server(&self, state: &mut SystemState, i: usize, (new, out): ServerStep) {
+        if let Some(new) = new {
             let new = Arc::new(new);
             let ghost = Arc::make_mut(&mut state.ghost);
-            ghost.observe_server(i, Some(&old), &new);
+            ghost.observe_server(i, Some(&state.servers[i]), &new);
             state.servers[i] = new;
         }
         self.apply_out(state, i, out);
-        true
     }
 
-    fn step_client(
+    fn run_client(
+        &self,
+        last: &SystemState,
+        c: usize,
+        run: impl FnOnce(&KvClient, &mut Cow<ClientState>, &mut Out<KvClient>),
+    ) -> Option<ClientStep> {
+        let mut cow = Cow::Borrowed(&last.clients[c]);
+        let mut out = Out::new();
+        run(&self.clients[c], &mut cow, &mut out);
+        match cow {
+            Cow::Borrowed(_) if out.is_empty() => None,
+            Cow::Borrowed(_) => Some((None, out)),
+            Cow::Owned(new) => Some((Some(new), out)),
+        }
+    }
+
+    /// Applies a client step; when the client moved on to its next operation, the delivered
+    /// response completes the current one in the linearizability history.
+    fn apply_client(
         &self,
         state: &mut SystemState,
         c: usize,
         delivered: Option<&Msg>,
-        run: impl FnOnce(&KvClient, &mut Cow<ClientState>, &mut Out<KvClient>),
-    ) -> bool {
-        let old = state.clients[c].clone();
-        let mut cow = Cow::Borrowed(&old);
-        let mut out = Out::new();
-        run(&self.clients[c], &mut cow, &mut out);
-        if matches!(cow, Cow::Borrowed(_)) && out.is_empty() {
-            return false;
-        }
-        if let Cow::Owned(new) = cow {
-            if new.next_op > old.next_op {
+        (new, out): ClientStep,
+    ) {
+        if let Some(new) = new {
+            if new.next_op > state.clients[c].next_op {
                 if let Some(Msg::ClientResponse {
                     reply: ClientReply::Done(result),
                     ..
@@ -206,9 +226,7 @@ impl RaftModel {
             }
             state.clients[c] = new;
         }
-        let id = self.n() + c;
-        self.apply_out(state, id, out);
-        true
+        self.apply_out(state, self.n() + c, out);
     }
 
     /// The timing assumption behind `eventually`: only one server stands for the final term.
@@ -301,42 +319,62 @@ impl Model for RaftModel {
 
     fn next_state(&self, last: &SystemState, action: Action) -> Option<SystemState> {
         let n = self.n();
-        let mut state = last.clone();
-        match action {
-            Action::Drop(env) => {
-                self.remove(&mut state, &env);
-            }
-            Action::Deliver(env) => {
-                let consumed = self.semantics() != Semantics::UnorderedDuplicating;
-                if consumed {
-                    self.remove(&mut state, &env);
-                }
-                let (src, dst) = (Id::from(env.src as usize), env.dst as usize);
-                let changed = if dst < n {
-                    self.step_server(&mut state, dst, |a, s, o| {
-                        a.on_msg(Id::from(dst), s, src, env.msg.clone(), o)
-                    })
-                } else {
-                    let c = dst - n;
-                    self.step_client(&mut state, c, Some(&env.msg), |a, s, o| {
-                        a.on_msg(Id::from(dst), s, src, env.msg.clone(), o)
-                    })
-                };
-                if !changed && !consumed {
+        // Deliveries run the handler before copying the system state: in a duplicating network
+        // most of them change nothing and are dropped without a copy.
+        if let Action::Deliver(env) = &action {
+            let consumed = self.semantics() != Semantics::UnorderedDuplicating;
+            let (src, dst) = (Id::from(env.src as usize), env.dst as usize);
+            let mut state;
+            if dst < n {
+                let step = self.run_server(last, dst, |a, s, o| {
+                    a.on_msg(Id::from(dst), s, src, env.msg.clone(), o)
+                });
+                if step.is_none() && !consumed {
                     return None;
                 }
+                state = last.clone();
+                if let Some(step) = step {
+                    self.apply_server(&mut state, dst, step);
+                }
+            } else {
+                let step = self.run_client(last, dst - n, |a, s, o| {
+                    a.on_msg(Id::from(dst), s, src, env.msg.clone(), o)
+                });
+                if step.is_none() && !consumed {
+                    return None;
+                }
+                state = last.clone();
+                if let Some(step) = step {
+                    self.apply_client(&mut state, dst - n, Some(&env.msg), step);
+                }
+            }
+            if consumed {
+                self.remove(&mut state, env);
+            }
+            return (state != *last).then_some(state);
+        }
+        let mut state = last.clone();
+        match action {
+            Action::Deliver(_) => unreachable!("handled above"),
+            Action::Drop(env) => {
+                self.remove(&mut state, &env);
             }
             Action::Timeout(actor, timer) => {
                 let i = actor as usize;
                 state.timers[i] &= !timer.bit();
                 if i < n {
-                    self.step_server(&mut state, i, |a, s, o| {
-                        a.on_timeout(Id::from(i), s, &timer, o)
-                    });
+                    let step =
+                        self.run_server(last, i, |a, s, o| a.on_timeout(Id::from(i), s, &timer, o));
+                    if let Some(step) = step {
+                        self.apply_server(&mut state, i, step);
+                    }
                 } else {
-                    self.step_client(&mut state, i - n, None, |a, s, o| {
+                    let step = self.run_client(last, i - n, |a, s, o| {
                         a.on_timeout(Id::from(i), s, &timer, o)
                     });
+                    if let Some(step) = step {
+                        self.apply_client(&mut state, i - n, None, step);
+                    }
                 }
             }
             Action::Crash(i) => {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// What identifies a server up to renaming: everything but the ids it mentions.
 fn key(state: &SystemState, i: usize) -> (bool, u64) {
     let s = &state.servers[i];
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = std::hash::BuildHasher::build_hasher(&foldhash::quality::FixedState::default());
     s.term.hash(&mut h);
     s.log.hash(&mut h);
     s.commit_index.hash(&mut h);
