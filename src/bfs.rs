@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use stateright::{Expectation, Model};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,55 @@ pub struct Limits {
     pub max_depth: Option<usize>,
     pub max_states: Option<usize>,
     pub timeout: Option<Duration>,
+    /// Stop (incomplete) rather than let the search be killed for lack of memory.
+    pub max_memory_bytes: Option<u64>,
     pub threads: usize,
+}
+
+/// Why a search ended before it had visited every reachable state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    Depth,
+    States,
+    Time,
+    Memory,
+    Violation,
+}
+
+impl Stop {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stop::Depth => "the depth limit",
+            Stop::States => "the state limit",
+            Stop::Time => "the time limit",
+            Stop::Memory => "the memory limit",
+            Stop::Violation => "the first violation",
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    fn from_code(code: u8) -> Option<Stop> {
+        [
+            Stop::Depth,
+            Stop::States,
+            Stop::Time,
+            Stop::Memory,
+            Stop::Violation,
+        ]
+        .get((code as usize).checked_sub(1)?)
+        .copied()
+    }
+}
+
+/// Resident memory of this process (Linux), from /proc/self/statm.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 /// Maps a state to the representative of its symmetry class (see `crate::symmetry`).
@@ -70,6 +118,8 @@ pub struct BfsResult<M: Model> {
     pub elapsed: Duration,
     /// True when every reachable state within the model's boundary was visited.
     pub complete: bool,
+    /// Why the search ended early, when it did.
+    pub stopped: Option<Stop>,
     /// Property name → shortest path (as actions from the initial state).
     pub discoveries: HashMap<&'static str, Vec<M::Action>>,
 }
@@ -118,13 +168,24 @@ where
     let states = AtomicU64::new(0);
     let unique = AtomicU64::new(0);
 
-    // Set when a state-count or time limit is hit in the middle of a level.
-    let cut = AtomicBool::new(false);
+    // Set (to a `Stop` code) when a limit is hit in the middle of a level.
+    let cut = AtomicU8::new(0);
     let over_limit = || {
-        limits.timeout.is_some_and(|t| start.elapsed() >= t)
-            || limits
-                .max_states
-                .is_some_and(|m| unique.load(Ordering::Relaxed) as usize >= m)
+        if limits.timeout.is_some_and(|t| start.elapsed() >= t) {
+            Some(Stop::Time)
+        } else if limits
+            .max_states
+            .is_some_and(|m| unique.load(Ordering::Relaxed) as usize >= m)
+        {
+            Some(Stop::States)
+        } else if limits
+            .max_memory_bytes
+            .is_some_and(|m| resident_bytes().is_some_and(|r| r >= m))
+        {
+            Some(Stop::Memory)
+        } else {
+            None
+        }
     };
     let mut frontier: Vec<(M::State, Fingerprint)> = Vec::new();
     for s in model.init_states() {
@@ -143,15 +204,15 @@ where
     // Property name → fingerprint of the state that shows it (smallest fp at the first level).
     let mut found: HashMap<&'static str, Fingerprint> = HashMap::new();
     let mut depth = 0;
-    let mut complete = true;
+    let mut stopped = None;
     while !frontier.is_empty() {
         progress.depth.store(depth, Ordering::Relaxed);
         if limits.max_depth.is_some_and(|d| depth >= d) {
-            complete = false;
+            stopped = Some(Stop::Depth);
             break;
         }
-        if over_limit() {
-            complete = false;
+        if let Some(stop) = over_limit() {
+            stopped = Some(stop);
             break;
         }
         let pending: Vec<&'static str> = properties
@@ -170,9 +231,14 @@ where
                     )
                 },
                 |(mut next, mut level_found, mut actions), (state, fp)| {
-                    if cut.load(Ordering::Relaxed) || (fp & 0x3ff == 0 && over_limit()) {
-                        cut.store(true, Ordering::Relaxed);
+                    if cut.load(Ordering::Relaxed) != 0 {
                         return (next, level_found, actions);
+                    }
+                    if fp & 0x3ff == 0 {
+                        if let Some(stop) = over_limit() {
+                            cut.store(stop.code(), Ordering::Relaxed);
+                            return (next, level_found, actions);
+                        }
                     }
                     for p in properties.iter().filter(|p| pending.contains(&p.name)) {
                         let shows = match p.expectation {
@@ -239,8 +305,8 @@ where
                     (a, fa)
                 },
             );
-        if cut.load(Ordering::Relaxed) {
-            complete = false;
+        if let Some(stop) = Stop::from_code(cut.load(Ordering::Relaxed)) {
+            stopped = Some(stop);
             break;
         }
         let mut failed = false;
@@ -250,7 +316,7 @@ where
             found.insert(name, fp);
         }
         if failed {
-            complete = false;
+            stopped = Some(Stop::Violation);
             break;
         }
         frontier = next;
@@ -270,7 +336,8 @@ where
         unique: unique.load(Ordering::Relaxed),
         max_depth: depth,
         elapsed: start.elapsed(),
-        complete,
+        complete: stopped.is_none(),
+        stopped,
         discoveries,
     }
 }

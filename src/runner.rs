@@ -1,7 +1,7 @@
 //! Runs one checker on one model and turns what it found into a report: a verdict per property,
 //! the figures, and replayed, validated traces.
 
-use crate::bfs::{self, Limits, Progress};
+use crate::bfs::{self, Limits, Progress, Stop};
 use crate::config::ModelConfig;
 use crate::model::{Action, RaftModel, SystemState};
 use crate::properties;
@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// Symmetry reduction over server ids (models without clients only).
     pub symmetry: bool,
+    /// BFS stops (incomplete) at this resident size; None: 80% of physical memory.
+    pub max_memory_bytes: Option<u64>,
     /// Print a progress line on stderr (only when stderr is a terminal).
     pub progress: bool,
 }
@@ -54,6 +56,7 @@ impl Default for RunOptions {
             seed: 0,
             timeout: None,
             symmetry: false,
+            max_memory_bytes: None,
             progress: false,
         }
     }
@@ -119,6 +122,9 @@ pub struct Report {
     pub max_depth: usize,
     pub elapsed_s: f64,
     pub complete: bool,
+    /// Why the search ended early (absent when complete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<Stop>,
     /// Peak resident memory of this process so far (Linux), for the bytes-per-state figure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
@@ -155,16 +161,17 @@ pub fn check_options(cfg: &ModelConfig, opts: &RunOptions) -> Result<(), String>
 pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
     let model = RaftModel::new(cfg.clone());
     let depth = opts.depth.or(cfg.file.bounds.max_depth);
-    let (states, unique, max_depth, elapsed, complete, raw) = match opts.checker {
+    let result = match opts.checker {
         CheckerKind::Bfs => {
             let limits = Limits {
                 max_depth: depth,
                 max_states: opts.max_states,
                 timeout: opts.timeout,
+                max_memory_bytes: opts.max_memory_bytes.or_else(default_memory_limit),
                 threads: opts.threads,
             };
             let progress = Progress::default();
-            let result = std::thread::scope(|s| {
+            std::thread::scope(|s| {
                 if opts.progress && std::io::stderr().is_terminal() {
                     s.spawn(|| show_progress(&progress));
                 }
@@ -172,25 +179,18 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
                     .symmetry
                     .then_some(crate::symmetry::canonical as bfs::Symmetry<SystemState>);
                 bfs::check(&model, &limits, symmetry, &progress)
-            });
-            (
-                result.states,
-                result.unique,
-                result.max_depth,
-                result.elapsed,
-                result.complete,
-                result.discoveries,
-            )
+            })
         }
         CheckerKind::Dfs | CheckerKind::Simulation => run_stateright(cfg, opts, depth),
     };
 
     let mut out = Vec::new();
     for p in properties::all() {
-        let found = raw
+        let found = result
+            .discoveries
             .get(p.name)
             .and_then(|actions| validate(&model, &p, actions));
-        let status = match (&p.expectation, &found, complete) {
+        let status = match (&p.expectation, &found, result.complete) {
             (Expectation::Sometimes, Some(_), _) => Status::ExampleFound,
             (Expectation::Sometimes, None, true) => Status::NoExample,
             (_, Some(_), _) => Status::Violated,
@@ -207,27 +207,31 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
     Report {
         model: cfg.name.clone(),
         checker: opts.checker.name(),
-        states,
-        unique_states: unique,
-        max_depth,
-        elapsed_s: elapsed.as_secs_f64(),
-        complete,
+        states: result.states,
+        unique_states: result.unique,
+        max_depth: result.max_depth,
+        elapsed_s: result.elapsed.as_secs_f64(),
+        complete: result.complete,
+        stopped_by: result.stopped,
         peak_rss_bytes: peak_rss_bytes(),
         properties: out,
     }
 }
 
-type Raw = (
-    u64,
-    u64,
-    usize,
-    Duration,
-    bool,
-    std::collections::HashMap<&'static str, Vec<Action>>,
-);
+/// 80% of physical memory (Linux): past it a search stops and reports what it has.
+pub fn default_memory_limit() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024 / 5 * 4)
+}
 
 /// DFS and simulation come from stateright; they stop at the first violation.
-fn run_stateright(cfg: &ModelConfig, opts: &RunOptions, depth: Option<usize>) -> Raw {
+fn run_stateright(
+    cfg: &ModelConfig,
+    opts: &RunOptions,
+    depth: Option<usize>,
+) -> bfs::BfsResult<RaftModel> {
     let start = Instant::now();
     let mut model = RaftModel::new(cfg.clone());
     model.check_liveness = opts.checker != CheckerKind::Simulation;
@@ -283,18 +287,28 @@ fn run_stateright(cfg: &ModelConfig, opts: &RunOptions, depth: Option<usize>) ->
                     .any(|p| p.name == *k && p.expectation != Expectation::Sometimes)
             });
             let elapsed = start.elapsed();
-            let cut = depth.is_some()
-                || opts.max_states.is_some()
-                || timeout.is_some_and(|t| elapsed >= t);
-            let complete = opts.checker == CheckerKind::Dfs && !failed && !cut;
-            (
-                c.state_count() as u64,
-                c.unique_state_count() as u64,
-                c.max_depth(),
+            let stopped = if failed {
+                Some(Stop::Violation)
+            } else if timeout.is_some_and(|t| elapsed >= t) {
+                Some(Stop::Time)
+            } else if opts.max_states.is_some() {
+                Some(Stop::States)
+            } else if depth.is_some() || opts.checker == CheckerKind::Simulation {
+                // Depth-limited DFS is incomplete (stateright 0.31 does not re-expand a state
+                // first reached near the limit), and a simulation samples.
+                Some(Stop::Depth)
+            } else {
+                None
+            };
+            bfs::BfsResult {
+                states: c.state_count() as u64,
+                unique: c.unique_state_count() as u64,
+                max_depth: c.max_depth(),
                 elapsed,
-                complete,
+                complete: stopped.is_none(),
+                stopped,
                 discoveries,
-            )
+            }
         }};
     }
     match opts.checker {
@@ -514,10 +528,9 @@ pub fn render(report: &Report, description: &str) -> String {
         report.elapsed_s,
         report.states as f64 / secs,
         report.unique_states as f64 / secs,
-        if report.complete {
-            "complete"
-        } else {
-            "incomplete (bounded by depth, states, time, or stopped at a violation)"
+        match report.stopped_by {
+            None => "complete".to_string(),
+            Some(stop) => format!("incomplete: stopped at {}", stop.describe()),
         }
     ));
     if let Some(rss) = report.peak_rss_bytes {

@@ -88,6 +88,8 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
             seed: e.seed,
             timeout: e.timeout_s.map(Duration::from_secs_f64),
             symmetry: e.symmetry,
+            // Entries run two at a time (one per core): each gets half the usual budget.
+            max_memory_bytes: runner::default_memory_limit().map(|m| m / 2),
             progress: false,
         };
         runner::check_options(&model, &opts).map_err(|m| at(format!("entry[{i}]: {m}")))?;

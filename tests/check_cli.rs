@@ -74,6 +74,26 @@ fn json_has_the_documented_shape() {
 }
 
 #[test]
+fn a_search_stopped_by_a_limit_says_why_and_claims_nothing() {
+    let (code, out, _) = check(&["default", "--max-memory", "40", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["complete"], false);
+    assert_eq!(v["stopped_by"], "memory");
+    for p in v["properties"].as_array().unwrap() {
+        assert!(
+            ["unknown", "example_found"].contains(&p["status"].as_str().unwrap()),
+            "{p}"
+        );
+    }
+    let (_, out, _) = check(&["five", "--depth", "3"]);
+    assert!(
+        out.contains("incomplete: stopped at the depth limit"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_violation_exits_1_with_a_trace_in_json() {
     let (code, out, _) = check(&["bugs/no_step_down", "--json"]);
     assert_eq!(code, 1);

@@ -45,6 +45,9 @@ struct Args {
     /// Symmetry reduction over server ids (models without clients only).
     #[arg(long)]
     symmetry: bool,
+    /// BFS stops (not complete) when the process reaches this many MiB (default: 80% of RAM).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    max_memory: Option<u64>,
     /// Stop after this many seconds (the search is then not complete).
     #[arg(long)]
     timeout: Option<f64>,
@@ -100,6 +103,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         seed: args.seed,
         timeout: args.timeout.map(Duration::from_secs_f64),
         symmetry: args.symmetry,
+        max_memory_bytes: args.max_memory.map(|m| m * 1024 * 1024),
         progress: !args.json,
     };
     runner::check_options(&cfg, &opts)?;
