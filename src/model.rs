@@ -527,15 +527,21 @@ impl RaftModel {
         for i in 0..self.n() {
             lines.push(format!("S{i}: {}", self.server_summary(state, i)));
         }
-        for (c, cs) in state.clients.iter().enumerate() {
-            let ops = &self.clients[c].cfg.ops;
-            let doing = ops.get(cs.next_op).map_or("done".to_string(), |op| {
-                format!("#{} {op} → S{}", cs.request_id(), cs.target)
-            });
-            lines.push(format!("C{c}: {}/{} ops, {doing}", cs.next_op, ops.len()));
+        for c in 0..state.clients.len() {
+            lines.push(self.client_summary(state, c));
         }
         lines.push(format!("in flight: {} messages", state.network.len()));
         lines.join("\n")
+    }
+
+    /// A client's one-line summary: `C0: 1/2 ops, #2 get x → S0`.
+    pub fn client_summary(&self, state: &SystemState, c: usize) -> String {
+        let cs = &state.clients[c];
+        let ops = &self.clients[c].cfg.ops;
+        let doing = ops.get(cs.next_op).map_or("done".to_string(), |op| {
+            format!("#{} {op} → S{}", cs.request_id(), cs.target)
+        });
+        format!("C{c}: {}/{} ops, {doing}", cs.next_op, ops.len())
     }
 }
 

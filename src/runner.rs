@@ -377,11 +377,8 @@ fn view(model: &RaftModel, state: &SystemState) -> (Vec<ServerView>, Vec<String>
             down: state.down[i],
         })
         .collect();
-    let lines = model.render_state(state);
-    let clients = lines
-        .lines()
-        .filter(|l| l.starts_with('C'))
-        .map(str::to_string)
+    let clients = (0..state.clients.len())
+        .map(|c| model.client_summary(state, c))
         .collect();
     (servers, clients)
 }

@@ -39,20 +39,6 @@ pub enum Bug {
     NoDeduplication,
 }
 
-impl Bug {
-    pub const ALL: [Bug; 9] = [
-        Bug::CommitPreviousTermEntries,
-        Bug::VoteNotPersisted,
-        Bug::VoteWithoutLogCheck,
-        Bug::TruncateOnEveryAppend,
-        Bug::CommitWithoutMin,
-        Bug::NoStepDown,
-        Bug::AcceptStaleReplies,
-        Bug::SnapshotDiscardsLog,
-        Bug::NoDeduplication,
-    ];
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
     /// Cluster size; servers are ids 0..servers.

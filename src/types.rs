@@ -2,7 +2,6 @@
 //! key/value commands they carry, and the messages of the protocol.
 
 use serde::{Deserialize, Serialize};
-use stateright::actor::Id;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -161,11 +160,6 @@ impl Timer {
     pub fn bit(self) -> u8 {
         1 << (self as u8)
     }
-}
-
-/// Servers are `Id`s 0..n; `Id` is stateright's actor address.
-pub fn server_index(id: Id) -> usize {
-    usize::from(id)
 }
 
 impl fmt::Display for Op {
