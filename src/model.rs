@@ -531,6 +531,14 @@ impl RaftModel {
             lines.push(self.client_summary(state, c));
         }
         lines.push(format!("in flight: {} messages", state.network.len()));
+        for env in &state.network {
+            lines.push(format!(
+                "  {} → {}: {}",
+                self.actor_name(env.src),
+                self.actor_name(env.dst),
+                self.describe_msg(&env.msg)
+            ));
+        }
         lines.join("\n")
     }
 
