@@ -807,3 +807,94 @@ fn partitioned_leader_cannot_commit_and_the_majority_goes_on() {
     drop(c);
     drop(proxies);
 }
+
+/// A follower that missed compacted entries catches up through an InstallSnapshot too large for
+/// one datagram: it travels in fragments, each MAC'd, and is reassembled on the follower.
+#[test]
+fn a_restarted_follower_catches_up_from_a_fragmented_snapshot() {
+    use raft_checked::net::client::{ClientOptions, Session};
+    use raft_checked::types::{Op, OpResult};
+    let dir = temp_dir("snapshot");
+    let key_file = dir.join("key");
+    std::fs::write(&key_file, "a-fragmented-snapshot-key-0123456789\n").unwrap();
+    let key = Key::from_file(&key_file).unwrap();
+    let mut c =
+        LocalCluster::new(PathBuf::from(NODE), 3, &dir.join("data"), Some(key_file)).unwrap();
+    c.quiet = true;
+    c.extra_args = vec!["--snapshot-after".into(), "5".into()];
+    c.start_all().unwrap();
+    let leader = wait_leader(&c, Some(&key), None);
+    let follower = (leader + 1) % 3;
+    c.kill(follower);
+
+    // 40 puts of distinct keys with ~1.9 KiB values (commands are at most 2 KiB): the snapshot
+    // of the map is ~77 KiB, more than one datagram.
+    let acked: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("big{i}"), format!("{i:04}").repeat(475)))
+        .collect();
+    let peers = c.peers.clone();
+    let session = |timeout| {
+        Session::new(ClientOptions::new(
+            peers.clone(),
+            Some(key.clone()),
+            timeout,
+        ))
+        .unwrap()
+    };
+    let ops = acked
+        .iter()
+        .map(|(k, v)| Op::Put {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect();
+    let results = session(Duration::from_secs(15)).run(ops).unwrap();
+    assert!(results.iter().all(|r| *r == OpResult::Written));
+
+    let leader_status = wait_until(10, "the leader to compact", || {
+        let st = statuses(&c, Some(&key));
+        let l = st.iter().flatten().find(|s| s.role == "leader")?.clone();
+        (l.snapshot_index > 0).then_some(l)
+    });
+    assert!(leader_status.commit_index >= 40);
+
+    c.start(follower).unwrap();
+    let caught_up = wait_until(15, "the restarted follower to catch up", || {
+        let st = statuses(&c, Some(&key));
+        let target = st.iter().flatten().map(|s| s.commit_index).max()?;
+        let me = st[follower].as_ref()?;
+        (me.last_applied >= target && me.commit_index >= target).then(|| me.clone())
+    });
+    assert!(caught_up.snapshot_index > 0, "{caught_up:?}");
+    assert!(
+        caught_up.counters.reassembled > 0,
+        "{:?}",
+        caught_up.counters
+    );
+    assert_eq!(caught_up.counters.bad_mac, 0);
+    let sent = statuses(&c, Some(&key))
+        .iter()
+        .flatten()
+        .map(|s| s.counters.fragmented_out)
+        .sum::<u64>();
+    assert!(sent > 0);
+
+    // `status --json` shows the snapshot on the follower.
+    let out = client(&c.peers, c.key.as_deref(), 5, &["status", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let snap = json[follower]["snapshot_index"].as_u64().unwrap();
+    assert!(snap > 0, "{}", json[follower]);
+    assert!(json[follower]["counters"]["reassembled"].as_u64().unwrap() > 0);
+
+    // Every acknowledged put reads back.
+    let gets: Vec<Op> = acked
+        .iter()
+        .map(|(k, _)| Op::Get { key: k.clone() })
+        .collect();
+    let values = session(Duration::from_secs(15)).run(gets.clone()).unwrap();
+    for ((k, v), r) in acked.iter().zip(&values) {
+        assert_eq!(*r, OpResult::Value(Some(v.clone())), "wrong value for {k}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

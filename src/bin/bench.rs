@@ -32,6 +32,9 @@ struct Args {
     /// Bytes per value.
     #[arg(long, default_value_t = 16)]
     value_size: usize,
+    /// Passed to every node started here (see `node --help`; 0 never compacts).
+    #[arg(long, default_value_t = 1000)]
+    snapshot_after: u64,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn run(args: Args) -> Result<(), String> {
                 args.key.clone(),
             )?;
             c.quiet = true;
+            set_snapshot_after(&mut c, args.snapshot_after);
             c.start_all()?;
             let peers = c.peers.clone();
             cluster = Some(c);
@@ -151,4 +155,9 @@ fn run(args: Args) -> Result<(), String> {
         ms(*lat.last().expect("non-empty"))
     );
     Ok(())
+}
+
+fn set_snapshot_after(c: &mut LocalCluster, n: u64) {
+    c.extra_args
+        .extend(["--snapshot-after".to_string(), n.to_string()]);
 }

@@ -24,6 +24,9 @@ struct Args {
     /// Key file passed to every node (see `node --help`).
     #[arg(long)]
     key: Option<PathBuf>,
+    /// Passed to every node started here (see `node --help`; 0 never compacts).
+    #[arg(long, default_value_t = 1000)]
+    snapshot_after: u64,
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn run(args: Args) -> Result<(), String> {
     let node_bin = sibling_binary("node")?;
     let mut cluster =
         LocalCluster::new(node_bin, args.nodes as usize, &args.data, args.key.clone())?;
+    set_snapshot_after(&mut cluster, args.snapshot_after);
     cluster.start_all()?;
     let peers = cluster.peers.clone();
     println!("peers: {}", peers_string(&peers));
@@ -78,4 +82,9 @@ fn run(args: Args) -> Result<(), String> {
             return Err("every node has exited".into());
         }
     }
+}
+
+fn set_snapshot_after(c: &mut LocalCluster, n: u64) {
+    c.extra_args
+        .extend(["--snapshot-after".to_string(), n.to_string()]);
 }

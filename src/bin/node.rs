@@ -36,10 +36,12 @@ struct Args {
     election_max_ms: u64,
     #[arg(long, default_value_t = 75)]
     heartbeat_ms: u64,
-    /// Compact the log into a snapshot after this many applied entries. The snapshot travels in
-    /// one datagram, so this only suits small state machines (an oversize one is not sent).
-    #[arg(long)]
-    snapshot_after: Option<u64>,
+    /// Compact the log into a snapshot (the key/value map and the client dedup table) once this
+    /// many applied entries sit in the log; 0 never compacts. Compaction keeps each save and each
+    /// handler's work bounded as the log grows. A snapshot too large for one datagram travels in
+    /// fragments (up to 16 MiB encoded; a larger one is not sent, counted as oversize_out).
+    #[arg(long, default_value_t = 1000)]
+    snapshot_after: u64,
     /// Bind this address instead of this node's --peers address (which then belongs to a
     /// forwarder, e.g. a fault-injecting proxy; combine with --no-source-check).
     #[arg(long)]
@@ -91,7 +93,7 @@ fn run(args: Args) -> Result<(), String> {
     };
     let mut config = ServerConfig::new(peers.len());
     config.max_entries_per_append = MAX_ENTRIES_PER_APPEND;
-    config.snapshot_after = args.snapshot_after;
+    config.snapshot_after = (args.snapshot_after > 0).then_some(args.snapshot_after);
     config.election_timeout =
         Duration::from_millis(args.election_min_ms)..Duration::from_millis(args.election_max_ms);
     config.heartbeat_interval = Duration::from_millis(args.heartbeat_ms);

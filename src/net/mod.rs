@@ -1,7 +1,8 @@
 //! The real deployment: the same [`RaftServer`](crate::server::RaftServer) and
 //! [`KvClient`](crate::client::KvClient) actors the checker explores, driven over UDP.
 //!
-//! - [`wire`]: datagram format (version, cluster id, optional HMAC-SHA256), size limits.
+//! - [`wire`]: datagram format (version, cluster id, optional HMAC-SHA256), size limits, and
+//!   fragmentation and reassembly of messages larger than one datagram.
 //! - [`storage`]: crash-safe storage: an atomically replaced meta file and an append-only,
 //!   checksummed log (one record and one fdatasync per save).
 //! - [`driver`]: runs an actor in real time (timers, out commands).

@@ -6,7 +6,10 @@
 
 use crate::net::driver::{Driver, Effects};
 use crate::net::storage::DurableStorage;
-use crate::net::wire::{self, Body, Counters, Envelope, Key, NodeStatus, CLIENT_ID_MIN};
+use crate::net::wire::{
+    self, Body, Counters, Datagram, Envelope, FragmentOutcome, Key, NodeStatus, Reassembler,
+    CLIENT_ID_MIN,
+};
 use crate::server::{RaftServer, ServerConfig, ServerState};
 use crate::types::Msg;
 use stateright::actor::Id;
@@ -27,6 +30,10 @@ const MAX_BATCH: usize = 512;
 const RECV_BUFFER: usize = 4 << 20;
 /// Client sessions remembered (session → address), oldest forgotten first beyond this.
 const MAX_CLIENTS: usize = 10_000;
+/// The same snapshot (term and last index) is not sent again to a server within this: the leader
+/// asks for it on every heartbeat and every client request while the follower lags, and a large
+/// one takes a while to arrive and install. A lost one is resent once this passes.
+const SNAPSHOT_RESEND: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -54,6 +61,13 @@ pub struct Node {
     /// Protocol messages received this round, delivered together once the queue is drained.
     inbox: Vec<(Id, Msg)>,
     fx: Effects,
+    /// Fragmented messages being reassembled, per server.
+    reassembler: Reassembler,
+    /// The id of the next message sent in fragments (random start, so a restart does not reuse
+    /// the ids of partial messages its peers may still hold).
+    next_msg_id: u64,
+    /// Per server: the last snapshot sent to it, (term, last index, when).
+    snapshot_sent: HashMap<usize, (u64, u64, Instant)>,
 }
 
 impl Node {
@@ -103,6 +117,9 @@ impl Node {
             replies: Vec::new(),
             inbox: Vec::new(),
             fx,
+            reassembler: Reassembler::new(),
+            next_msg_id: crate::net::driver::Rng::seeded(0xf4a6 ^ opts_id_salt(cluster)).next_u64(),
+            snapshot_sent: HashMap::new(),
         })
     }
 
@@ -116,6 +133,9 @@ impl Node {
 
     pub fn status(&self) -> NodeStatus {
         let s = self.driver.state();
+        let mut counters = self.counters.clone();
+        counters.frag_expired = self.reassembler.expired;
+        counters.frag_evicted = self.reassembler.evicted;
         NodeStatus {
             id: self.opts.id as u64,
             role: s.role_name().to_string(),
@@ -126,7 +146,7 @@ impl Node {
             last_applied: s.last_applied,
             log_len: s.log.last_index(),
             snapshot_index: s.log.base_index,
-            counters: self.counters.clone(),
+            counters,
         }
     }
 
@@ -175,6 +195,7 @@ impl Node {
                 // E.g. ICMP port unreachable reported on Linux for an earlier send: harmless.
                 Err(_) => {}
             }
+            self.reassembler.expire(Instant::now());
             self.driver.fire_due(Instant::now(), &mut self.fx);
             self.flush()?;
         }
@@ -183,14 +204,73 @@ impl Node {
 
     fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) {
         self.counters.received += 1;
-        let env = match wire::decode(bytes, self.opts.key.as_ref(), self.cluster) {
-            Ok(env) => env,
+        let env = match wire::decode_datagram(bytes, self.opts.key.as_ref(), self.cluster) {
+            Ok(Datagram::Whole(env)) => *env,
+            Ok(Datagram::Fragment(frag)) => {
+                self.counters.fragments_in += 1;
+                match self.on_fragment(frag, from) {
+                    Some(env) => env,
+                    None => return,
+                }
+            }
             Err(e) => {
                 self.counters.count(&e);
                 return;
             }
         };
+        self.on_envelope(env, from);
+    }
+
+    /// Only servers send fragments (a client's requests fit in a datagram), so partial messages
+    /// are held for at most `n - 1` senders.
+    fn on_fragment(&mut self, frag: wire::Fragment, from: SocketAddr) -> Option<Envelope> {
+        let sender = frag.from;
+        if !self.is_peer(sender, from) {
+            self.counters.frag_unknown_sender += 1;
+            return None;
+        }
+        match self.reassembler.insert(frag, Instant::now()) {
+            FragmentOutcome::Complete(payload) => {
+                match wire::decode_envelope(&payload, self.cluster) {
+                    Ok(env) if env.from == sender => {
+                        self.counters.reassembled += 1;
+                        Some(env)
+                    }
+                    _ => {
+                        self.counters.frag_inconsistent += 1;
+                        None
+                    }
+                }
+            }
+            FragmentOutcome::Pending => None,
+            FragmentOutcome::Duplicate => {
+                self.counters.frag_duplicate += 1;
+                None
+            }
+            FragmentOutcome::Malformed => {
+                self.counters.frag_malformed += 1;
+                None
+            }
+            FragmentOutcome::Oversize => {
+                self.counters.frag_oversize += 1;
+                None
+            }
+            FragmentOutcome::Inconsistent => {
+                self.counters.frag_inconsistent += 1;
+                None
+            }
+        }
+    }
+
+    /// Whether `sender` is another server of the cluster (sending from its address, if checked).
+    fn is_peer(&self, sender: u64, from: SocketAddr) -> bool {
         let n = self.opts.peers.len() as u64;
+        sender < n
+            && sender != self.opts.id as u64
+            && (!self.opts.check_source || self.opts.peers[sender as usize] == from)
+    }
+
+    fn on_envelope(&mut self, env: Envelope, from: SocketAddr) {
         match env.body {
             Body::Raft(Msg::ClientRequest(command)) => {
                 if command.client < CLIENT_ID_MIN || env.from != command.client {
@@ -207,10 +287,7 @@ impl Node {
             }
             Body::Raft(Msg::ClientResponse { .. }) => self.counters.unknown_sender += 1,
             Body::Raft(msg) => {
-                let known = env.from < n
-                    && env.from != self.opts.id as u64
-                    && (!self.opts.check_source || self.opts.peers[env.from as usize] == from);
-                if !known {
+                if !self.is_peer(env.from, from) {
                     self.counters.unknown_sender += 1;
                     return;
                 }
@@ -253,8 +330,23 @@ impl Node {
         let n = self.opts.peers.len();
         let sends = coalesce(std::mem::take(&mut self.fx.sends), n);
         self.counters.coalesced_out += sends.1;
+        let now = Instant::now();
         for (to, msg) in sends.0 {
             let idx = usize::from(to);
+            if let Msg::InstallSnapshot { term, snapshot } = &msg {
+                let key = (*term, snapshot.last_index);
+                match self.snapshot_sent.get(&idx) {
+                    Some(&(t, i, at))
+                        if (t, i) == key && now.saturating_duration_since(at) < SNAPSHOT_RESEND =>
+                    {
+                        self.counters.snapshot_throttled += 1;
+                        continue;
+                    }
+                    _ => {
+                        self.snapshot_sent.insert(idx, (key.0, key.1, now));
+                    }
+                }
+            }
             let addr = if idx < n {
                 self.opts.peers[idx]
             } else {
@@ -279,16 +371,29 @@ impl Node {
         Ok(())
     }
 
+    /// Sends one message: one datagram, or fragments when it does not fit in one.
     fn send(&mut self, addr: SocketAddr, env: &Envelope) {
-        let Some(bytes) = wire::encode(env, self.opts.key.as_ref()) else {
+        let Some(datagrams) = wire::encode_message(env, self.opts.key.as_ref(), self.next_msg_id)
+        else {
             self.counters.oversize_out += 1;
             return;
         };
-        match self.socket.send_to(&bytes, addr) {
-            Ok(_) => self.counters.sent += 1,
-            Err(_) => self.counters.send_errors += 1,
+        if datagrams.len() > 1 {
+            self.next_msg_id = self.next_msg_id.wrapping_add(1);
+            self.counters.fragmented_out += 1;
+            self.counters.fragments_out += datagrams.len() as u64;
+        }
+        for bytes in datagrams {
+            match self.socket.send_to(&bytes, addr) {
+                Ok(_) => self.counters.sent += 1,
+                Err(_) => self.counters.send_errors += 1,
+            }
         }
     }
+}
+
+fn opts_id_salt(cluster: u64) -> u64 {
+    cluster ^ std::process::id() as u64
 }
 
 /// Asks for a receive buffer of `bytes` (the kernel may grant less); returns what it granted.
@@ -371,6 +476,17 @@ fn supersedes(later: &Msg, earlier: &Msg) -> bool {
                 outcome: Matched { match_index: m1 },
             },
         ) => t2 == t1 && m2 >= m1,
+        // The same leader's snapshot, at least as recent.
+        (
+            Msg::InstallSnapshot {
+                term: t2,
+                snapshot: s2,
+            },
+            Msg::InstallSnapshot {
+                term: t1,
+                snapshot: s1,
+            },
+        ) => t2 == t1 && s2.last_index >= s1.last_index,
         _ => false,
     }
 }
@@ -390,6 +506,7 @@ fn coalesce(sends: Vec<(Id, Msg)>, servers: usize) -> (Vec<(Id, Msg)>, u64) {
         let kind = match msg {
             Msg::AppendEntries { .. } => 0u8,
             Msg::AppendEntriesReply { .. } => 1,
+            Msg::InstallSnapshot { .. } => 2,
             _ => continue,
         };
         if dest >= servers {

@@ -10,6 +10,23 @@
 //! runtime-level status query that never reaches the actor. With a key, the MAC covers every byte
 //! before it; without a key no MAC is sent or accepted, and anyone who can reach the port can
 //! forge messages (insecure: use only on a trusted network).
+//!
+//! A message whose encoding does not fit in one datagram ([`MAX_DATAGRAM`], e.g. an
+//! InstallSnapshot of a large state machine) travels in fragments (flags bit 1):
+//!
+//! ```text
+//! "RKV" | version | flags (bit 0: MAC, bit 1: fragment) | cluster u64 | from u64 | message id u64
+//!       | FNV-1a of the whole envelope u64 | total length u32 | index u16 | count u16 | chunk
+//!       | [HMAC-SHA256]
+//! ```
+//!
+//! (Integers little-endian.) Each fragment is a datagram of its own, within [`MAX_DATAGRAM`],
+//! MAC'd like any other; the chunks, in index order, are the JSON envelope. The receiver
+//! ([`Reassembler`]) keeps partial messages per sender under strict bounds (total size at most
+//! [`MAX_MESSAGE`], at most [`MAX_FRAGMENTS`] fragments, [`MAX_PARTIALS`] partial messages and
+//! [`MAX_MESSAGE`] buffered bytes per sender, partials dropped after [`FRAGMENT_TTL`]); a fragment
+//! that contradicts the others of its message drops the whole partial message. A lost fragment
+//! loses the message, like a lost datagram: the protocol retries.
 
 use crate::types::{Command, Msg};
 use hmac::{Hmac, Mac};
@@ -22,10 +39,23 @@ use std::path::Path;
 pub const MAGIC: &[u8; 3] = b"RKV";
 pub const WIRE_VERSION: u8 = 1;
 const FLAG_MAC: u8 = 1;
+const FLAG_FRAGMENT: u8 = 2;
 const HEADER_LEN: usize = 5;
 pub const MAC_LEN: usize = 32;
 /// No datagram larger than this is sent or accepted.
 pub const MAX_DATAGRAM: usize = 60 * 1024;
+/// cluster | from | message id | digest | total | index | count.
+const FRAGMENT_HEADER_LEN: usize = 8 + 8 + 8 + 8 + 4 + 2 + 2;
+/// The most message bytes one fragment carries.
+pub const MAX_CHUNK: usize = MAX_DATAGRAM - HEADER_LEN - FRAGMENT_HEADER_LEN - MAC_LEN;
+/// No message (its JSON envelope) larger than this is sent or reassembled.
+pub const MAX_MESSAGE: usize = 16 << 20;
+/// The most fragments of one message: enough for [`MAX_MESSAGE`] in full chunks.
+pub const MAX_FRAGMENTS: usize = MAX_MESSAGE.div_ceil(MAX_CHUNK);
+/// Partial messages kept per sender; beyond this the oldest is dropped.
+pub const MAX_PARTIALS: usize = 4;
+/// A partial message not completed within this is dropped.
+pub const FRAGMENT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Largest client command (its JSON encoding) a server accepts: with
 /// [`MAX_ENTRIES_PER_APPEND`] of them an AppendEntries still fits in [`MAX_DATAGRAM`].
 pub const MAX_COMMAND_BYTES: usize = 2048;
@@ -73,6 +103,28 @@ pub struct Counters {
     /// round (to or from the same server) carries everything they do.
     pub coalesced_out: u64,
     pub coalesced_in: u64,
+    /// Fragment datagrams sent and received (each also counts in `sent` / `received`).
+    pub fragments_out: u64,
+    pub fragments_in: u64,
+    /// Messages sent in fragments, and messages reassembled from them.
+    pub fragmented_out: u64,
+    pub reassembled: u64,
+    /// Fragments dropped: bad fields (count 0 or too many, index out of range, empty chunk,
+    /// lengths that cannot add up), a declared total over [`MAX_MESSAGE`], a fragment or a
+    /// completed message that contradicts its partial (count, total, digest, a duplicate index
+    /// with other bytes, a wrong length or digest, an undecodable envelope), an exact duplicate,
+    /// or one from a sender that may not send fragments (clients).
+    pub frag_malformed: u64,
+    pub frag_oversize: u64,
+    pub frag_inconsistent: u64,
+    pub frag_duplicate: u64,
+    pub frag_unknown_sender: u64,
+    /// Partial messages dropped unfinished: too old, or pushed out by newer ones of the sender.
+    pub frag_expired: u64,
+    pub frag_evicted: u64,
+    /// InstallSnapshot messages not sent because the same snapshot went to the same server
+    /// moments before (it is still in flight or being installed).
+    pub snapshot_throttled: u64,
 }
 
 impl Counters {
@@ -94,9 +146,15 @@ impl Counters {
             + self.wrong_cluster
             + self.unknown_sender
             + self.oversize_command
+            + self.frag_malformed
+            + self.frag_oversize
+            + self.frag_inconsistent
+            + self.frag_unknown_sender
     }
 }
 
+// A status response is rare and short-lived: not worth boxing for the size of the others.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Body {
     /// A protocol message, delivered to the actor as is.
@@ -181,16 +239,110 @@ pub fn encode(env: &Envelope, key: Option<&Key>) -> Option<Vec<u8>> {
     buf.push(WIRE_VERSION);
     buf.push(if key.is_some() { FLAG_MAC } else { 0 });
     serde_json::to_writer(&mut buf, env).ok()?;
+    let buf = seal(buf, key);
+    (buf.len() <= MAX_DATAGRAM).then_some(buf)
+}
+
+fn seal(mut buf: Vec<u8>, key: Option<&Key>) -> Vec<u8> {
     if let Some(key) = key {
         let mut mac = key.mac();
         mac.update(&buf);
         buf.extend_from_slice(&mac.finalize().into_bytes());
     }
-    (buf.len() <= MAX_DATAGRAM).then_some(buf)
+    buf
 }
 
-/// Checks and decodes a datagram. Never panics, whatever the bytes.
+/// Encodes an envelope as one datagram, or as fragments of the message `msg_id` (which should
+/// not repeat between messages of this sender within [`FRAGMENT_TTL`]) when it does not fit in
+/// one. `None` if its encoding exceeds [`MAX_MESSAGE`].
+pub fn encode_message(env: &Envelope, key: Option<&Key>, msg_id: u64) -> Option<Vec<Vec<u8>>> {
+    let json = serde_json::to_vec(env).ok()?;
+    let mac_len = if key.is_some() { MAC_LEN } else { 0 };
+    let flags = if key.is_some() { FLAG_MAC } else { 0 };
+    if HEADER_LEN + json.len() + mac_len <= MAX_DATAGRAM {
+        let mut buf = Vec::with_capacity(HEADER_LEN + json.len() + mac_len);
+        buf.extend_from_slice(MAGIC);
+        buf.push(WIRE_VERSION);
+        buf.push(flags);
+        buf.extend_from_slice(&json);
+        return Some(vec![seal(buf, key)]);
+    }
+    if json.len() > MAX_MESSAGE {
+        return None;
+    }
+    let digest = fnv1a(&json);
+    let chunks: Vec<&[u8]> = json.chunks(MAX_CHUNK).collect();
+    let count = chunks.len() as u16;
+    let total = json.len() as u32;
+    Some(
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                let mut buf =
+                    Vec::with_capacity(HEADER_LEN + FRAGMENT_HEADER_LEN + chunk.len() + mac_len);
+                buf.extend_from_slice(MAGIC);
+                buf.push(WIRE_VERSION);
+                buf.push(flags | FLAG_FRAGMENT);
+                buf.extend_from_slice(&env.cluster.to_le_bytes());
+                buf.extend_from_slice(&env.from.to_le_bytes());
+                buf.extend_from_slice(&msg_id.to_le_bytes());
+                buf.extend_from_slice(&digest.to_le_bytes());
+                buf.extend_from_slice(&total.to_le_bytes());
+                buf.extend_from_slice(&(i as u16).to_le_bytes());
+                buf.extend_from_slice(&count.to_le_bytes());
+                buf.extend_from_slice(chunk);
+                seal(buf, key)
+            })
+            .collect(),
+    )
+}
+
+/// One piece of a fragmented message, authenticated and of our cluster, fields not yet checked
+/// against each other (that is [`Reassembler::insert`]'s job).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    pub from: u64,
+    pub msg_id: u64,
+    pub digest: u64,
+    pub total: u32,
+    pub index: u16,
+    pub count: u16,
+    pub data: Vec<u8>,
+}
+
+/// A checked datagram: a whole message, or a fragment of one.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Datagram {
+    Whole(Box<Envelope>),
+    Fragment(Fragment),
+}
+
+/// Checks and decodes a datagram that must hold a whole message (fragments are refused as
+/// malformed). Never panics, whatever the bytes.
 pub fn decode(bytes: &[u8], key: Option<&Key>, cluster: u64) -> Result<Envelope, DecodeError> {
+    match decode_datagram(bytes, key, cluster)? {
+        Datagram::Whole(env) => Ok(*env),
+        Datagram::Fragment(_) => Err(DecodeError::Malformed("unexpected fragment".into())),
+    }
+}
+
+/// Decodes the JSON envelope of a reassembled message.
+pub fn decode_envelope(payload: &[u8], cluster: u64) -> Result<Envelope, DecodeError> {
+    let env: Envelope =
+        serde_json::from_slice(payload).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if env.cluster != cluster {
+        return Err(DecodeError::WrongCluster(env.cluster));
+    }
+    Ok(env)
+}
+
+/// Checks and decodes a datagram: a whole message or a fragment. Never panics, whatever the bytes.
+pub fn decode_datagram(
+    bytes: &[u8],
+    key: Option<&Key>,
+    cluster: u64,
+) -> Result<Datagram, DecodeError> {
     if bytes.len() > MAX_DATAGRAM {
         return Err(DecodeError::Oversize);
     }
@@ -201,7 +353,8 @@ pub fn decode(bytes: &[u8], key: Option<&Key>, cluster: u64) -> Result<Envelope,
         return Err(DecodeError::WrongVersion(bytes[3]));
     }
     let has_mac = bytes[4] & FLAG_MAC != 0;
-    if bytes[4] & !FLAG_MAC != 0 {
+    let fragment = bytes[4] & FLAG_FRAGMENT != 0;
+    if bytes[4] & !(FLAG_MAC | FLAG_FRAGMENT) != 0 {
         return Err(DecodeError::Malformed("unknown flags".into()));
     }
     let payload = match (key, has_mac) {
@@ -220,12 +373,191 @@ pub fn decode(bytes: &[u8], key: Option<&Key>, cluster: u64) -> Result<Envelope,
         (Some(_), false) | (None, true) => return Err(DecodeError::BadMac),
         (None, false) => &bytes[HEADER_LEN..],
     };
-    let env: Envelope =
-        serde_json::from_slice(payload).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    if env.cluster != cluster {
-        return Err(DecodeError::WrongCluster(env.cluster));
+    if !fragment {
+        return decode_envelope(payload, cluster).map(|env| Datagram::Whole(Box::new(env)));
     }
-    Ok(env)
+    if payload.len() < FRAGMENT_HEADER_LEN {
+        return Err(DecodeError::Malformed("short fragment header".into()));
+    }
+    let (h, data) = payload.split_at(FRAGMENT_HEADER_LEN);
+    let u64_at = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().expect("8 bytes"));
+    let frag_cluster = u64_at(0);
+    if frag_cluster != cluster {
+        return Err(DecodeError::WrongCluster(frag_cluster));
+    }
+    Ok(Datagram::Fragment(Fragment {
+        from: u64_at(8),
+        msg_id: u64_at(16),
+        digest: u64_at(24),
+        total: u32::from_le_bytes(h[32..36].try_into().expect("4 bytes")),
+        index: u16::from_le_bytes(h[36..38].try_into().expect("2 bytes")),
+        count: u16::from_le_bytes(h[38..40].try_into().expect("2 bytes")),
+        data: data.to_vec(),
+    }))
+}
+
+/// Why a fragment was not (yet) turned into a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FragmentOutcome {
+    /// The last missing piece: the whole envelope's JSON, length and digest checked.
+    Complete(Vec<u8>),
+    /// Stored; more pieces are due.
+    Pending,
+    /// The same piece again, same bytes: ignored.
+    Duplicate,
+    /// Fields that cannot be right whatever the other pieces say.
+    Malformed,
+    /// A declared total over [`MAX_MESSAGE`].
+    Oversize,
+    /// Contradicts the partial message (which is dropped with it).
+    Inconsistent,
+}
+
+#[derive(Debug)]
+struct Partial {
+    msg_id: u64,
+    digest: u64,
+    total: u32,
+    chunks: Vec<Option<Vec<u8>>>,
+    have: usize,
+    bytes: usize,
+    started: std::time::Instant,
+}
+
+/// Reassembles fragmented messages, per sender, under the bounds of the module doc.
+#[derive(Debug, Default)]
+pub struct Reassembler {
+    partials: std::collections::HashMap<u64, Vec<Partial>>,
+    /// Partial messages dropped unfinished so far: (expired, evicted).
+    pub expired: u64,
+    pub evicted: u64,
+}
+
+impl Reassembler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Partial messages held (all senders).
+    pub fn pending(&self) -> usize {
+        self.partials.values().map(Vec::len).sum()
+    }
+
+    /// Drops partial messages older than [`FRAGMENT_TTL`].
+    pub fn expire(&mut self, now: std::time::Instant) {
+        let mut expired = 0;
+        self.partials.retain(|_, list| {
+            let before = list.len();
+            list.retain(|p| now.saturating_duration_since(p.started) < FRAGMENT_TTL);
+            expired += (before - list.len()) as u64;
+            !list.is_empty()
+        });
+        self.expired += expired;
+    }
+
+    /// Takes a fragment (already authenticated, its `from` a sender allowed to fragment).
+    pub fn insert(&mut self, frag: Fragment, now: std::time::Instant) -> FragmentOutcome {
+        let count = frag.count as usize;
+        let total = frag.total as usize;
+        if total > MAX_MESSAGE {
+            return FragmentOutcome::Oversize;
+        }
+        if count == 0
+            || count > MAX_FRAGMENTS
+            || frag.index as usize >= count
+            || frag.data.is_empty()
+            || frag.data.len() > MAX_CHUNK
+            || frag.data.len() > total
+            || total < count
+            || total > count * MAX_CHUNK
+        {
+            return FragmentOutcome::Malformed;
+        }
+        self.expire(now);
+        let list = self.partials.entry(frag.from).or_default();
+        let pos = match list.iter().position(|p| p.msg_id == frag.msg_id) {
+            Some(pos) => {
+                let p = &list[pos];
+                if p.digest != frag.digest || p.total != frag.total || p.chunks.len() != count {
+                    list.remove(pos);
+                    return FragmentOutcome::Inconsistent;
+                }
+                pos
+            }
+            None => {
+                while list.len() >= MAX_PARTIALS {
+                    list.remove(0);
+                    self.evicted += 1;
+                }
+                list.push(Partial {
+                    msg_id: frag.msg_id,
+                    digest: frag.digest,
+                    total: frag.total,
+                    chunks: vec![None; count],
+                    have: 0,
+                    bytes: 0,
+                    started: now,
+                });
+                list.len() - 1
+            }
+        };
+        let slot = frag.index as usize;
+        if let Some(old) = &list[pos].chunks[slot] {
+            if *old == frag.data {
+                return FragmentOutcome::Duplicate;
+            }
+            list.remove(pos);
+            return FragmentOutcome::Inconsistent;
+        }
+        if list[pos].bytes + frag.data.len() > total {
+            list.remove(pos);
+            return FragmentOutcome::Inconsistent;
+        }
+        // Bound the bytes buffered for this sender: drop its oldest other partials first (this
+        // one alone stays within MAX_MESSAGE, as its total does).
+        let len = frag.data.len();
+        while list.iter().map(|p| p.bytes).sum::<usize>() + len > MAX_MESSAGE {
+            let Some(oldest) = list.iter().position(|p| p.msg_id != frag.msg_id) else {
+                break;
+            };
+            list.remove(oldest);
+            self.evicted += 1;
+        }
+        let pos = list
+            .iter()
+            .position(|p| p.msg_id == frag.msg_id)
+            .expect("this message's partial is kept");
+        self.insert_at(frag, pos)
+    }
+
+    fn insert_at(&mut self, frag: Fragment, pos: usize) -> FragmentOutcome {
+        let list = self
+            .partials
+            .get_mut(&frag.from)
+            .expect("the sender has partials");
+        let p = &mut list[pos];
+        p.bytes += frag.data.len();
+        p.have += 1;
+        p.chunks[frag.index as usize] = Some(frag.data);
+        if p.have < p.chunks.len() {
+            return FragmentOutcome::Pending;
+        }
+        let p = list.remove(pos);
+        if list.is_empty() {
+            self.partials.remove(&frag.from);
+        }
+        if p.bytes != p.total as usize {
+            return FragmentOutcome::Inconsistent;
+        }
+        let mut whole = Vec::with_capacity(p.bytes);
+        for chunk in p.chunks.into_iter().flatten() {
+            whole.extend_from_slice(&chunk);
+        }
+        if fnv1a(&whole) != p.digest {
+            return FragmentOutcome::Inconsistent;
+        }
+        FragmentOutcome::Complete(whole)
+    }
 }
 
 /// The size of a client command as it travels in a log entry.
@@ -316,5 +648,262 @@ mod tests {
             decode(&vec![0; MAX_DATAGRAM + 1], None, 7),
             Err(DecodeError::Oversize)
         );
+    }
+
+    fn big_env(bytes: usize) -> Envelope {
+        use crate::types::{KvStore, Snapshot};
+        let mut state = KvStore::default();
+        let mut i = 0;
+        while state.data.len() * 1000 < bytes {
+            state
+                .data
+                .insert(format!("k{i}"), format!("{i:08x}").repeat(125));
+            i += 1;
+        }
+        Envelope {
+            cluster: 7,
+            from: 2,
+            body: Body::Raft(Msg::InstallSnapshot {
+                term: 3,
+                snapshot: Snapshot {
+                    last_index: 9,
+                    last_term: 3,
+                    state,
+                },
+            }),
+        }
+    }
+
+    fn frags(env: &Envelope, key: Option<&Key>, id: u64) -> Vec<Fragment> {
+        encode_message(env, key, id)
+            .unwrap()
+            .iter()
+            .map(|d| {
+                assert!(d.len() <= MAX_DATAGRAM);
+                match decode_datagram(d, key, 7).unwrap() {
+                    Datagram::Fragment(f) => f,
+                    Datagram::Whole(_) => panic!("expected a fragment"),
+                }
+            })
+            .collect()
+    }
+
+    fn complete(outcome: FragmentOutcome) -> Envelope {
+        match outcome {
+            FragmentOutcome::Complete(bytes) => decode_envelope(&bytes, 7).unwrap(),
+            other => panic!("expected a complete message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn small_messages_stay_whole() {
+        let d = encode_message(&env(), None, 1).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0], encode(&env(), None).unwrap());
+        assert_eq!(
+            decode_datagram(&d[0], None, 7),
+            Ok(Datagram::Whole(Box::new(env())))
+        );
+    }
+
+    #[test]
+    fn a_large_message_round_trips_in_fragments_signed_and_not() {
+        let key = Key::from_bytes(b"0123456789abcdef");
+        let big = big_env(300_000);
+        assert!(encode(&big, Some(&key)).is_none());
+        for k in [Some(&key), None] {
+            let fs = frags(&big, k, 42);
+            assert!(fs.len() >= 5, "{} fragments", fs.len());
+            let mut r = Reassembler::new();
+            let now = std::time::Instant::now();
+            let last = fs.len() - 1;
+            for f in &fs[..last] {
+                assert_eq!(r.insert(f.clone(), now), FragmentOutcome::Pending);
+            }
+            assert_eq!(complete(r.insert(fs[last].clone(), now)), big);
+            assert_eq!(r.pending(), 0);
+        }
+        // Fragments are authenticated one by one: another key, or none, refuses each.
+        let other = Key::from_bytes(b"fedcba9876543210");
+        for d in encode_message(&big, Some(&key), 1).unwrap() {
+            assert_eq!(
+                decode_datagram(&d, Some(&other), 7),
+                Err(DecodeError::BadMac)
+            );
+            assert_eq!(decode_datagram(&d, None, 7), Err(DecodeError::BadMac));
+            assert_eq!(
+                decode_datagram(&d, Some(&key), 8),
+                Err(DecodeError::WrongCluster(7))
+            );
+            assert!(matches!(
+                decode(&d, Some(&key), 7),
+                Err(DecodeError::Malformed(_))
+            ));
+            for cut in [0, 5, 20, 44, 45, d.len() - 1] {
+                assert!(decode_datagram(&d[..cut], Some(&key), 7).is_err());
+            }
+        }
+        // Whatever a signed-off sender puts in the header, no panic.
+        let mut d = encode_message(&big, None, 1).unwrap().remove(0);
+        for i in HEADER_LEN..HEADER_LEN + FRAGMENT_HEADER_LEN {
+            d[i] = 0xff;
+            if let Ok(Datagram::Fragment(f)) = decode_datagram(&d, None, 7) {
+                let _ = Reassembler::new().insert(f, std::time::Instant::now());
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_order_and_duplicate_fragments() {
+        let big = big_env(200_000);
+        let mut fs = frags(&big, None, 5);
+        fs.reverse();
+        fs.swap(0, 1);
+        let mut r = Reassembler::new();
+        let now = std::time::Instant::now();
+        let last = fs.len() - 1;
+        for f in &fs[..last] {
+            assert_eq!(r.insert(f.clone(), now), FragmentOutcome::Pending);
+            assert_eq!(r.insert(f.clone(), now), FragmentOutcome::Duplicate);
+        }
+        assert_eq!(complete(r.insert(fs[last].clone(), now)), big);
+        // A duplicate of a delivered message starts a partial that is never completed...
+        assert_eq!(r.insert(fs[0].clone(), now), FragmentOutcome::Pending);
+        // ...and expires.
+        r.expire(now + FRAGMENT_TTL);
+        assert_eq!((r.pending(), r.expired), (0, 1));
+        // Interleaved messages of one sender reassemble independently.
+        let other = big_env(150_000);
+        let (a, b) = (frags(&big, None, 6), frags(&other, None, 7));
+        let mut done = Vec::new();
+        for i in 0..a.len().max(b.len()) {
+            for f in [a.get(i), b.get(i)].into_iter().flatten() {
+                if let FragmentOutcome::Complete(bytes) = r.insert(f.clone(), now) {
+                    done.push(decode_envelope(&bytes, 7).unwrap());
+                }
+            }
+        }
+        done.sort_by_key(|e| serde_json::to_vec(e).unwrap().len());
+        assert_eq!(done, vec![other, big]);
+    }
+
+    #[test]
+    fn a_missing_fragment_delivers_nothing_and_the_partial_expires() {
+        let big = big_env(200_000);
+        let fs = frags(&big, None, 9);
+        let mut r = Reassembler::new();
+        let t0 = std::time::Instant::now();
+        for (i, f) in fs.iter().enumerate() {
+            if i != 1 {
+                assert_eq!(r.insert(f.clone(), t0), FragmentOutcome::Pending);
+            }
+        }
+        assert_eq!(r.pending(), 1);
+        r.expire(t0 + FRAGMENT_TTL / 2);
+        assert_eq!(r.pending(), 1);
+        // The missing piece arriving too late starts over rather than completing.
+        let late = t0 + FRAGMENT_TTL;
+        assert_eq!(r.insert(fs[1].clone(), late), FragmentOutcome::Pending);
+        assert_eq!(r.expired, 1);
+        r.expire(late + FRAGMENT_TTL);
+        assert_eq!((r.pending(), r.expired), (0, 2));
+    }
+
+    #[test]
+    fn inconsistent_malformed_and_oversize_fragments_are_refused() {
+        let big = big_env(200_000);
+        let fs = frags(&big, None, 11);
+        let now = std::time::Instant::now();
+        let with = |f: &Fragment, change: &dyn Fn(&mut Fragment)| {
+            let mut f = f.clone();
+            change(&mut f);
+            f
+        };
+        // Count, total or digest disagreeing with the partial: the partial is dropped.
+        for change in [
+            &(|f: &mut Fragment| f.count += 1) as &dyn Fn(&mut Fragment),
+            &|f: &mut Fragment| f.total -= 1,
+            &|f: &mut Fragment| f.digest ^= 1,
+        ] {
+            let mut r = Reassembler::new();
+            assert_eq!(r.insert(fs[0].clone(), now), FragmentOutcome::Pending);
+            assert_eq!(
+                r.insert(with(&fs[1], change), now),
+                FragmentOutcome::Inconsistent
+            );
+            assert_eq!(r.pending(), 0);
+        }
+        // A repeated index with other bytes.
+        let mut r = Reassembler::new();
+        assert_eq!(r.insert(fs[0].clone(), now), FragmentOutcome::Pending);
+        let flipped = with(&fs[0], &|f| f.data[0] ^= 1);
+        assert_eq!(r.insert(flipped, now), FragmentOutcome::Inconsistent);
+        // Chunks that add up to more than the total, or whose bytes fail the digest.
+        let mut r = Reassembler::new();
+        let long = with(&fs[0], &|f| f.total = f.data.len() as u32 + 10);
+        let long2 = with(&fs[1], &|f| f.total = fs[0].data.len() as u32 + 10);
+        let long2 = Fragment { count: 2, ..long2 };
+        let long = Fragment { count: 2, ..long };
+        assert_eq!(r.insert(long, now), FragmentOutcome::Pending);
+        assert_eq!(r.insert(long2, now), FragmentOutcome::Inconsistent);
+        let mut r = Reassembler::new();
+        let last = fs.len() - 1;
+        for f in &fs[..last] {
+            assert_eq!(r.insert(f.clone(), now), FragmentOutcome::Pending);
+        }
+        let corrupt = with(&fs[last], &|f| f.data[0] ^= 1);
+        assert_eq!(r.insert(corrupt, now), FragmentOutcome::Inconsistent);
+        // Fields that cannot be right on their own.
+        let mut r = Reassembler::new();
+        for bad in [
+            with(&fs[0], &|f| f.count = 0),
+            with(&fs[0], &|f| f.index = f.count),
+            with(&fs[0], &|f| f.count = MAX_FRAGMENTS as u16 + 1),
+            with(&fs[0], &|f| f.data.clear()),
+            with(&fs[0], &|f| f.total = 1),
+            with(&fs[0], &|f| {
+                f.total = (f.count as usize * MAX_CHUNK + 1) as u32
+            }),
+        ] {
+            assert_eq!(r.insert(bad, now), FragmentOutcome::Malformed);
+        }
+        assert_eq!(
+            r.insert(with(&fs[0], &|f| f.total = MAX_MESSAGE as u32 + 1), now),
+            FragmentOutcome::Oversize
+        );
+        assert_eq!(r.pending(), 0);
+        // No message over MAX_MESSAGE is sent either.
+        let huge = Envelope {
+            cluster: 7,
+            from: 1,
+            body: Body::Raft(Msg::ClientRequest(Command {
+                client: CLIENT_ID_MIN,
+                request_id: 1,
+                op: crate::types::Op::Put {
+                    key: "k".into(),
+                    value: "v".repeat(MAX_MESSAGE),
+                },
+            })),
+        };
+        assert!(encode_message(&huge, None, 1).is_none());
+    }
+
+    #[test]
+    fn partials_per_sender_are_bounded() {
+        let big = big_env(200_000);
+        let mut r = Reassembler::new();
+        let now = std::time::Instant::now();
+        for id in 0..(MAX_PARTIALS as u64 + 3) {
+            assert_eq!(
+                r.insert(frags(&big, None, id)[0].clone(), now),
+                FragmentOutcome::Pending
+            );
+        }
+        assert_eq!((r.pending(), r.evicted), (MAX_PARTIALS, 3));
+        // Another sender has its own allowance.
+        let mut other = frags(&big, None, 0)[0].clone();
+        other.from = 0;
+        assert_eq!(r.insert(other, now), FragmentOutcome::Pending);
+        assert_eq!(r.pending(), MAX_PARTIALS + 1);
     }
 }
