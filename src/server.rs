@@ -12,6 +12,7 @@ use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Classic Raft mistakes the checker can inject, one at a time (see README, "The bug zoo").
@@ -75,7 +76,8 @@ pub struct Storage {
     pub term: Term,
     pub voted_for: Option<u64>,
     pub log: Log,
-    pub snapshot: Option<Snapshot>,
+    /// Shared, not copied, by every save that does not change it.
+    pub snapshot: Option<Arc<Snapshot>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -97,7 +99,7 @@ pub struct ServerState {
     pub term: Term,
     pub voted_for: Option<u64>,
     pub log: Log,
-    pub snapshot: Option<Snapshot>,
+    pub snapshot: Option<Arc<Snapshot>>,
     // Volatile state.
     pub role: Role,
     /// The leader this server last heard from in its current term (for client redirects).
@@ -648,7 +650,8 @@ impl Step<'_, '_> {
             let snapshot = self
                 .s
                 .snapshot
-                .clone()
+                .as_deref()
+                .cloned()
                 .expect("a compacted log always has its snapshot");
             Msg::InstallSnapshot { term, snapshot }
         } else {
@@ -720,7 +723,7 @@ impl Step<'_, '_> {
         self.s.to_mut().kv = snapshot.state.clone();
         self.s.to_mut().commit_index = snapshot.last_index;
         self.s.to_mut().last_applied = snapshot.last_index;
-        self.s.to_mut().snapshot = Some(snapshot);
+        self.s.to_mut().snapshot = Some(Arc::new(snapshot));
         self.persist = true;
     }
 
@@ -860,11 +863,11 @@ impl Step<'_, '_> {
             .log
             .term_at(applied)
             .expect("applied entries are in the log");
-        self.s.to_mut().snapshot = Some(Snapshot {
+        self.s.to_mut().snapshot = Some(Arc::new(Snapshot {
             last_index: applied,
             last_term,
             state: self.s.kv.clone(),
-        });
+        }));
         self.s.to_mut().log.compact_through(applied, last_term);
         self.persist = true;
     }

@@ -232,7 +232,7 @@ impl DurableStorage {
                 base_term: meta.base_term,
                 entries: r.entries,
             },
-            snapshot: meta.snapshot,
+            snapshot: meta.snapshot.map(std::sync::Arc::new),
         };
         self.remove_other_logs(meta.generation);
         self.disk = Some(OnDisk {
@@ -394,7 +394,7 @@ impl DurableStorage {
                 generation,
                 base_index: new.log.base_index,
                 base_term: new.log.base_term,
-                snapshot: new.snapshot.as_ref(),
+                snapshot: new.snapshot.as_deref(),
             })
             .map_err(|e| format!("cannot encode the state: {e}"))?,
             META_MAGIC,
@@ -913,11 +913,11 @@ mod tests {
         let mut kv = KvStore::default();
         kv.data.insert("k".into(), "v".into());
         s.log.compact_through(4, 1);
-        s.snapshot = Some(Snapshot {
+        s.snapshot = Some(std::sync::Arc::new(Snapshot {
             last_index: 4,
             last_term: 1,
             state: kv.clone(),
-        });
+        }));
         save_and_check(&mut st, &dir, &s);
         assert_ne!(st.log_path().unwrap(), first);
         assert!(!first.exists(), "the old generation was kept");
@@ -926,11 +926,11 @@ mod tests {
         save_and_check(&mut st, &dir, &s);
         // A snapshot install that discards the whole log.
         s.log.reset_to(10, 2);
-        s.snapshot = Some(Snapshot {
+        s.snapshot = Some(std::sync::Arc::new(Snapshot {
             last_index: 10,
             last_term: 2,
             state: kv,
-        });
+        }));
         save_and_check(&mut st, &dir, &s);
         s.log.entries.push(entry(2, 11));
         save_and_check(&mut st, &dir, &s);
