@@ -598,27 +598,35 @@ use raft_checked::types::{Op, OpResult};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use std::sync::{Arc, Mutex};
 
-#[test]
-fn lossy_duplicating_reordering_network_with_leader_crash_stays_linearizable() {
-    use proxy::{Faults, Proxies};
-    use std::sync::atomic::Ordering;
+/// A 3-node cluster whose nodes talk to each other only through fault-injecting proxies:
+/// `fronts` are the addresses peers and clients use, each forwarded to the node's real socket.
+fn proxied_cluster(
+    name: &str,
+    faults: proxy::Faults,
+) -> (LocalCluster, proxy::Proxies, Vec<std::net::SocketAddr>) {
     let fronts = raft_checked::net::cluster::free_local_addrs(3).unwrap();
     let backs = raft_checked::net::cluster::free_local_addrs(3).unwrap();
     let pairs: Vec<_> = fronts.iter().copied().zip(backs.iter().copied()).collect();
-    let proxies = Proxies::start(
-        &pairs,
-        Faults {
-            drop: 0.1,
-            duplicate: 0.1,
-            max_delay: Duration::from_millis(15),
-        },
-    );
-    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir("lossy"), None).unwrap();
+    let proxies = proxy::Proxies::start(&pairs, faults);
+    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir(name), None).unwrap();
     c.quiet = true;
     c.peers = fronts.clone();
     c.binds = Some(backs);
     c.extra_args = vec!["--no-source-check".into()];
     c.start_all().unwrap();
+    (c, proxies, fronts)
+}
+
+#[test]
+fn lossy_duplicating_reordering_network_with_leader_crash_stays_linearizable() {
+    use proxy::Faults;
+    use std::sync::atomic::Ordering;
+    let faults = Faults {
+        drop: 0.1,
+        duplicate: 0.1,
+        max_delay: Duration::from_millis(15),
+    };
+    let (mut c, proxies, fronts) = proxied_cluster("lossy", faults);
     let leader = wait_leader(&c, None, None);
 
     let history = Arc::new(Mutex::new(Vec::<Event>::new()));
@@ -731,25 +739,14 @@ fn put_only_to(peers: &[SocketAddr], to: usize, k: &str, v: &str, listen: Durati
 
 #[test]
 fn partitioned_leader_cannot_commit_and_the_majority_goes_on() {
-    use proxy::{Faults, Proxies};
+    use proxy::Faults;
     use std::sync::atomic::Ordering;
-    let fronts = raft_checked::net::cluster::free_local_addrs(3).unwrap();
-    let backs = raft_checked::net::cluster::free_local_addrs(3).unwrap();
-    let pairs: Vec<_> = fronts.iter().copied().zip(backs.iter().copied()).collect();
-    let proxies = Proxies::start(
-        &pairs,
-        Faults {
-            drop: 0.0,
-            duplicate: 0.0,
-            max_delay: Duration::ZERO,
-        },
-    );
-    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir("partition"), None).unwrap();
-    c.quiet = true;
-    c.peers = fronts.clone();
-    c.binds = Some(backs);
-    c.extra_args = vec!["--no-source-check".into()];
-    c.start_all().unwrap();
+    let faults = Faults {
+        drop: 0.0,
+        duplicate: 0.0,
+        max_delay: Duration::ZERO,
+    };
+    let (c, proxies, fronts) = proxied_cluster("partition", faults);
     let old = wait_leader(&c, None, None);
     let mut acked = Vec::new();
     for i in 0..3 {
