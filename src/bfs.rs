@@ -165,8 +165,8 @@ where
     };
     let visited: Vec<Mutex<Visited>> = (0..SHARDS).map(|_| Mutex::default()).collect();
     let shard = |fp: Fingerprint| &visited[(fp >> 58) as usize % SHARDS];
-    let states = AtomicU64::new(0);
-    let unique = AtomicU64::new(0);
+    // The live counters are the result's counters too.
+    let (states, unique) = (&progress.states, &progress.unique);
 
     // Set (to a `Stop` code) when a limit is hit in the middle of a level.
     let cut = AtomicU8::new(0);
@@ -284,12 +284,6 @@ where
                             }
                         }
                     }
-                    progress
-                        .states
-                        .store(states.load(Ordering::Relaxed), Ordering::Relaxed);
-                    progress
-                        .unique
-                        .store(unique.load(Ordering::Relaxed), Ordering::Relaxed);
                     (next, level_found, actions)
                 },
             )
