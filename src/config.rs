@@ -19,6 +19,8 @@ pub struct ModelFile {
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientFile>,
     #[serde(default)]
+    pub workload: WorkloadFile,
+    #[serde(default)]
     pub network: NetworkFile,
     #[serde(default)]
     pub faults: FaultsFile,
@@ -36,6 +38,18 @@ pub struct ModelFile {
 pub struct ClientFile {
     /// `"put KEY VALUE"`, `"append KEY VALUE"` or `"get KEY"`.
     pub ops: Vec<String>,
+}
+
+/// Commands that reach the cluster without a client actor, as in raft.tla's `ClientRequest`:
+/// whichever server leads may accept the next one, at any moment. Nobody waits for an answer,
+/// so the model is smaller than with a client and, with no client to try servers in id order,
+/// servers stay interchangeable (symmetry applies).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    /// Accepted one at a time, in this order: `"put KEY VALUE"`, `"append KEY VALUE"`, `"get KEY"`.
+    #[serde(default)]
+    pub proposals: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -89,12 +103,24 @@ pub struct TimingFile {
     /// every earlier term may be contested. See README, "What `eventually` proves".
     #[serde(default = "yes")]
     pub last_election_uncontested: bool,
+    /// When true, every term has one candidate: a server may start an election for a term only
+    /// while no server has reached it (others learn the term from its messages). Split votes
+    /// are then never explored; bug models use it to reach deep scenarios quickly.
+    #[serde(default)]
+    pub all_elections_uncontested: bool,
+    /// When false, leaders send no periodic heartbeats: AppendEntries go out on election, on a
+    /// new entry and in answer to replies, which is all a network that loses nothing needs to
+    /// replicate. Followers then learn a commit index only from later AppendEntries.
+    #[serde(default = "yes")]
+    pub heartbeats: bool,
 }
 
 impl Default for TimingFile {
     fn default() -> Self {
         TimingFile {
             last_election_uncontested: true,
+            all_elections_uncontested: false,
+            heartbeats: true,
         }
     }
 }
@@ -121,6 +147,7 @@ pub struct ModelConfig {
     pub path: PathBuf,
     pub file: ModelFile,
     pub client_ops: Vec<Vec<Op>>,
+    pub proposals: Vec<Op>,
 }
 
 #[derive(Debug)]
@@ -226,11 +253,19 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<ModelConfig, ConfigE
         }
         client_ops.push(ops);
     }
+    if file.workload.proposals.len() > 8 {
+        return Err(at("workload.proposals", "at most 8 proposals".into()));
+    }
+    let mut proposals = Vec::new();
+    for (i, text) in file.workload.proposals.iter().enumerate() {
+        proposals.push(parse_op(text).map_err(|m| at(&format!("workload.proposals[{i}]"), m))?);
+    }
     Ok(ModelConfig {
         name: name.to_string(),
         path: path.to_path_buf(),
         file,
         client_ops,
+        proposals,
     })
 }
 
@@ -282,6 +317,9 @@ mod tests {
         assert!(e.contains("client[0].ops[0]"), "{e}");
         let e = err("bug = \"nope\"\n[bounds]\nmax_term = 2\nmax_log_len = 1\n");
         assert!(e.contains("bug"), "{e}");
+        let e =
+            err("[workload]\nproposals = [\"put x\"]\n[bounds]\nmax_term = 2\nmax_log_len = 1\n");
+        assert!(e.contains("workload.proposals[0]"), "{e}");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct SystemState {
     pub timers: Vec<u8>,
     pub down: Vec<bool>,
     pub crashes: u8,
+    /// How many of the workload's proposals a leader has accepted.
+    pub proposed: u8,
     /// Canonical order: sorted for unordered networks (a set or a multiset), grouped by
     /// (src, dst) in send order for the ordered network.
     pub network: Vec<Arc<Envelope>>,
@@ -46,6 +48,8 @@ pub enum Action {
     Timeout(u8, Timer),
     Crash(u8),
     Restart(u8),
+    /// Server `.0`, which leads, accepts workload proposal `.1`.
+    Propose(u8, u8),
 }
 
 /// What one handler did: its new state (None: unchanged) and the commands it emitted.
@@ -104,6 +108,12 @@ impl RaftModel {
         }
     }
 
+    /// Actors are servers then clients; ids past them are the sessions of workload proposals,
+    /// whose answers nobody receives.
+    fn actors(&self) -> usize {
+        self.n() + self.clients.len()
+    }
+
     fn semantics(&self) -> Semantics {
         self.cfg.file.network.semantics
     }
@@ -142,6 +152,7 @@ impl RaftModel {
     {
         for command in out {
             match command {
+                OutCommand::Send(dst, _) if usize::from(dst) >= self.actors() => {}
                 OutCommand::Send(dst, msg) => {
                     let env = Envelope {
                         src: actor as u8,
@@ -231,12 +242,14 @@ impl RaftModel {
 
     /// The timing assumption behind `eventually`: only one server stands for the final term.
     fn election_allowed(&self, state: &SystemState, i: usize) -> bool {
-        let bounds = &self.cfg.file.bounds;
-        if !self.cfg.file.timing.last_election_uncontested {
-            return true;
-        }
+        let timing = &self.cfg.file.timing;
         let next_term = state.servers[i].term + 1;
-        next_term < bounds.max_term || state.servers.iter().all(|s| s.term < next_term)
+        let contested = if next_term < self.cfg.file.bounds.max_term {
+            !timing.all_elections_uncontested
+        } else {
+            !timing.last_election_uncontested && !timing.all_elections_uncontested
+        };
+        contested || state.servers.iter().all(|s| s.term < next_term)
     }
 }
 
@@ -254,6 +267,7 @@ impl Model for RaftModel {
             timers: vec![0; actors],
             down: vec![false; n],
             crashes: 0,
+            proposed: 0,
             network: Vec::new(),
             ghost: Arc::new(Ghost::default()),
         };
@@ -304,7 +318,17 @@ impl Model for RaftModel {
                 if timer == Timer::Election && !self.election_allowed(state, i) {
                     continue;
                 }
+                if timer == Timer::Heartbeat && !self.cfg.file.timing.heartbeats {
+                    continue;
+                }
                 actions.push(Action::Timeout(i as u8, timer));
+            }
+        }
+        if (state.proposed as usize) < self.cfg.proposals.len() {
+            for (i, s) in state.servers.iter().enumerate() {
+                if s.is_leader() && !state.down[i] {
+                    actions.push(Action::Propose(i as u8, state.proposed));
+                }
             }
         }
         let budget_left = state.crashes < self.cfg.file.faults.max_crashes;
@@ -383,6 +407,23 @@ impl Model for RaftModel {
                 state.timers[i] = 0;
                 state.crashes += 1;
             }
+            Action::Propose(i, k) => {
+                let i = i as usize;
+                let session = self.actors() + k as usize;
+                let command = Command {
+                    client: session as u64,
+                    request_id: 1,
+                    op: self.cfg.proposals[k as usize].clone(),
+                };
+                let msg = Msg::ClientRequest(command);
+                let step = self.run_server(last, i, |a, s, o| {
+                    a.on_msg(Id::from(i), s, Id::from(session), msg, o)
+                });
+                if let Some(step) = step {
+                    self.apply_server(&mut state, i, step);
+                }
+                state.proposed += 1;
+            }
             Action::Restart(i) => {
                 let i = i as usize;
                 let mut out = Out::new();
@@ -455,6 +496,12 @@ impl RaftModel {
             }
             Action::Crash(i) => format!("{} crashes", self.actor_name(*i)),
             Action::Restart(i) => format!("{} restarts from storage", self.actor_name(*i)),
+            Action::Propose(i, k) => format!(
+                "{} accepts proposal #{} ({})",
+                self.actor_name(*i),
+                k + 1,
+                self.cfg.proposals[*k as usize]
+            ),
         }
     }
 
@@ -586,6 +633,7 @@ impl fmt::Debug for Action {
             Action::Timeout(i, t) => write!(f, "Timeout {i} {t:?}"),
             Action::Crash(i) => write!(f, "Crash {i}"),
             Action::Restart(i) => write!(f, "Restart {i}"),
+            Action::Propose(i, k) => write!(f, "Propose {i} #{k}"),
         }
     }
 }

@@ -158,16 +158,40 @@ fn log_matching(_: &RaftModel, state: &SystemState) -> bool {
     true
 }
 
+/// Whether `s`'s log holds every entry committed in a term before `before` (entries folded into
+/// its snapshot count as held).
+fn holds_committed(ghost: &Ghost, s: &ServerState, before: Term) -> bool {
+    ghost
+        .committed
+        .iter()
+        .filter(|(_, (_, term))| *term < before)
+        .all(|(&idx, (entry, _))| idx <= s.log.base_index || s.log.get(idx) == Some(entry))
+}
+
 /// Leader Completeness: if an entry is committed in a term, it is present in the logs of the
 /// leaders of all higher terms (§5.4).
 fn leader_completeness(_: &RaftModel, state: &SystemState) -> bool {
-    up(state).filter(|(_, s)| s.is_leader()).all(|(_, s)| {
-        state
-            .ghost
-            .committed
+    up(state)
+        .filter(|(_, s)| s.is_leader())
+        .all(|(_, s)| holds_committed(&state.ghost, s, s.term))
+}
+
+/// Leader Completeness before the fact, from §5.4.3's proof: a committed entry is on a majority,
+/// and each of those servers refuses its vote to a candidate whose log lacks it. So a server
+/// whose log is at least as up-to-date (§5.4.1) as the logs of a majority, itself included,
+/// could win the next election and must hold every committed entry. Down servers count: their
+/// logs are on disk. This fails at the step that commits wrongly, elections before a leader
+/// overwrites the entry (Figure 8).
+fn electable_logs_hold_committed(_: &RaftModel, state: &SystemState) -> bool {
+    let majority = state.servers.len() / 2 + 1;
+    let freshness = |s: &ServerState| (s.log.last_term(), s.log.last_index());
+    state.servers.iter().all(|s| {
+        let outvotes = state
+            .servers
             .iter()
-            .filter(|(_, (_, term))| s.term > *term)
-            .all(|(&idx, (entry, _))| idx <= s.log.base_index || s.log.get(idx) == Some(entry))
+            .filter(|v| freshness(v) <= freshness(s))
+            .count();
+        outvotes < majority || holds_committed(&state.ghost, s, Term::MAX)
     })
 }
 
@@ -205,6 +229,7 @@ pub const ELECTION_SAFETY: &str = "Election Safety";
 pub const LEADER_APPEND_ONLY_NAME: &str = "Leader Append-Only";
 pub const LOG_MATCHING: &str = "Log Matching";
 pub const LEADER_COMPLETENESS: &str = "Leader Completeness";
+pub const ELECTABLE_LOGS_HOLD_COMMITTED: &str = "electable logs hold every committed entry";
 pub const STATE_MACHINE_SAFETY_NAME: &str = "State Machine Safety";
 pub const COMMIT_NEVER_DECREASES: &str = "commit index never decreases";
 pub const APPLIED_LE_COMMIT: &str = "applied <= commit <= last log index";
@@ -220,6 +245,7 @@ pub fn all() -> Vec<Property<RaftModel>> {
         Property::always(LEADER_APPEND_ONLY_NAME, leader_append_only),
         Property::always(LOG_MATCHING, log_matching),
         Property::always(LEADER_COMPLETENESS, leader_completeness),
+        Property::always(ELECTABLE_LOGS_HOLD_COMMITTED, electable_logs_hold_committed),
         Property::always(STATE_MACHINE_SAFETY_NAME, state_machine_safety),
         Property::always(COMMIT_NEVER_DECREASES, commit_never_decreases),
         Property::always(APPLIED_LE_COMMIT, applied_le_commit_le_last),

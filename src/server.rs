@@ -380,9 +380,13 @@ impl Step<'_, '_> {
     }
 
     /// Figure 2, leaders: "repeat during idle periods to prevent election timeouts (§5.2)".
+    /// §5.2: heartbeats are "AppendEntries RPCs that carry no log entries"; a follower that is
+    /// behind answers with the index it matches, and that reply sends it the entries.
     fn on_heartbeat(&mut self) {
         if self.s.is_leader() {
-            self.replicate_to_all();
+            for peer in self.peers() {
+                self.append_to(peer, 0);
+            }
             self.out
                 .set_timer(Timer::Heartbeat, heartbeat_range(self.cfg));
         }
@@ -641,6 +645,12 @@ impl Step<'_, '_> {
     /// Sends the follower what it lacks from nextIndex on: AppendEntries, or the snapshot when
     /// the entries it needs were compacted away (Figure 13).
     fn replicate_to(&mut self, peer: u64) {
+        self.append_to(peer, self.cfg.max_entries_per_append);
+    }
+
+    /// AppendEntries from nextIndex with at most `max_entries` entries (0: a heartbeat), or the
+    /// snapshot when the entry before nextIndex was compacted away.
+    fn append_to(&mut self, peer: u64, max_entries: usize) {
         let Role::Leader { next_index, .. } = &self.s.role else {
             return;
         };
@@ -660,11 +670,7 @@ impl Step<'_, '_> {
                 term,
                 prev_log_index,
                 prev_log_term: self.s.log.term_at(prev_log_index).unwrap_or(0),
-                entries: self
-                    .s
-                    .log
-                    .entries_from(next, self.cfg.max_entries_per_append)
-                    .to_vec(),
+                entries: self.s.log.entries_from(next, max_entries).to_vec(),
                 leader_commit: self.s.commit_index,
             }
         };

@@ -159,6 +159,7 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
         timers,
         down: order.iter().map(|&old| state.down[old]).collect(),
         crashes: state.crashes,
+        proposed: state.proposed,
         network,
         ghost: Arc::new(ghost),
     }

@@ -63,7 +63,7 @@ fn json_has_the_documented_shape() {
     assert_eq!(v["checker"], "bfs");
     assert_eq!(v["complete"], true);
     let props = v["properties"].as_array().unwrap();
-    assert_eq!(props.len(), 12);
+    assert_eq!(props.len(), 13);
     for p in props {
         assert!(["always", "sometimes", "eventually"].contains(&p["kind"].as_str().unwrap()));
         assert!(p["name"].is_string());
