@@ -637,3 +637,95 @@ impl fmt::Debug for Action {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use std::path::Path;
+
+    fn model(extra: &str) -> RaftModel {
+        let text = format!("{extra}\n[bounds]\nmax_term = 3\nmax_log_len = 2\n");
+        RaftModel::new(config::parse("t", Path::new("t.toml"), &text).unwrap())
+    }
+
+    fn after(m: &RaftModel, state: &SystemState, action: Action) -> SystemState {
+        m.next_state(state, action)
+            .expect("the action changes the state")
+    }
+
+    fn enabled(m: &RaftModel, state: &SystemState) -> Vec<Action> {
+        let mut actions = Vec::new();
+        m.actions(state, &mut actions);
+        actions
+    }
+
+    fn deliver_to(m: &RaftModel, state: &SystemState, dst: u8) -> SystemState {
+        let env = state
+            .network
+            .iter()
+            .find(|e| e.dst == dst)
+            .cloned()
+            .unwrap();
+        after(m, state, Action::Deliver(env))
+    }
+
+    /// S0 times out, S1 votes for it, S0 counts the vote and leads term 1.
+    fn elect_s0(m: &RaftModel) -> SystemState {
+        let s = after(m, &m.init_states()[0], Action::Timeout(0, Timer::Election));
+        let s = deliver_to(m, &deliver_to(m, &s, 1), 0);
+        assert!(s.servers[0].is_leader());
+        s
+    }
+
+    #[test]
+    fn only_leaders_accept_proposals_in_order() {
+        let m = model("[workload]\nproposals = [\"put x 1\", \"put x 2\"]");
+        let s = m.init_states().remove(0);
+        assert!(!enabled(&m, &s)
+            .iter()
+            .any(|a| matches!(a, Action::Propose(..))));
+        let s = elect_s0(&m);
+        let proposals: Vec<Action> = enabled(&m, &s)
+            .into_iter()
+            .filter(|a| matches!(a, Action::Propose(..)))
+            .collect();
+        assert!(proposals == vec![Action::Propose(0, 0)]);
+        let s = after(&m, &s, Action::Propose(0, 0));
+        assert_eq!(s.proposed, 1);
+        assert_eq!(s.servers[0].log.entries.len(), 1);
+        assert!(enabled(&m, &s).contains(&Action::Propose(0, 1)));
+        // Nobody is there to receive an answer: nothing is addressed past the servers.
+        assert!(s.network.iter().all(|e| (e.dst as usize) < m.n()));
+    }
+
+    #[test]
+    fn uncontested_elections_leave_a_reached_term_to_its_candidate() {
+        let m = model("[timing]\nall_elections_uncontested = true");
+        let s = m.init_states().remove(0);
+        let s = after(&m, &s, Action::Timeout(0, Timer::Election));
+        let actions = enabled(&m, &s);
+        // S1 and S2 (term 0) may not stand for term 1; S0 may go on to term 2.
+        assert!(!actions.contains(&Action::Timeout(1, Timer::Election)));
+        assert!(!actions.contains(&Action::Timeout(2, Timer::Election)));
+        assert!(actions.contains(&Action::Timeout(0, Timer::Election)));
+        // By default, every term but the last is contested.
+        let m = model("");
+        let s = after(
+            &m,
+            &m.init_states().remove(0),
+            Action::Timeout(0, Timer::Election),
+        );
+        assert!(enabled(&m, &s).contains(&Action::Timeout(1, Timer::Election)));
+    }
+
+    #[test]
+    fn without_heartbeats_a_leader_has_no_heartbeat_timer_to_fire() {
+        let with = model("");
+        let s = elect_s0(&with);
+        assert!(enabled(&with, &s).contains(&Action::Timeout(0, Timer::Heartbeat)));
+        let without = model("[timing]\nheartbeats = false");
+        let s = elect_s0(&without);
+        assert!(!enabled(&without, &s).contains(&Action::Timeout(0, Timer::Heartbeat)));
+    }
+}

@@ -929,6 +929,13 @@ mod tests {
         (cow.into_owned(), cmds)
     }
 
+    fn send(to: usize, msg: Msg) -> String {
+        format!(
+            "{:?}",
+            Cmd::<Msg, Timer, (), Storage>::Send(Id::from(to), msg)
+        )
+    }
+
     fn storage_of(s: &ServerState) -> String {
         format!(
             "{:?}",
@@ -1043,6 +1050,66 @@ mod tests {
         assert_eq!(next.commit_index, 1);
         let (next, _) = deliver(&server(Some(Bug::CommitWithoutMin)), &s, 1, msg);
         assert_eq!(next.commit_index, 2);
+    }
+
+    #[test]
+    fn heartbeat_carries_no_entries_and_the_reply_brings_them() {
+        // §5.2: heartbeats are AppendEntries with no entries; a follower that is behind answers
+        // with the index it matches, and that answer sends it what it lacks.
+        let a = server(None);
+        let mut s = follower(2, vec![entry(1, "a"), entry(2, "b")]);
+        s.commit_index = 2;
+        s.role = Role::Leader {
+            next_index: vec![3, 2, 3],
+            match_index: vec![2, 1, 2],
+        };
+        let mut cow = Cow::Borrowed(&s);
+        let mut out = Out::new();
+        a.on_timeout(Id::from(0), &mut cow, &Timer::Heartbeat, &mut out);
+        let heartbeat = |prev_log_index, prev_log_term| Msg::AppendEntries {
+            term: 2,
+            prev_log_index,
+            prev_log_term,
+            entries: vec![],
+            leader_commit: 2,
+        };
+        let cmds: Vec<String> = out.iter().map(|c| format!("{c:?}")).collect();
+        assert_eq!(cmds.len(), 3, "{cmds:?}");
+        assert_eq!(cmds[0], send(1, heartbeat(1, 1)));
+        assert_eq!(cmds[1], send(2, heartbeat(2, 2)));
+        assert!(cmds[2].starts_with("SetTimer(Heartbeat"));
+
+        let reply = Msg::AppendEntriesReply {
+            term: 2,
+            outcome: AppendOutcome::Matched { match_index: 1 },
+        };
+        let (_, cmds) = deliver(&a, &s, 1, reply);
+        let catch_up = Msg::AppendEntries {
+            term: 2,
+            prev_log_index: 1,
+            prev_log_term: 1,
+            entries: vec![entry(2, "b")],
+            leader_commit: 2,
+        };
+        assert_eq!(cmds, vec![send(1, catch_up)]);
+    }
+
+    #[test]
+    fn heartbeat_commit_is_capped_at_the_entry_it_vouches_for() {
+        // Rule 5 on a heartbeat: prevLogIndex 0 vouches for nothing, so a stale entry at index 1
+        // stays uncommitted whatever leaderCommit says.
+        let s = follower(1, vec![entry(1, "stale")]);
+        let heartbeat = Msg::AppendEntries {
+            term: 2,
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![],
+            leader_commit: 1,
+        };
+        let (next, _) = deliver(&server(None), &s, 1, heartbeat.clone());
+        assert_eq!((next.commit_index, next.last_applied), (0, 0));
+        let (next, _) = deliver(&server(Some(Bug::CommitWithoutMin)), &s, 1, heartbeat);
+        assert_eq!((next.commit_index, next.last_applied), (1, 1));
     }
 
     #[test]
