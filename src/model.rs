@@ -240,16 +240,14 @@ impl RaftModel {
         self.apply_out(state, self.n() + c, out);
     }
 
-    /// The timing assumption behind `eventually`: only one server stands for the final term.
+    /// The timing assumptions: only one server stands for an uncontested term (the final one,
+    /// behind `eventually`, or every one), the first to reach it.
     fn election_allowed(&self, state: &SystemState, i: usize) -> bool {
         let timing = &self.cfg.file.timing;
         let next_term = state.servers[i].term + 1;
-        let contested = if next_term < self.cfg.file.bounds.max_term {
-            !timing.all_elections_uncontested
-        } else {
-            !timing.last_election_uncontested && !timing.all_elections_uncontested
-        };
-        contested || state.servers.iter().all(|s| s.term < next_term)
+        let uncontested = timing.all_elections_uncontested
+            || (timing.last_election_uncontested && next_term >= self.cfg.file.bounds.max_term);
+        !uncontested || state.servers.iter().all(|s| s.term < next_term)
     }
 }
 
