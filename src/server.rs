@@ -929,6 +929,22 @@ mod tests {
         (cow.into_owned(), cmds)
     }
 
+    /// AppendEntries(term, (prevLogIndex, prevLogTerm), entries, leaderCommit).
+    fn append_entries(
+        term: Term,
+        (prev_log_index, prev_log_term): (LogIndex, Term),
+        entries: Vec<Entry>,
+        leader_commit: LogIndex,
+    ) -> Msg {
+        Msg::AppendEntries {
+            term,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        }
+    }
+
     fn send(to: usize, msg: Msg) -> String {
         format!(
             "{:?}",
@@ -967,19 +983,11 @@ mod tests {
         assert_eq!(next.voted_for, Some(1));
         assert_eq!(cmds[0], storage_of(&next));
         assert!(cmds[1].starts_with("SetTimer(Election"));
-        assert_eq!(
-            cmds[2],
-            format!(
-                "{:?}",
-                Cmd::<Msg, Timer, (), Storage>::Send(
-                    Id::from(1),
-                    Msg::Vote {
-                        term: 2,
-                        granted: true
-                    }
-                )
-            )
-        );
+        let vote = Msg::Vote {
+            term: 2,
+            granted: true,
+        };
+        assert_eq!(cmds[2], send(1, vote));
         assert_eq!(cmds.len(), 3);
     }
 
@@ -1020,13 +1028,7 @@ mod tests {
         // AppendEntries rule 3: delete only on a real conflict.
         let a = server(None);
         let s = follower(1, vec![entry(1, "a"), entry(1, "b")]);
-        let stale = Msg::AppendEntries {
-            term: 1,
-            prev_log_index: 0,
-            prev_log_term: 0,
-            entries: vec![entry(1, "a")],
-            leader_commit: 0,
-        };
+        let stale = append_entries(1, (0, 0), vec![entry(1, "a")], 0);
         let (next, cmds) = deliver(&a, &s, 1, stale.clone());
         assert_eq!(next.log.entries.len(), 2);
         assert!(cmds.last().unwrap().contains("Matched { match_index: 1 }"));
@@ -1039,13 +1041,7 @@ mod tests {
         // Rule 3 and rule 5: commit = min(leaderCommit, index of last new entry).
         let a = server(None);
         let s = follower(1, vec![entry(1, "a"), entry(1, "stale")]);
-        let msg = Msg::AppendEntries {
-            term: 2,
-            prev_log_index: 0,
-            prev_log_term: 0,
-            entries: vec![entry(1, "a")],
-            leader_commit: 2,
-        };
+        let msg = append_entries(2, (0, 0), vec![entry(1, "a")], 2);
         let (next, _) = deliver(&a, &s, 1, msg.clone());
         assert_eq!(next.commit_index, 1);
         let (next, _) = deliver(&server(Some(Bug::CommitWithoutMin)), &s, 1, msg);
@@ -1066,17 +1062,10 @@ mod tests {
         let mut cow = Cow::Borrowed(&s);
         let mut out = Out::new();
         a.on_timeout(Id::from(0), &mut cow, &Timer::Heartbeat, &mut out);
-        let heartbeat = |prev_log_index, prev_log_term| Msg::AppendEntries {
-            term: 2,
-            prev_log_index,
-            prev_log_term,
-            entries: vec![],
-            leader_commit: 2,
-        };
         let cmds: Vec<String> = out.iter().map(|c| format!("{c:?}")).collect();
         assert_eq!(cmds.len(), 3, "{cmds:?}");
-        assert_eq!(cmds[0], send(1, heartbeat(1, 1)));
-        assert_eq!(cmds[1], send(2, heartbeat(2, 2)));
+        assert_eq!(cmds[0], send(1, append_entries(2, (1, 1), vec![], 2)));
+        assert_eq!(cmds[1], send(2, append_entries(2, (2, 2), vec![], 2)));
         assert!(cmds[2].starts_with("SetTimer(Heartbeat"));
 
         let reply = Msg::AppendEntriesReply {
@@ -1084,13 +1073,7 @@ mod tests {
             outcome: AppendOutcome::Matched { match_index: 1 },
         };
         let (_, cmds) = deliver(&a, &s, 1, reply);
-        let catch_up = Msg::AppendEntries {
-            term: 2,
-            prev_log_index: 1,
-            prev_log_term: 1,
-            entries: vec![entry(2, "b")],
-            leader_commit: 2,
-        };
+        let catch_up = append_entries(2, (1, 1), vec![entry(2, "b")], 2);
         assert_eq!(cmds, vec![send(1, catch_up)]);
     }
 
@@ -1099,13 +1082,7 @@ mod tests {
         // Rule 5 on a heartbeat: prevLogIndex 0 vouches for nothing, so a stale entry at index 1
         // stays uncommitted whatever leaderCommit says.
         let s = follower(1, vec![entry(1, "stale")]);
-        let heartbeat = Msg::AppendEntries {
-            term: 2,
-            prev_log_index: 0,
-            prev_log_term: 0,
-            entries: vec![],
-            leader_commit: 1,
-        };
+        let heartbeat = append_entries(2, (0, 0), vec![], 1);
         let (next, _) = deliver(&server(None), &s, 1, heartbeat.clone());
         assert_eq!((next.commit_index, next.last_applied), (0, 0));
         let (next, _) = deliver(&server(Some(Bug::CommitWithoutMin)), &s, 1, heartbeat);
@@ -1116,13 +1093,7 @@ mod tests {
     fn conflict_hint_names_the_term_and_its_first_index() {
         let a = server(None);
         let s = follower(2, vec![entry(1, "a"), entry(2, "b"), entry(2, "c")]);
-        let msg = Msg::AppendEntries {
-            term: 3,
-            prev_log_index: 3,
-            prev_log_term: 3,
-            entries: vec![],
-            leader_commit: 0,
-        };
+        let msg = append_entries(3, (3, 3), vec![], 0);
         let (_, cmds) = deliver(&a, &s, 1, msg);
         assert!(
             cmds.last()
