@@ -803,8 +803,8 @@ impl Step<'_, '_> {
         }
         // Figure 2, leaders: "If command received from client: append entry to local log".
         // Followers that were caught up get the entry now; the others already have an
-        // AppendEntries in flight whose reply brings them the rest (or the next heartbeat
-        // does), so a burst of requests does not multiply the messages per follower.
+        // AppendEntries in flight whose reply brings them the rest (or the reply to the next
+        // heartbeat does), so a burst of requests does not multiply the messages per follower.
         let caught_up: Vec<u64> = match &self.s.role {
             Role::Leader { next_index, .. } => {
                 let last = self.s.log.last_index();
