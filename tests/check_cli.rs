@@ -253,3 +253,15 @@ fn explorer_serves_raft_readable_states() {
     assert!(body.contains("election timeout"), "{body}");
     assert!(body.contains(": candidate t1 vote="), "{body}");
 }
+
+#[test]
+fn the_readme_model_example_parses() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("```toml\n").expect("a TOML example") + "```toml\n".len();
+    let example = &readme[start..start + readme[start..].find("```").unwrap()];
+    let path = std::path::Path::new("README.md");
+    let cfg = config::parse("readme", path, example).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.proposals.len(), 2);
+    assert!(!cfg.file.timing.all_elections_uncontested && cfg.file.timing.heartbeats);
+}
