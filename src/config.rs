@@ -31,6 +31,24 @@ pub struct ModelFile {
     pub snapshot: SnapshotFile,
     /// Inject one classic mistake (absent: correct Raft).
     pub bug: Option<Bug>,
+    #[serde(default)]
+    pub given: GivenFile,
+}
+
+/// Steps taken from a fresh cluster before a search starts, as etcd raft's scenario tests script
+/// a prefix: for scenarios too deep to search from the start. Every check of the model then
+/// starts where they lead, and its traces show them first.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GivenFile {
+    /// Each written as the checker prints it in a trace (`S0: election timeout`,
+    /// `S1 → S0: Vote(t1, yes)`; `->` may stand for `→`); each must be enabled where it stands.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// When present, the network then loses every message in flight but these (written as
+    /// their delivery step, `S1 → S0: AppendOk(t1, match=2)`): the search starts without
+    /// messages the scenario has no use for. Raft must survive loss, so the run stays real.
+    pub keep_in_flight: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -260,13 +278,15 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<ModelConfig, ConfigE
     for (i, text) in file.workload.proposals.iter().enumerate() {
         proposals.push(parse_op(text).map_err(|m| at(&format!("workload.proposals[{i}]"), m))?);
     }
-    Ok(ModelConfig {
+    let cfg = ModelConfig {
         name: name.to_string(),
         path: path.to_path_buf(),
         file,
         client_ops,
         proposals,
-    })
+    };
+    crate::model::RaftModel::try_new(cfg.clone()).map_err(|(field, e)| at(&field, e))?;
+    Ok(cfg)
 }
 
 /// Parses `"put KEY VALUE"`, `"append KEY VALUE"` or `"get KEY"`.

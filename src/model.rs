@@ -23,7 +23,7 @@ pub struct Envelope {
     pub msg: Msg,
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct SystemState {
     pub servers: Vec<Arc<ServerState>>,
     pub clients: Vec<ClientState>,
@@ -63,10 +63,20 @@ pub struct RaftModel {
     pub check_liveness: bool,
     pub servers: Vec<RaftServer>,
     pub clients: Vec<KvClient>,
+    /// The model's given steps (`[given]`), replayed from a fresh cluster; searches start from
+    /// the state they lead to.
+    pub given: Vec<Action>,
+    start: SystemState,
 }
 
 impl RaftModel {
+    /// A model of a parsed config (`config::parse` has already replayed its given steps).
     pub fn new(cfg: ModelConfig) -> Self {
+        Self::try_new(cfg).unwrap_or_else(|(field, e)| panic!("{field}: {e}"))
+    }
+
+    /// Fails with the model-file field of the first given step that cannot be taken, and why.
+    pub fn try_new(cfg: ModelConfig) -> Result<Self, (String, String)> {
         let n = cfg.file.servers;
         let mut server_cfg = ServerConfig::new(n);
         server_cfg.bug = cfg.file.bug;
@@ -87,12 +97,82 @@ impl RaftModel {
                 },
             })
             .collect();
-        RaftModel {
+        let mut model = RaftModel {
             cfg,
             check_liveness: true,
             servers,
             clients,
+            given: Vec::new(),
+            start: SystemState::default(),
+        };
+        let (start, given) = model.replay_given()?;
+        model.start = start;
+        model.given = given;
+        Ok(model)
+    }
+
+    /// Takes each given step, written as `describe` prints it, from the fresh cluster on. A step
+    /// must be enabled where it is written and must stay within the model's bounds.
+    fn replay_given(&self) -> Result<(SystemState, Vec<Action>), (String, String)> {
+        let given = &self.cfg.file.given;
+        let mut state = self.fresh_state();
+        let mut taken = Vec::new();
+        for (i, step) in given.steps.iter().enumerate() {
+            let at = |e: String| (format!("given.steps[{i}]"), e);
+            let wanted = normalize_step(step);
+            let mut enabled = Vec::new();
+            self.actions(&state, &mut enabled);
+            // A prefix may lose messages even where the search does not: Raft must survive
+            // loss, so the run stays a real one (over a lossy network), and the search starts
+            // without messages the scenario has no use for.
+            if !self.cfg.file.network.lossy {
+                enabled.extend(state.network.iter().map(|e| Action::Drop(e.clone())));
+            }
+            let Some(action) = enabled
+                .iter()
+                .find(|a| normalize_step(&self.describe(a)) == wanted)
+            else {
+                let listed: Vec<String> = enabled
+                    .iter()
+                    .map(|a| format!("\n  {}", self.describe(a)))
+                    .collect();
+                return Err(at(format!(
+                    "'{step}' is not enabled after the steps before it; enabled are:{}",
+                    listed.concat()
+                )));
+            };
+            let Some(next) = self.next_state(&state, action.clone()) else {
+                return Err(at(format!("'{step}' changes nothing")));
+            };
+            if !self.within_boundary(&next) {
+                return Err(at(format!("'{step}' leaves the model's bounds")));
+            }
+            state = next;
+            taken.push(action.clone());
         }
+        if let Some(keep) = &given.keep_in_flight {
+            let mut kept = vec![false; keep.len()];
+            for env in state.network.clone() {
+                let delivery = normalize_step(&self.describe(&Action::Deliver(env.clone())));
+                match keep.iter().position(|k| normalize_step(k) == delivery) {
+                    Some(k) => kept[k] = true,
+                    None => {
+                        let drop = Action::Drop(env);
+                        state = self
+                            .next_state(&state, drop.clone())
+                            .expect("a drop changes");
+                        taken.push(drop);
+                    }
+                }
+            }
+            if let Some(k) = kept.iter().position(|&kept| !kept) {
+                return Err((
+                    format!("given.keep_in_flight[{k}]"),
+                    format!("'{}' is not in flight after the given steps", keep[k]),
+                ));
+            }
+        }
+        Ok((state, taken))
     }
 
     pub fn n(&self) -> usize {
@@ -249,13 +329,9 @@ impl RaftModel {
             || (timing.last_election_uncontested && next_term >= self.cfg.file.bounds.max_term);
         !uncontested || state.servers.iter().all(|s| s.term < next_term)
     }
-}
 
-impl Model for RaftModel {
-    type State = SystemState;
-    type Action = Action;
-
-    fn init_states(&self) -> Vec<SystemState> {
+    /// A cluster that has just started: every server a follower of term 0 with an empty log.
+    pub fn fresh_state(&self) -> SystemState {
         let n = self.n();
         let actors = n + self.clients.len();
         let mut state = SystemState {
@@ -283,7 +359,16 @@ impl Model for RaftModel {
             let ghost = Arc::make_mut(&mut state.ghost);
             ghost.client_invoked(c as u64, client.cfg.ops.first());
         }
-        vec![state]
+        state
+    }
+}
+
+impl Model for RaftModel {
+    type State = SystemState;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<SystemState> {
+        vec![self.start.clone()]
     }
 
     fn actions(&self, state: &SystemState, actions: &mut Vec<Action>) {
@@ -596,6 +681,14 @@ impl RaftModel {
         });
         format!("C{c}: {}/{} ops, {doing}", cs.next_op, ops.len())
     }
+}
+
+/// A step as written in a model file: `->` may stand for `→`, and spacing does not matter.
+fn normalize_step(step: &str) -> String {
+    step.replace("->", "→")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl stateright::Representative for SystemState {

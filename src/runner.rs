@@ -100,6 +100,8 @@ pub struct ServerView {
 pub struct TraceStep {
     pub step: usize,
     pub event: String,
+    /// One of the model's given steps, taken before the search started.
+    pub given: bool,
     pub servers: Vec<ServerView>,
     pub clients: Vec<String>,
 }
@@ -384,17 +386,21 @@ fn view(model: &RaftModel, state: &SystemState) -> (Vec<ServerView>, Vec<String>
     (servers, clients)
 }
 
-/// Replays a path into readable steps: step 0 is the initial state.
+/// Replays a path into readable steps: step 0 is the fresh cluster, then the model's given
+/// steps, then the path the search found.
 pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
-    let mut state = model.init_states().pop().expect("one initial state");
+    let mut state = model.fresh_state();
     let (servers, clients) = view(model, &state);
     let mut steps = vec![TraceStep {
         step: 0,
         event: "initial state".into(),
+        given: false,
         servers,
         clients,
     }];
-    for (i, action) in actions.iter().enumerate() {
+    let given = model.given.iter().map(|a| (a, true));
+    let found = actions.iter().map(|a| (a, false));
+    for (i, (action, given)) in given.chain(found).enumerate() {
         let mut event = model.describe(action);
         state = model
             .next_state(&state, action.clone())
@@ -412,6 +418,7 @@ pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
         steps.push(TraceStep {
             step: i + 1,
             event,
+            given,
             servers,
             clients,
         });
@@ -450,6 +457,14 @@ fn cell(s: &ServerView) -> String {
     format!("{role} t{} v{vote} {} c{}", s.term, s.log, s.commit)
 }
 
+/// How many steps of a trace the search found (the model's given steps come before them).
+pub fn searched_steps(trace: &[TraceStep]) -> usize {
+    trace.iter().skip(1).filter(|s| !s.given).count()
+}
+
+/// How `RaftModel::describe` starts a dropped message's step.
+const DROP: &str = "network drops ";
+
 /// The trace as a table: one column per server, time going down; `*` marks what changed.
 pub fn render_trace(steps: &[TraceStep]) -> String {
     let n = steps.first().map_or(0, |s| s.servers.len());
@@ -458,9 +473,33 @@ pub fn render_trace(steps: &[TraceStep]) -> String {
     header.extend((0..n).map(|i| format!("S{i}")));
     rows.push(header);
     let mut prev: Option<Vec<String>> = None;
-    for st in steps {
+    let last_given = steps.iter().rposition(|s| s.given);
+    let given_drop = |k: usize| {
+        steps
+            .get(k)
+            .is_some_and(|s| s.given && s.event.starts_with(DROP))
+    };
+    let mut drops_before = 0;
+    for (k, st) in steps.iter().enumerate() {
+        if last_given.is_some_and(|g| k == g + 1) {
+            let mut row = vec![String::new(), "(the search starts here)".to_string()];
+            row.resize(n + 2, String::new());
+            rows.push(row);
+        }
+        // A given loss of many messages (`keep_in_flight`) reads as one row; JSON keeps each.
+        if given_drop(k) && given_drop(k + 1) {
+            drops_before += 1;
+            continue;
+        }
+        let (number, event) = match std::mem::take(&mut drops_before) {
+            0 => (st.step.to_string(), st.event.clone()),
+            d => (
+                format!("{}-{}", st.step - d, st.step),
+                format!("network loses {} messages in flight", d + 1),
+            ),
+        };
         let cells: Vec<String> = st.servers.iter().map(cell).collect();
-        let mut row = vec![st.step.to_string(), st.event.clone()];
+        let mut row = vec![number, event];
         for (i, c) in cells.iter().enumerate() {
             let changed = prev.as_ref().is_some_and(|p| p[i] != *c);
             row.push(format!("{}{c}", if changed { "*" } else { " " }));
@@ -540,10 +579,15 @@ pub fn render(report: &Report, description: &str) -> String {
     }
     for p in &report.properties {
         if let (Status::Violated, Some(trace)) = (p.status, &p.trace) {
+            let given = trace.iter().filter(|s| s.given).count();
+            let after_given = match given {
+                0 => String::new(),
+                g => format!(" after {g} given steps"),
+            };
             out.push_str(&format!(
-                "\n{} violated in {} steps:\n{}",
+                "\n{} violated in {} steps{after_given}:\n{}",
                 p.name,
-                trace.len() - 1,
+                searched_steps(trace),
                 render_trace(trace)
             ));
         }

@@ -35,6 +35,9 @@ pub struct EntryFile {
     pub timeout_s: Option<f64>,
     #[serde(default)]
     pub symmetry: bool,
+    /// Check a bug model with correct Raft: its knobs and given steps alone must break nothing.
+    #[serde(default)]
+    pub without_bug: bool,
     /// Property name → expected status; properties not listed are not compared.
     pub expect: BTreeMap<String, Status>,
     /// Optional: the exact length of the shortest trace of a violated property.
@@ -64,7 +67,18 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
     let known: Vec<&str> = properties::all().iter().map(|p| p.name).collect();
     let mut entries = Vec::new();
     for (i, e) in file.entries.into_iter().enumerate() {
-        let model = config::load(&e.model).map_err(|err| at(format!("entry[{i}].model: {err}")))?;
+        let mut model =
+            config::load(&e.model).map_err(|err| at(format!("entry[{i}].model: {err}")))?;
+        if e.without_bug {
+            if model.file.bug.take().is_none() {
+                return Err(at(format!(
+                    "entry[{i}].without_bug: model {} injects no bug",
+                    e.model
+                )));
+            }
+            crate::model::RaftModel::try_new(model.clone())
+                .map_err(|(field, err)| at(format!("entry[{i}].without_bug: {field}: {err}")))?;
+        }
         for name in e
             .expect
             .keys()
@@ -94,7 +108,10 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
         };
         runner::check_options(&model, &opts).map_err(|m| at(format!("entry[{i}]: {m}")))?;
         entries.push(Entry {
-            name: e.name.unwrap_or_else(|| e.model.clone()),
+            name: e.name.unwrap_or_else(|| match e.without_bug {
+                true => format!("{} without its bug", e.model),
+                false => e.model.clone(),
+            }),
             model,
             opts,
             expect: e.expect,
@@ -125,7 +142,9 @@ pub fn run(entries: &[Entry]) -> Vec<Row> {
         for (name, want) in &e.expect {
             let p = r.properties.iter().find(|p| &p.name == name);
             let got = p.map_or(Status::Unknown, |p| p.status);
-            let len = p.and_then(|p| p.trace.as_ref()).map(|t| t.len() - 1);
+            let len = p
+                .and_then(|p| p.trace.as_ref())
+                .map(|t| runner::searched_steps(t));
             let want_len = e.trace_len.get(name);
             let mut expected = want.name().to_string();
             let mut got_text = got.name().to_string();
