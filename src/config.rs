@@ -342,6 +342,32 @@ mod tests {
         assert!(e.contains("workload.proposals[0]"), "{e}");
     }
 
+    const BOUNDS: &str = "[bounds]\nmax_term = 2\nmax_log_len = 1\n";
+
+    #[test]
+    fn a_given_step_that_is_not_enabled_names_its_index_and_lists_the_enabled_ones() {
+        let e = err(&format!(
+            "{BOUNDS}[given]\nsteps = [\"S0: election timeout\", \"S1 -> S0: Vote(t1, yes)\"]\n"
+        ));
+        assert!(e.contains("given.steps[1]"), "{e}");
+        assert!(e.contains("\n  S0 → S1: RequestVote(t1, last=0@t0)"), "{e}");
+        let e = err(&format!("{BOUNDS}[given]\nsteps = [\"S0 wins\"]\n"));
+        assert!(
+            e.contains("given.steps[0]") && e.contains("'S0 wins'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_message_to_keep_must_be_in_flight() {
+        let e = err(&format!(
+            "{BOUNDS}[given]\nsteps = [\"S0: election timeout\"]\n\
+             keep_in_flight = [\"S0 -> S1: RequestVote(t1, last=0@t0)\", \"S1 -> S0: Vote(t1, yes)\"]\n"
+        ));
+        assert!(e.contains("given.keep_in_flight[1]"), "{e}");
+        assert!(!e.contains("keep_in_flight[0]"), "{e}");
+    }
+
     #[test]
     fn missing_bounds_is_an_error() {
         let e = err("servers = 3\n");

@@ -770,6 +770,31 @@ mod tests {
     }
 
     #[test]
+    fn searches_start_where_the_given_steps_lead() {
+        let m = model(
+            "[given]\nsteps = [\"S0: election timeout\", \"S0 -> S1:  RequestVote(t1, last=0@t0)\"]\n\
+             keep_in_flight = [\"S0 → S2: RequestVote(t1, last=0@t0)\"]",
+        );
+        let start = &m.init_states()[0];
+        assert_eq!(start.servers[0].role_name(), "candidate");
+        assert_eq!(
+            (start.servers[1].term, start.servers[1].voted_for),
+            (1, Some(0))
+        );
+        // S1's vote is lost with everything else in flight but the one message kept.
+        let in_flight: Vec<String> = start
+            .network
+            .iter()
+            .map(|e| m.describe(&Action::Deliver(e.clone())))
+            .collect();
+        assert_eq!(in_flight, ["S0 → S2: RequestVote(t1, last=0@t0)"]);
+        let drops = m.given.iter().filter(|a| matches!(a, Action::Drop(_)));
+        // The default network duplicates: the delivered RequestVote is still in flight, and lost.
+        assert_eq!((m.given.len(), drops.count()), (4, 2));
+        assert_eq!(m.fresh_state().servers[0].term, 0);
+    }
+
+    #[test]
     fn only_leaders_accept_proposals_in_order() {
         let m = model("[workload]\nproposals = [\"put x 1\", \"put x 2\"]");
         let s = m.init_states().remove(0);

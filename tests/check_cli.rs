@@ -265,3 +265,81 @@ fn the_readme_model_example_parses() {
     assert_eq!(cfg.proposals.len(), 2);
     assert!(!cfg.file.timing.all_elections_uncontested && cfg.file.timing.heartbeats);
 }
+
+#[test]
+fn a_given_prefix_comes_first_in_the_trace_and_the_search_goes_on_from_it() {
+    const ELECTABLE: &str = "electable logs hold every committed entry";
+    let (code, out, err) = check(&["bugs/accept_stale_replies", "--json"]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let p = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == ELECTABLE)
+        .unwrap();
+    let trace = p["trace"].as_array().unwrap();
+    let given: Vec<bool> = trace
+        .iter()
+        .map(|s| s["given"].as_bool().unwrap())
+        .collect();
+    // The fresh cluster, 17 given steps and 19 lost messages, then the 9 steps found.
+    assert_eq!(given.len(), 1 + 36 + 9);
+    assert!(!given[0] && given[1..37].iter().all(|&g| g) && !given[37..].iter().any(|&g| g));
+    assert_eq!(trace[1]["event"], "S0: election timeout");
+    assert_eq!(trace.last().unwrap()["servers"][0]["commit"], 2);
+
+    let (code, out, _) = check(&["bugs/accept_stale_replies"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(&format!(
+            "{ELECTABLE} violated in 9 steps after 36 given steps:"
+        )),
+        "{out}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let loss = lines
+        .iter()
+        .position(|l| l.contains("18-36  network loses 19 messages in flight"))
+        .expect("the given loss reads as one row");
+    assert_eq!(lines[loss + 1].trim(), "(the search starts here)");
+    assert!(lines[loss + 2].trim_start().starts_with("37  "), "{out}");
+}
+
+#[test]
+fn without_bug_needs_a_bug_model() {
+    let dir = std::env::temp_dir().join(format!("raft-suite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let suite = dir.join("suite.toml");
+    std::fs::write(
+        &suite,
+        "[[entry]]\nmodel = \"five\"\nwithout_bug = true\nexpect = { \"Election Safety\" = \"holds\" }\n",
+    )
+    .unwrap();
+    let (code, _, err) = check(&["--suite", suite.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("entry[0].without_bug") && err.contains("no bug"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn every_bug_model_is_in_the_zoo_suite() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let suite = std::fs::read_to_string(root.join("checks/bugs.toml")).unwrap();
+    let mut models = 0;
+    for file in std::fs::read_dir(root.join("models/bugs")).unwrap() {
+        let path = file.unwrap().path();
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let cfg = config::load(path.to_str().unwrap()).unwrap();
+        assert!(cfg.file.bug.is_some(), "{stem} injects no bug");
+        assert!(
+            suite.contains(&format!("model = \"bugs/{stem}\"")),
+            "checks/bugs.toml has no entry for bugs/{stem}"
+        );
+        models += 1;
+    }
+    assert_eq!(models, 9, "one model per bug of the zoo");
+}
