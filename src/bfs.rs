@@ -99,8 +99,9 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-/// Maps a state to the representative of its symmetry class (see `crate::symmetry`).
-pub type Symmetry<S> = fn(&S) -> S;
+/// Maps a state to the fingerprint of the representative of its symmetry class (see
+/// `crate::symmetry`).
+pub type Symmetry<S> = fn(&S) -> Fingerprint;
 
 /// Live counters a progress printer can read while the search runs.
 #[derive(Default)]
@@ -160,7 +161,7 @@ where
     // States are deduplicated by the fingerprint of their representative; the frontier keeps
     // the concrete states, so replaying recorded action indices reproduces them exactly.
     let key = |s: &M::State| match symmetry {
-        Some(canonical) => fingerprint(&canonical(s)),
+        Some(canonical_fingerprint) => canonical_fingerprint(s),
         None => fingerprint(s),
     };
     let visited: Vec<Mutex<Visited>> = (0..SHARDS).map(|_| Mutex::default()).collect();

@@ -177,9 +177,9 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
                 if opts.progress && std::io::stderr().is_terminal() {
                     s.spawn(|| show_progress(&progress));
                 }
-                let symmetry = opts
-                    .symmetry
-                    .then_some(crate::symmetry::canonical as bfs::Symmetry<SystemState>);
+                let symmetry = opts.symmetry.then_some(
+                    crate::symmetry::canonical_fingerprint as bfs::Symmetry<SystemState>,
+                );
                 bfs::check(&model, &limits, symmetry, &progress)
             })
         }

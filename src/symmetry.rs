@@ -41,11 +41,17 @@ fn key(state: &SystemState, i: usize) -> (bool, u64) {
     (state.down[i], h.finish())
 }
 
-pub fn canonical(state: &SystemState) -> SystemState {
+/// Servers in representative order: sorted on their id-free keys; ties are resolved by the caller.
+fn sorted(state: &SystemState) -> (Vec<(bool, u64)>, Vec<usize>) {
     let n = state.servers.len();
     let keys: Vec<(bool, u64)> = (0..n).map(|i| key(state, i)).collect();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| keys[i]);
+    (keys, order)
+}
+
+pub fn canonical(state: &SystemState) -> SystemState {
+    let (keys, mut order) = sorted(state);
     // Servers with equal keys may be ordered either way: try every order of each tie group and
     // keep the smallest fingerprint, so every renaming of a state gets the same representative.
     let mut best: Option<(u64, SystemState)> = None;
@@ -57,6 +63,21 @@ pub fn canonical(state: &SystemState) -> SystemState {
         }
     });
     best.expect("at least one order").1
+}
+
+/// `fingerprint(&canonical(state))`, the only thing BFS needs of the representative, without
+/// keeping candidates or copying a state already in representative order.
+pub fn canonical_fingerprint(state: &SystemState) -> u64 {
+    let (keys, mut order) = sorted(state);
+    let mut best = u64::MAX;
+    for_each_tie_order(&mut order, &keys, 0, &mut |order| {
+        let fp = match rename(order) {
+            None => crate::bfs::fingerprint(state),
+            Some(rename) => crate::bfs::fingerprint(&permute(state, order, &rename)),
+        };
+        best = best.min(fp);
+    });
+    best
 }
 
 /// Calls `f` with every order that permutes servers only within runs of equal keys.
@@ -98,14 +119,19 @@ fn permutations(
 
 /// Renames servers so that old server `order[new]` becomes `new`.
 fn apply(state: &SystemState, order: &[usize]) -> SystemState {
+    match rename(order) {
+        None => state.clone(),
+        Some(rename) => permute(state, order, &rename),
+    }
+}
+
+/// Old id → new id for `order`; None when it renames nothing.
+fn rename(order: &[usize]) -> Option<Vec<u64>> {
     let mut rename = vec![0u64; order.len()];
     for (new, &old) in order.iter().enumerate() {
         rename[old] = new as u64;
     }
-    if rename.iter().enumerate().all(|(i, &r)| r == i as u64) {
-        return state.clone();
-    }
-    permute(state, order, &rename)
+    (!rename.iter().enumerate().all(|(i, &r)| r == i as u64)).then_some(rename)
 }
 
 fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState {
@@ -222,6 +248,12 @@ mod tests {
             state = model.next_state(&state, pick).unwrap_or(state);
             let c = canonical(&state);
             assert!(c == canonical(&c), "idempotent at step {step}");
+            let fp = crate::bfs::fingerprint(&c);
+            assert_eq!(
+                canonical_fingerprint(&state),
+                fp,
+                "fingerprint at step {step}"
+            );
             for order in [[1, 0, 2], [2, 1, 0], [1, 2, 0]] {
                 let renamed = apply(&state, &order);
                 assert!(
