@@ -143,14 +143,27 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
             x
         }
     };
+    // What renaming leaves equal is shared, not copied: logs and messages are most of a state.
     let servers = order
         .iter()
-        .map(|&old| Arc::new(rename_server(&state.servers[old], order, &id)))
+        .map(|&old| {
+            let s = &state.servers[old];
+            let unchanged = matches!(s.role, Role::Follower)
+                && s.voted_for.map(id) == s.voted_for
+                && s.leader.map(id) == s.leader;
+            match unchanged {
+                true => s.clone(),
+                false => Arc::new(rename_server(s, order, &id)),
+            }
+        })
         .collect();
     let storage = order
         .iter()
         .map(|&old| {
             state.storage[old].as_ref().map(|s| {
+                if s.voted_for.map(id) == s.voted_for {
+                    return s.clone();
+                }
                 let mut s = (**s).clone();
                 s.voted_for = s.voted_for.map(id);
                 Arc::new(s)
@@ -163,9 +176,14 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
         .network
         .iter()
         .map(|e| {
+            let (src, dst) = (id(e.src as u64) as u8, id(e.dst as u64) as u8);
+            let names_a_server = matches!(e.msg, Msg::ClientResponse { .. });
+            if (src, dst) == (e.src, e.dst) && !names_a_server {
+                return e.clone();
+            }
             Arc::new(Envelope {
-                src: id(e.src as u64) as u8,
-                dst: id(e.dst as u64) as u8,
+                src,
+                dst,
                 msg: rename_msg(&e.msg, &id),
             })
         })
@@ -173,11 +191,19 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
     // Stable: keeps FIFO order within a flow; for unordered networks the result is fully sorted
     // because messages within a flow were sorted already.
     network.sort_by_key(|e| (e.src, e.dst));
-    let mut ghost = (*state.ghost).clone();
-    for (_, leader) in ghost.leaders.iter_mut() {
-        *leader = id(*leader as u64) as usize;
-    }
-    ghost.leaders.sort();
+    let renames_a_leader = |&(_, l): &(_, usize)| id(l as u64) != l as u64;
+    let leaders = &state.ghost.leaders;
+    let ghost = match leaders.iter().any(renames_a_leader) || !leaders.is_sorted() {
+        false => state.ghost.clone(),
+        true => {
+            let mut ghost = (*state.ghost).clone();
+            for (_, leader) in ghost.leaders.iter_mut() {
+                *leader = id(*leader as u64) as usize;
+            }
+            ghost.leaders.sort();
+            Arc::new(ghost)
+        }
+    };
     SystemState {
         servers,
         clients: state.clients.clone(),
@@ -187,7 +213,7 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
         crashes: state.crashes,
         proposed: state.proposed,
         network,
-        ghost: Arc::new(ghost),
+        ghost,
     }
 }
 
