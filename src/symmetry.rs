@@ -51,33 +51,31 @@ fn sorted(state: &SystemState) -> (Vec<(bool, u64)>, Vec<usize>) {
 }
 
 pub fn canonical(state: &SystemState) -> SystemState {
-    let (keys, mut order) = sorted(state);
-    // Servers with equal keys may be ordered either way: try every order of each tie group and
-    // keep the smallest fingerprint, so every renaming of a state gets the same representative.
-    let mut best: Option<(u64, SystemState)> = None;
-    for_each_tie_order(&mut order, &keys, 0, &mut |order| {
-        let candidate = apply(state, order);
-        let fp = crate::bfs::fingerprint(&candidate);
-        if best.as_ref().is_none_or(|(b, _)| fp < *b) {
-            best = Some((fp, candidate));
-        }
-    });
-    best.expect("at least one order").1
+    apply(state, &representative_order(state).1)
 }
 
-/// `fingerprint(&canonical(state))`, the only thing BFS needs of the representative, without
-/// keeping candidates or copying a state already in representative order.
+/// `fingerprint(&canonical(state))`, the only thing BFS needs of the representative.
 pub fn canonical_fingerprint(state: &SystemState) -> u64 {
+    representative_order(state).0
+}
+
+/// The renaming to the representative, and the representative's fingerprint. Servers with equal
+/// keys may be ordered either way: every order of each tie group is tried and the smallest
+/// fingerprint wins, so every renaming of a state gets the same representative. A candidate in
+/// the state's own order is hashed without a copy.
+fn representative_order(state: &SystemState) -> (u64, Vec<usize>) {
     let (keys, mut order) = sorted(state);
-    let mut best = u64::MAX;
+    let mut best: Option<(u64, Vec<usize>)> = None;
     for_each_tie_order(&mut order, &keys, 0, &mut |order| {
         let fp = match rename(order) {
             None => crate::bfs::fingerprint(state),
             Some(rename) => crate::bfs::fingerprint(&permute(state, order, &rename)),
         };
-        best = best.min(fp);
+        if best.as_ref().is_none_or(|(b, _)| fp < *b) {
+            best = Some((fp, order.to_vec()));
+        }
     });
-    best
+    best.expect("at least one order")
 }
 
 /// Calls `f` with every order that permutes servers only within runs of equal keys.
@@ -146,16 +144,7 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
     // What renaming leaves equal is shared, not copied: logs and messages are most of a state.
     let servers = order
         .iter()
-        .map(|&old| {
-            let s = &state.servers[old];
-            let unchanged = matches!(s.role, Role::Follower)
-                && s.voted_for.map(id) == s.voted_for
-                && s.leader.map(id) == s.leader;
-            match unchanged {
-                true => s.clone(),
-                false => Arc::new(rename_server(s, order, &id)),
-            }
-        })
+        .map(|&old| rename_server(&state.servers[old], order, &id))
         .collect();
     let storage = order
         .iter()
@@ -177,15 +166,14 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
         .iter()
         .map(|e| {
             let (src, dst) = (id(e.src as u64) as u8, id(e.dst as u64) as u8);
-            let names_a_server = matches!(e.msg, Msg::ClientResponse { .. });
-            if (src, dst) == (e.src, e.dst) && !names_a_server {
-                return e.clone();
+            match rename_msg(&e.msg, &id) {
+                None if (src, dst) == (e.src, e.dst) => e.clone(),
+                renamed => Arc::new(Envelope {
+                    src,
+                    dst,
+                    msg: renamed.unwrap_or_else(|| e.msg.clone()),
+                }),
             }
-            Arc::new(Envelope {
-                src,
-                dst,
-                msg: rename_msg(&e.msg, &id),
-            })
         })
         .collect();
     // Stable: keeps FIFO order within a flow; for unordered networks the result is fully sorted
@@ -217,8 +205,19 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
     }
 }
 
-fn rename_server(s: &ServerState, order: &[usize], id: &dyn Fn(u64) -> u64) -> ServerState {
-    let mut s = s.clone();
+/// The server with ids renamed; the same `Arc` when it names no server that moves.
+fn rename_server(
+    s: &Arc<ServerState>,
+    order: &[usize],
+    id: &dyn Fn(u64) -> u64,
+) -> Arc<ServerState> {
+    let unchanged = matches!(s.role, Role::Follower)
+        && s.voted_for.map(id) == s.voted_for
+        && s.leader.map(id) == s.leader;
+    if unchanged {
+        return s.clone();
+    }
+    let mut s = (**s).clone();
     s.voted_for = s.voted_for.map(id);
     s.leader = s.leader.map(id);
     s.role = match &s.role {
@@ -236,21 +235,22 @@ fn rename_server(s: &ServerState, order: &[usize], id: &dyn Fn(u64) -> u64) -> S
             match_index: order.iter().map(|&old| match_index[old]).collect(),
         },
     };
-    s
+    Arc::new(s)
 }
 
-fn rename_msg(msg: &Msg, id: &dyn Fn(u64) -> u64) -> Msg {
+/// The message with server ids renamed; None when it names no server.
+fn rename_msg(msg: &Msg, id: &dyn Fn(u64) -> u64) -> Option<Msg> {
     match msg {
         Msg::ClientResponse {
             request_id,
             reply: ClientReply::NotLeader { leader },
-        } => Msg::ClientResponse {
+        } => Some(Msg::ClientResponse {
             request_id: *request_id,
             reply: ClientReply::NotLeader {
                 leader: leader.map(id),
             },
-        },
-        other => other.clone(),
+        }),
+        _ => None,
     }
 }
 
