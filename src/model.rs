@@ -552,6 +552,9 @@ impl Model for RaftModel {
     }
 }
 
+/// How the description of a dropped message starts (trace tables group given drops by it).
+pub const DROP_EVENT: &str = "network drops ";
+
 impl RaftModel {
     /// One line saying what happened: who sent what to whom, which timer fired, who crashed.
     pub fn describe(&self, action: &Action) -> String {
@@ -563,7 +566,7 @@ impl RaftModel {
                 self.describe_msg(&env.msg)
             ),
             Action::Drop(env) => format!(
-                "network drops {} → {}: {}",
+                "{DROP_EVENT}{} → {}: {}",
                 self.actor_name(env.src),
                 self.actor_name(env.dst),
                 self.describe_msg(&env.msg)

@@ -3,7 +3,7 @@
 
 use crate::bfs::{self, Limits, Progress, Stop};
 use crate::config::ModelConfig;
-use crate::model::{Action, RaftModel, SystemState};
+use crate::model::{Action, RaftModel, SystemState, DROP_EVENT};
 use crate::properties;
 use serde::Serialize;
 use stateright::Checker;
@@ -462,9 +462,6 @@ pub fn searched_steps(trace: &[TraceStep]) -> usize {
     trace.iter().skip(1).filter(|s| !s.given).count()
 }
 
-/// How `RaftModel::describe` starts a dropped message's step.
-const DROP: &str = "network drops ";
-
 /// The trace as a table: one column per server, time going down; `*` marks what changed.
 pub fn render_trace(steps: &[TraceStep]) -> String {
     let n = steps.first().map_or(0, |s| s.servers.len());
@@ -477,7 +474,7 @@ pub fn render_trace(steps: &[TraceStep]) -> String {
     let given_drop = |k: usize| {
         steps
             .get(k)
-            .is_some_and(|s| s.given && s.event.starts_with(DROP))
+            .is_some_and(|s| s.given && s.event.starts_with(DROP_EVENT))
     };
     let mut drops_before = 0;
     for (k, st) in steps.iter().enumerate() {

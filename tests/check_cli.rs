@@ -173,6 +173,18 @@ fn bad_model_files_exit_2_naming_file_and_field() {
     let (code, _, err) = check(&["--suite", suite.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("Nope"), "{err}");
+
+    std::fs::write(
+        &suite,
+        "[[entry]]\nmodel = \"five\"\nwithout_bug = true\nexpect = { \"Election Safety\" = \"holds\" }\n",
+    )
+    .unwrap();
+    let (code, _, err) = check(&["--suite", suite.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("entry[0].without_bug") && err.contains("no bug"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -304,25 +316,6 @@ fn a_given_prefix_comes_first_in_the_trace_and_the_search_goes_on_from_it() {
         .expect("the given loss reads as one row");
     assert_eq!(lines[loss + 1].trim(), "(the search starts here)");
     assert!(lines[loss + 2].trim_start().starts_with("37  "), "{out}");
-}
-
-#[test]
-fn without_bug_needs_a_bug_model() {
-    let dir = std::env::temp_dir().join(format!("raft-suite-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let suite = dir.join("suite.toml");
-    std::fs::write(
-        &suite,
-        "[[entry]]\nmodel = \"five\"\nwithout_bug = true\nexpect = { \"Election Safety\" = \"holds\" }\n",
-    )
-    .unwrap();
-    let (code, _, err) = check(&["--suite", suite.to_str().unwrap()]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("entry[0].without_bug") && err.contains("no bug"),
-        "{err}"
-    );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
