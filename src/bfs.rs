@@ -188,7 +188,48 @@ where
             None
         }
     };
+    // Property name → fingerprint of the state that shows it (smallest fp at the first level).
+    let mut found: HashMap<&'static str, Fingerprint> = HashMap::new();
+    // `always` and `sometimes` are examined once per state, when it is discovered: a level that
+    // shows a violation is the last one generated, and is never expanded.
+    let examine = |pending: &[&'static str],
+                   state: &M::State,
+                   fp: Fingerprint,
+                   level_found: &mut HashMap<&'static str, Fingerprint>| {
+        for p in properties.iter().filter(|p| pending.contains(&p.name)) {
+            let shows = match p.expectation {
+                Expectation::Always => !(p.condition)(model, state),
+                Expectation::Sometimes => (p.condition)(model, state),
+                Expectation::Eventually => false,
+            };
+            if shows {
+                let best = level_found.entry(p.name).or_insert(fp);
+                *best = (*best).min(fp);
+            }
+        }
+    };
+    let pending_of = |found: &HashMap<&'static str, Fingerprint>| -> Vec<&'static str> {
+        properties
+            .iter()
+            .map(|p| p.name)
+            .filter(|n| !found.contains_key(n))
+            .collect()
+    };
+    // Records what a level showed; true when it violated an `always` or `eventually` property.
+    let record = |found: &mut HashMap<&'static str, Fingerprint>,
+                  level_found: HashMap<&'static str, Fingerprint>| {
+        let mut failed = false;
+        for (name, fp) in level_found {
+            let p = properties.iter().find(|p| p.name == name).unwrap();
+            failed |= p.expectation != Expectation::Sometimes;
+            found.insert(name, fp);
+        }
+        failed
+    };
+
     let mut frontier: Vec<(M::State, Fingerprint)> = Vec::new();
+    let mut initial_found = HashMap::new();
+    let pending = pending_of(&found);
     for s in model.init_states() {
         if !model.within_boundary(&s) {
             continue;
@@ -198,14 +239,17 @@ where
         let mut v = shard(fp).lock().unwrap();
         if v.insert(fp, (0, ROOT)).is_none() {
             unique.fetch_add(1, Ordering::Relaxed);
+            examine(&pending, &s, fp, &mut initial_found);
             frontier.push((s, fp));
         }
     }
 
-    // Property name → fingerprint of the state that shows it (smallest fp at the first level).
-    let mut found: HashMap<&'static str, Fingerprint> = HashMap::new();
     let mut depth = 0;
     let mut stopped = None;
+    if record(&mut found, initial_found) {
+        stopped = Some(Stop::Violation);
+        frontier.clear();
+    }
     while !frontier.is_empty() {
         progress.depth.store(depth, Ordering::Relaxed);
         if limits.max_depth.is_some_and(|d| depth >= d) {
@@ -216,11 +260,7 @@ where
             stopped = Some(stop);
             break;
         }
-        let pending: Vec<&'static str> = properties
-            .iter()
-            .map(|p| p.name)
-            .filter(|n| !found.contains_key(n))
-            .collect();
+        let pending = pending_of(&found);
         let (next, level_found) = frontier
             .par_iter()
             .fold(
@@ -241,17 +281,6 @@ where
                             return (next, level_found, actions);
                         }
                     }
-                    for p in properties.iter().filter(|p| pending.contains(&p.name)) {
-                        let shows = match p.expectation {
-                            Expectation::Always => !(p.condition)(model, state),
-                            Expectation::Sometimes => (p.condition)(model, state),
-                            Expectation::Eventually => false,
-                        };
-                        if shows {
-                            let best = level_found.entry(p.name).or_insert(*fp);
-                            *best = (*best).min(*fp);
-                        }
-                    }
                     let mut terminal = true;
                     model.actions(state, &mut actions);
                     for (idx, action) in actions.drain(..).enumerate() {
@@ -269,6 +298,7 @@ where
                             e.insert((*fp, idx as u32));
                             drop(v);
                             unique.fetch_add(1, Ordering::Relaxed);
+                            examine(&pending, &succ, sfp, &mut level_found);
                             next.push((succ, sfp));
                         }
                     }
@@ -304,19 +334,14 @@ where
             stopped = Some(stop);
             break;
         }
-        let mut failed = false;
-        for (name, fp) in level_found {
-            let p = properties.iter().find(|p| p.name == name).unwrap();
-            failed |= p.expectation != Expectation::Sometimes;
-            found.insert(name, fp);
+        let failed = record(&mut found, level_found);
+        frontier = next;
+        if !frontier.is_empty() {
+            depth += 1;
         }
         if failed {
             stopped = Some(Stop::Violation);
             break;
-        }
-        frontier = next;
-        if !frontier.is_empty() {
-            depth += 1;
         }
     }
     progress.done.store(true, Ordering::Relaxed);

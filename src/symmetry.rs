@@ -9,22 +9,35 @@
 //! Models with clients are not symmetric: a client tries servers in id order.
 
 use crate::model::{Envelope, SystemState};
-use crate::server::{Role, ServerState};
+use crate::properties::Ghost;
+use crate::server::{Role, ServerState, Storage};
 use crate::types::{ClientReply, Msg};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-/// What identifies a server up to renaming: everything but the ids it mentions.
+fn hasher() -> impl Hasher {
+    std::hash::BuildHasher::build_hasher(&foldhash::quality::FixedState::with_seed(0x5241_4654))
+}
+
+/// What identifies server `i` up to renaming: everything about it but the ids it mentions
+/// (which `hash_renamed` adds). Sorting on it puts servers in representative order up to ties.
 fn key(state: &SystemState, i: usize) -> (bool, u64) {
-    let s = &state.servers[i];
-    let mut h = std::hash::BuildHasher::build_hasher(&foldhash::quality::FixedState::default());
-    s.term.hash(&mut h);
-    s.log.hash(&mut h);
-    s.commit_index.hash(&mut h);
-    s.last_applied.hash(&mut h);
-    s.voted_for.is_some().hash(&mut h);
-    (s.voted_for == Some(i as u64)).hash(&mut h);
-    match &s.role {
+    let ServerState {
+        term,
+        voted_for,
+        log,
+        snapshot,
+        role,
+        leader,
+        commit_index,
+        last_applied,
+        kv,
+    } = &*state.servers[i];
+    let mut h = hasher();
+    (term, log, snapshot, commit_index, last_applied, kv).hash(&mut h);
+    (voted_for.is_some(), *voted_for == Some(i as u64)).hash(&mut h);
+    (leader.is_some(), *leader == Some(i as u64)).hash(&mut h);
+    match role {
         Role::Follower => 0u32.hash(&mut h),
         Role::Candidate { votes } => (1, votes.count_ones()).hash(&mut h),
         Role::Leader { match_index, .. } => {
@@ -33,49 +46,171 @@ fn key(state: &SystemState, i: usize) -> (bool, u64) {
             (2, m).hash(&mut h);
         }
     }
-    state.timers[i].hash(&mut h);
+    (state.timers[i], state.storage[i].is_some()).hash(&mut h);
     if let Some(st) = &state.storage[i] {
-        (st.term, &st.log, &st.snapshot, st.voted_for.is_some()).hash(&mut h);
-        (st.voted_for == Some(i as u64)).hash(&mut h);
+        let Storage {
+            term,
+            voted_for,
+            log,
+            snapshot,
+        } = &**st;
+        (term, log, snapshot, voted_for.is_some()).hash(&mut h);
+        (*voted_for == Some(i as u64)).hash(&mut h);
     }
     (state.down[i], h.finish())
-}
-
-/// Servers in representative order: sorted on their id-free keys; ties are resolved by the caller.
-fn sorted(state: &SystemState) -> (Vec<(bool, u64)>, Vec<usize>) {
-    let n = state.servers.len();
-    let keys: Vec<(bool, u64)> = (0..n).map(|i| key(state, i)).collect();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| keys[i]);
-    (keys, order)
 }
 
 pub fn canonical(state: &SystemState) -> SystemState {
     apply(state, &representative_order(state).1)
 }
 
-/// `fingerprint(&canonical(state))`, the only thing BFS needs of the representative.
+/// A fingerprint of `state`'s symmetry class: the fingerprint BFS deduplicates on. It is the
+/// representative's (`canonical(state)`) hash, computed without building the representative.
 pub fn canonical_fingerprint(state: &SystemState) -> u64 {
     representative_order(state).0
 }
 
-/// The renaming to the representative, and the representative's fingerprint. Servers with equal
-/// keys may be ordered either way: every order of each tie group is tried and the smallest
-/// fingerprint wins, so every renaming of a state gets the same representative. A candidate in
-/// the state's own order is hashed without a copy.
+/// The renaming to the representative, and the representative's hash. Servers with equal keys
+/// may be ordered either way: every order of each tie group is tried and the smallest hash
+/// wins, so every renaming of a state gets the same representative.
 fn representative_order(state: &SystemState) -> (u64, Vec<usize>) {
-    let (keys, mut order) = sorted(state);
+    let n = state.servers.len();
+    let keys: Vec<(bool, u64)> = (0..n).map(|i| key(state, i)).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| keys[i]);
+    let invariant = InvariantParts::of(state);
     let mut best: Option<(u64, Vec<usize>)> = None;
     for_each_tie_order(&mut order, &keys, 0, &mut |order| {
-        let fp = match rename(order) {
-            None => crate::bfs::fingerprint(state),
-            Some(rename) => crate::bfs::fingerprint(&permute(state, order, &rename)),
-        };
+        let fp = hash_renamed(state, &keys, &invariant, order);
         if best.as_ref().is_none_or(|(b, _)| fp < *b) {
             best = Some((fp, order.to_vec()));
         }
     });
     best.expect("at least one order")
+}
+
+/// What every renaming of a state hashes alike, hashed once per state.
+struct InvariantParts {
+    /// Per message in flight: its hash when it names no server.
+    messages: Vec<Option<u64>>,
+    /// Clients, fault budget, workload progress, and the ghost history but its leaders.
+    rest: u64,
+}
+
+impl InvariantParts {
+    fn of(state: &SystemState) -> Self {
+        let SystemState {
+            clients,
+            crashes,
+            proposed,
+            network,
+            ghost,
+            servers,
+            storage: _, // in the keys, but for ids (`hash_renamed`)
+            timers,
+            down: _, // in the keys
+        } = state;
+        let n = servers.len();
+        let messages = network
+            .iter()
+            .map(|e| {
+                let names_a_server = rename_msg(&e.msg, &|x| x).is_some();
+                (!names_a_server).then(|| {
+                    let mut h = hasher();
+                    e.msg.hash(&mut h);
+                    h.finish()
+                })
+            })
+            .collect();
+        let Ghost {
+            leaders: _, // renamed in `hash_renamed`
+            committed,
+            violations,
+            history,
+            linearizable,
+            read_a_write,
+        } = &**ghost;
+        let mut h = hasher();
+        (clients, crashes, proposed, &timers[n..]).hash(&mut h);
+        (committed, violations, history, linearizable, read_a_write).hash(&mut h);
+        InvariantParts {
+            messages,
+            rest: h.finish(),
+        }
+    }
+}
+
+/// The hash of `state` renamed so that old server `order[new]` becomes `new`, without building
+/// the renamed state: the id-free part of each server comes from its key, and only what names a
+/// server is renamed and hashed here. Equal for every renaming of a state taken with the
+/// matching order, so it identifies the renamed state.
+fn hash_renamed(
+    state: &SystemState,
+    keys: &[(bool, u64)],
+    invariant: &InvariantParts,
+    order: &[usize],
+) -> u64 {
+    let n = order.len();
+    let mut rename = [0u64; 64];
+    for (new, &old) in order.iter().enumerate() {
+        rename[old] = new as u64;
+    }
+    let id = |x: u64| {
+        if (x as usize) < n {
+            rename[x as usize]
+        } else {
+            x
+        }
+    };
+    let mut h = hasher();
+    for &old in order {
+        keys[old].hash(&mut h);
+        let s = &state.servers[old];
+        (s.voted_for.map(id), s.leader.map(id)).hash(&mut h);
+        match &s.role {
+            Role::Follower => {}
+            Role::Candidate { votes } => (0..n as u64)
+                .filter(|v| votes & (1 << v) != 0)
+                .fold(0u64, |acc, v| acc | 1 << id(v))
+                .hash(&mut h),
+            Role::Leader {
+                next_index,
+                match_index,
+            } => {
+                for &peer in order {
+                    (next_index[peer], match_index[peer]).hash(&mut h);
+                }
+            }
+        }
+        if let Some(st) = &state.storage[old] {
+            st.voted_for.map(id).hash(&mut h);
+        }
+    }
+    // Messages in the renamed state's order: by (src, dst), keeping the order within a flow.
+    let mut flows: Vec<(u8, u8, usize)> = state
+        .network
+        .iter()
+        .enumerate()
+        .map(|(j, e)| (id(e.src as u64) as u8, id(e.dst as u64) as u8, j))
+        .collect();
+    flows.sort_by_key(|&(src, dst, _)| (src, dst));
+    for (src, dst, j) in flows {
+        (src, dst).hash(&mut h);
+        match invariant.messages[j] {
+            Some(msg) => msg.hash(&mut h),
+            None => rename_msg(&state.network[j].msg, &id).hash(&mut h),
+        }
+    }
+    let mut leaders: Vec<(u64, u64)> = state
+        .ghost
+        .leaders
+        .iter()
+        .map(|&(term, l)| (term, id(l as u64)))
+        .collect();
+    leaders.sort_unstable();
+    leaders.hash(&mut h);
+    invariant.rest.hash(&mut h);
+    h.finish()
 }
 
 /// Calls `f` with every order that permutes servers only within runs of equal keys.
@@ -274,18 +409,15 @@ mod tests {
             state = model.next_state(&state, pick).unwrap_or(state);
             let c = canonical(&state);
             assert!(c == canonical(&c), "idempotent at step {step}");
-            let fp = crate::bfs::fingerprint(&c);
-            assert_eq!(
-                canonical_fingerprint(&state),
-                fp,
-                "fingerprint at step {step}"
-            );
+            let fp = canonical_fingerprint(&state);
+            assert_eq!(canonical_fingerprint(&c), fp, "fingerprint at step {step}");
             for order in [[1, 0, 2], [2, 1, 0], [1, 2, 0]] {
                 let renamed = apply(&state, &order);
                 assert!(
                     canonical(&renamed) == c,
                     "renaming {order:?} at step {step}"
                 );
+                assert_eq!(canonical_fingerprint(&renamed), fp, "{order:?} at {step}");
             }
         }
     }

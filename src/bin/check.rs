@@ -33,7 +33,7 @@ struct Args {
     checker: CheckerKind,
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=256))]
     threads: u64,
-    /// Stop exploring below this depth (the search is then not complete).
+    /// Check paths of up to this many steps, and go no deeper (the search is then not complete).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     depth: Option<u64>,
     /// Stop after this many unique states (the search is then not complete).
