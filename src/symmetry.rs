@@ -396,29 +396,45 @@ mod tests {
     use crate::model::RaftModel;
     use stateright::Model;
 
-    /// Canonicalizing twice changes nothing, and a renamed state has the same representative.
+    /// Along walks through models with leaders, candidates, messages, storage and given steps:
+    /// canonicalizing twice changes nothing, every renaming of a state has its representative
+    /// and its fingerprint, and states with different representatives have different
+    /// fingerprints (the fingerprint names a class, and nothing of it is left out).
     #[test]
     fn representative_is_stable_under_renaming() {
-        let model = RaftModel::new(config::load("election").unwrap());
-        let mut state = model.init_states().pop().unwrap();
-        let mut actions = Vec::new();
-        for step in 0..6 {
-            actions.clear();
-            model.actions(&state, &mut actions);
-            let pick = actions[step % actions.len()].clone();
-            state = model.next_state(&state, pick).unwrap_or(state);
-            let c = canonical(&state);
-            assert!(c == canonical(&c), "idempotent at step {step}");
-            let fp = canonical_fingerprint(&state);
-            assert_eq!(canonical_fingerprint(&c), fp, "fingerprint at step {step}");
-            for order in [[1, 0, 2], [2, 1, 0], [1, 2, 0]] {
-                let renamed = apply(&state, &order);
-                assert!(
-                    canonical(&renamed) == c,
-                    "renaming {order:?} at step {step}"
-                );
-                assert_eq!(canonical_fingerprint(&renamed), fp, "{order:?} at {step}");
+        for name in ["election", "figure8", "crash", "bugs/accept_stale_replies"] {
+            let model = RaftModel::new(config::load(name).unwrap());
+            let n = model.n();
+            let mut orders = Vec::new();
+            permutations(&mut (0..n).collect(), 0, n, &mut |o| orders.push(o.clone()));
+            let mut state = model.init_states().pop().unwrap();
+            let mut seen: Vec<(SystemState, u64)> = Vec::new();
+            let mut actions = Vec::new();
+            let mut pick = 7usize;
+            for step in 0..60 {
+                actions.clear();
+                model.actions(&state, &mut actions);
+                if actions.is_empty() {
+                    break;
+                }
+                pick = pick.wrapping_mul(1_103_515_245).wrapping_add(12_345) >> 3;
+                let action = actions[pick % actions.len()].clone();
+                state = model.next_state(&state, action).unwrap_or(state);
+                let c = canonical(&state);
+                assert!(c == canonical(&c), "{name}: idempotent at step {step}");
+                let fp = canonical_fingerprint(&state);
+                assert_eq!(canonical_fingerprint(&c), fp, "{name}: step {step}");
+                for order in &orders {
+                    let renamed = apply(&state, order);
+                    assert!(canonical(&renamed) == c, "{name}: {order:?} at {step}");
+                    assert_eq!(canonical_fingerprint(&renamed), fp, "{name}: {order:?}");
+                }
+                for (other, other_fp) in &seen {
+                    assert_eq!(*other == c, *other_fp == fp, "{name}: classes at {step}");
+                }
+                seen.push((c, fp));
             }
+            assert!(seen.len() >= 20, "{name}: the walk was too short");
         }
     }
 }
