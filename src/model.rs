@@ -271,8 +271,7 @@ impl RaftModel {
     fn apply_server(&self, state: &mut SystemState, i: usize, (new, out): ServerStep) {
         if let Some(new) = new {
             let new = Arc::new(new);
-            let ghost = Arc::make_mut(&mut state.ghost);
-            ghost.observe_server(i, Some(&state.servers[i]), &new);
+            Ghost::observe_server(&mut state.ghost, i, Some(&state.servers[i]), &new);
             state.servers[i] = new;
         }
         self.apply_out(state, i, out);
@@ -513,7 +512,7 @@ impl Model for RaftModel {
                 let storage = state.storage[i].as_deref().cloned();
                 let restored = self.servers[i].on_start(Id::from(i), &storage, &mut out);
                 let restored = Arc::new(restored);
-                Arc::make_mut(&mut state.ghost).observe_server(i, None, &restored);
+                Ghost::observe_server(&mut state.ghost, i, None, &restored);
                 state.servers[i] = restored;
                 state.down[i] = false;
                 self.apply_out(&mut state, i, out);

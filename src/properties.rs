@@ -11,6 +11,7 @@ use crate::types::{Entry, KvStore, LogIndex, Op, OpResult, Term};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 use stateright::{Expectation, Property};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The sequential specification clients are checked against: a plain key/value map.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -57,26 +58,33 @@ impl Default for Ghost {
 
 impl Ghost {
     /// Records what one server step did. `old` is None when the server just restarted (its
-    /// volatile state, such as commitIndex, legitimately starts over).
-    pub fn observe_server(&mut self, i: usize, old: Option<&ServerState>, new: &ServerState) {
+    /// volatile state, such as commitIndex, legitimately starts over). States share their
+    /// history: it is copied only when this step adds to it.
+    pub fn observe_server(
+        ghost: &mut Arc<Ghost>,
+        i: usize,
+        old: Option<&ServerState>,
+        new: &ServerState,
+    ) {
         if new.is_leader() {
-            if let Err(at) = self.leaders.binary_search(&(new.term, i)) {
-                self.leaders.insert(at, (new.term, i));
+            if let Err(at) = ghost.leaders.binary_search(&(new.term, i)) {
+                Arc::make_mut(ghost).leaders.insert(at, (new.term, i));
             }
         }
         let Some(old) = old else {
             return;
         };
+        let mut violated = 0;
         // Leader Append-Only: "a leader never overwrites or deletes entries in its log".
         if old.is_leader() && new.is_leader() && old.term == new.term {
             let kept = (new.log.base_index + 1..=old.log.last_index())
                 .all(|idx| old.log.get(idx).is_none() || old.log.get(idx) == new.log.get(idx));
             if !kept {
-                self.violations |= LEADER_APPEND_ONLY;
+                violated |= LEADER_APPEND_ONLY;
             }
         }
         if new.commit_index < old.commit_index {
-            self.violations |= COMMIT_MONOTONIC;
+            violated |= COMMIT_MONOTONIC;
         }
         // State Machine Safety: no two servers commit (and so apply) different entries at an index.
         for idx in old.commit_index + 1..=new.commit_index {
@@ -84,13 +92,17 @@ impl Ghost {
             let Some(entry) = new.log.get(idx).or_else(|| old.log.get(idx)) else {
                 continue; // Arrived inside an installed snapshot.
             };
-            match self.committed.get(&idx) {
-                Some((first, _)) if first != entry => self.violations |= STATE_MACHINE_SAFETY,
+            match ghost.committed.get(&idx) {
+                Some((first, _)) if first != entry => violated |= STATE_MACHINE_SAFETY,
                 Some(_) => {}
                 None => {
-                    self.committed.insert(idx, (entry.clone(), new.term));
+                    let committed = &mut Arc::make_mut(ghost).committed;
+                    committed.insert(idx, (entry.clone(), new.term));
                 }
             }
+        }
+        if ghost.violations | violated != ghost.violations {
+            Arc::make_mut(ghost).violations |= violated;
         }
     }
 
