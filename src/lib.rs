@@ -16,6 +16,7 @@ pub mod net;
 pub mod properties;
 pub mod runner;
 pub mod server;
+pub mod shared;
 pub mod suite;
 pub mod symmetry;
 pub mod types;

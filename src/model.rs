@@ -7,12 +7,12 @@ use crate::client::{ClientConfig, ClientState, KvClient};
 use crate::config::{ModelConfig, Semantics};
 use crate::properties::{self, Ghost};
 use crate::server::{RaftServer, ServerConfig, ServerState, Storage};
+use crate::shared::Shared;
 use crate::types::*;
 use stateright::actor::{Actor, Command as OutCommand, Id, Out};
 use stateright::{Model, Property};
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A message in flight. Servers are actors 0..n, clients n..n+c.
@@ -20,15 +20,15 @@ use std::time::Duration;
 pub struct Envelope {
     pub src: u8,
     pub dst: u8,
-    pub msg: Msg,
+    pub msg: Shared<Msg>,
 }
 
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct SystemState {
-    pub servers: Vec<Arc<ServerState>>,
+    pub servers: Vec<Shared<ServerState>>,
     pub clients: Vec<ClientState>,
     /// What each server last saved; restarts restore from it.
-    pub storage: Vec<Option<Arc<Storage>>>,
+    pub storage: Vec<Option<Shared<Storage>>>,
     /// Armed timers per actor, one bit per `Timer`.
     pub timers: Vec<u8>,
     pub down: Vec<bool>,
@@ -37,14 +37,14 @@ pub struct SystemState {
     pub proposed: u8,
     /// Canonical order: sorted for unordered networks (a set or a multiset), grouped by
     /// (src, dst) in send order for the ordered network.
-    pub network: Vec<Arc<Envelope>>,
-    pub ghost: Arc<Ghost>,
+    pub network: Vec<Envelope>,
+    pub ghost: Shared<Ghost>,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Action {
-    Deliver(Arc<Envelope>),
-    Drop(Arc<Envelope>),
+    Deliver(Envelope),
+    Drop(Envelope),
     Timeout(u8, Timer),
     Crash(u8),
     Restart(u8),
@@ -199,7 +199,6 @@ impl RaftModel {
     }
 
     fn send(&self, state: &mut SystemState, env: Envelope) {
-        let env = Arc::new(env);
         let net = &mut state.network;
         match self.semantics() {
             Semantics::UnorderedDuplicating => {
@@ -208,7 +207,7 @@ impl RaftModel {
                 }
             }
             Semantics::UnorderedNonduplicating => {
-                let at = net.partition_point(|e| **e <= *env);
+                let at = net.partition_point(|e| *e <= env);
                 net.insert(at, env);
             }
             Semantics::Ordered => {
@@ -220,7 +219,7 @@ impl RaftModel {
     }
 
     fn remove(&self, state: &mut SystemState, env: &Envelope) {
-        if let Some(at) = state.network.iter().position(|e| **e == *env) {
+        if let Some(at) = state.network.iter().position(|e| e == env) {
             state.network.remove(at);
         }
     }
@@ -237,13 +236,13 @@ impl RaftModel {
                     let env = Envelope {
                         src: actor as u8,
                         dst: usize::from(dst) as u8,
-                        msg,
+                        msg: Shared::new(msg),
                     };
                     self.send(state, env);
                 }
                 OutCommand::SetTimer(t, _) => state.timers[actor] |= t.bit(),
                 OutCommand::CancelTimer(t) => state.timers[actor] &= !t.bit(),
-                OutCommand::Save(s) => state.storage[actor] = Some(Arc::new(s)),
+                OutCommand::Save(s) => state.storage[actor] = Some(Shared::new(s)),
                 OutCommand::ChooseRandom(..) => {}
             }
         }
@@ -270,7 +269,7 @@ impl RaftModel {
     /// Applies a server step to the next state and records what it did in the ghost history.
     fn apply_server(&self, state: &mut SystemState, i: usize, (new, out): ServerStep) {
         if let Some(new) = new {
-            let new = Arc::new(new);
+            let new = Shared::new(new);
             Ghost::observe_server(&mut state.ghost, i, Some(&state.servers[i]), &new);
             state.servers[i] = new;
         }
@@ -310,8 +309,11 @@ impl RaftModel {
                 }) = delivered
                 {
                     let ops = &self.clients[c].cfg.ops;
-                    let ghost = Arc::make_mut(&mut state.ghost);
-                    ghost.client_returned(c as u64, result.clone(), ops.get(new.next_op));
+                    let next = ops.get(new.next_op);
+                    let result = result.clone();
+                    state
+                        .ghost
+                        .update(|g| g.client_returned(c as u64, result, next));
                 }
             }
             state.clients[c] = new;
@@ -342,12 +344,12 @@ impl RaftModel {
             crashes: 0,
             proposed: 0,
             network: Vec::new(),
-            ghost: Arc::new(Ghost::default()),
+            ghost: Shared::default(),
         };
         for (i, server) in self.servers.iter().enumerate() {
             let mut out = Out::new();
             let s = server.on_start(Id::from(i), &None, &mut out);
-            state.servers.push(Arc::new(s));
+            state.servers.push(Shared::new(s));
             self.apply_out(&mut state, i, out);
         }
         for (c, client) in self.clients.iter().enumerate() {
@@ -355,8 +357,8 @@ impl RaftModel {
             let s = client.on_start(Id::from(n + c), &None, &mut out);
             state.clients.push(s);
             self.apply_out(&mut state, n + c, out);
-            let ghost = Arc::make_mut(&mut state.ghost);
-            ghost.client_invoked(c as u64, client.cfg.ops.first());
+            let first = client.cfg.ops.first();
+            state.ghost.update(|g| g.client_invoked(c as u64, first));
         }
         state
     }
@@ -379,7 +381,7 @@ impl Model for RaftModel {
             // Ordered: only the head of each (src, dst) flow; multiset: each distinct once.
             if let Some(p) = prev {
                 let same_flow = ordered && (p.src, p.dst) == (env.src, env.dst);
-                if same_flow || (!ordered && **env == *p) {
+                if same_flow || (!ordered && env == p) {
                     continue;
                 }
             }
@@ -433,7 +435,7 @@ impl Model for RaftModel {
             let mut state;
             if dst < n {
                 let step = self.run_server(last, dst, |a, s, o| {
-                    a.on_msg(Id::from(dst), s, src, env.msg.clone(), o)
+                    a.on_msg(Id::from(dst), s, src, (*env.msg).clone(), o)
                 });
                 if step.is_none() && !consumed {
                     return None;
@@ -444,7 +446,7 @@ impl Model for RaftModel {
                 }
             } else {
                 let step = self.run_client(last, dst - n, |a, s, o| {
-                    a.on_msg(Id::from(dst), s, src, env.msg.clone(), o)
+                    a.on_msg(Id::from(dst), s, src, (*env.msg).clone(), o)
                 });
                 if step.is_none() && !consumed {
                     return None;
@@ -511,7 +513,7 @@ impl Model for RaftModel {
                 let mut out = Out::new();
                 let storage = state.storage[i].as_deref().cloned();
                 let restored = self.servers[i].on_start(Id::from(i), &storage, &mut out);
-                let restored = Arc::new(restored);
+                let restored = Shared::new(restored);
                 Ghost::observe_server(&mut state.ghost, i, None, &restored);
                 state.servers[i] = restored;
                 state.down[i] = false;

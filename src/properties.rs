@@ -7,11 +7,11 @@
 
 use crate::model::{RaftModel, SystemState};
 use crate::server::ServerState;
+use crate::shared::Shared;
 use crate::types::{Entry, KvStore, LogIndex, Op, OpResult, Term};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 use stateright::{Expectation, Property};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// The sequential specification clients are checked against: a plain key/value map.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -61,48 +61,51 @@ impl Ghost {
     /// volatile state, such as commitIndex, legitimately starts over). States share their
     /// history: it is copied only when this step adds to it.
     pub fn observe_server(
-        ghost: &mut Arc<Ghost>,
+        ghost: &mut Shared<Ghost>,
         i: usize,
         old: Option<&ServerState>,
         new: &ServerState,
     ) {
-        if new.is_leader() {
-            if let Err(at) = ghost.leaders.binary_search(&(new.term, i)) {
-                Arc::make_mut(ghost).leaders.insert(at, (new.term, i));
-            }
-        }
-        let Some(old) = old else {
-            return;
-        };
+        let elected = new.is_leader() && ghost.leaders.binary_search(&(new.term, i)).is_err();
         let mut violated = 0;
-        // Leader Append-Only: "a leader never overwrites or deletes entries in its log".
-        if old.is_leader() && new.is_leader() && old.term == new.term {
-            let kept = (new.log.base_index + 1..=old.log.last_index())
-                .all(|idx| old.log.get(idx).is_none() || old.log.get(idx) == new.log.get(idx));
-            if !kept {
-                violated |= LEADER_APPEND_ONLY;
+        let mut committed = Vec::new();
+        if let Some(old) = old {
+            // Leader Append-Only: "a leader never overwrites or deletes entries in its log".
+            if old.is_leader() && new.is_leader() && old.term == new.term {
+                let kept = (new.log.base_index + 1..=old.log.last_index())
+                    .all(|idx| old.log.get(idx).is_none() || old.log.get(idx) == new.log.get(idx));
+                if !kept {
+                    violated |= LEADER_APPEND_ONLY;
+                }
             }
-        }
-        if new.commit_index < old.commit_index {
-            violated |= COMMIT_MONOTONIC;
-        }
-        // State Machine Safety: no two servers commit (and so apply) different entries at an index.
-        for idx in old.commit_index + 1..=new.commit_index {
-            // Compacted in this very step: the entry is still in the old log.
-            let Some(entry) = new.log.get(idx).or_else(|| old.log.get(idx)) else {
-                continue; // Arrived inside an installed snapshot.
-            };
-            match ghost.committed.get(&idx) {
-                Some((first, _)) if first != entry => violated |= STATE_MACHINE_SAFETY,
-                Some(_) => {}
-                None => {
-                    let committed = &mut Arc::make_mut(ghost).committed;
-                    committed.insert(idx, (entry.clone(), new.term));
+            if new.commit_index < old.commit_index {
+                violated |= COMMIT_MONOTONIC;
+            }
+            // State Machine Safety: no two servers commit (and so apply) different entries at
+            // an index.
+            for idx in old.commit_index + 1..=new.commit_index {
+                // Compacted in this very step: the entry is still in the old log.
+                let Some(entry) = new.log.get(idx).or_else(|| old.log.get(idx)) else {
+                    continue; // Arrived inside an installed snapshot.
+                };
+                match ghost.committed.get(&idx) {
+                    Some((first, _)) if first != entry => violated |= STATE_MACHINE_SAFETY,
+                    Some(_) => {}
+                    None => committed.push((idx, entry.clone())),
                 }
             }
         }
-        if ghost.violations | violated != ghost.violations {
-            Arc::make_mut(ghost).violations |= violated;
+        if elected || !committed.is_empty() || ghost.violations | violated != ghost.violations {
+            ghost.update(|g| {
+                if elected {
+                    g.leaders.push((new.term, i));
+                    g.leaders.sort();
+                }
+                for (idx, entry) in committed {
+                    g.committed.insert(idx, (entry, new.term));
+                }
+                g.violations |= violated;
+            });
         }
     }
 

@@ -11,9 +11,9 @@
 use crate::model::{Envelope, SystemState};
 use crate::properties::Ghost;
 use crate::server::{Role, ServerState, Storage};
+use crate::shared::Shared;
 use crate::types::{ClientReply, Msg};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 fn hasher() -> impl Hasher {
     std::hash::BuildHasher::build_hasher(&foldhash::quality::FixedState::with_seed(0x5241_4654))
@@ -115,11 +115,7 @@ impl InvariantParts {
             .iter()
             .map(|e| {
                 let names_a_server = rename_msg(&e.msg, &|x| x).is_some();
-                (!names_a_server).then(|| {
-                    let mut h = hasher();
-                    e.msg.hash(&mut h);
-                    h.finish()
-                })
+                (!names_a_server).then(|| e.msg.hash_code())
             })
             .collect();
         let Ghost {
@@ -290,25 +286,19 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
                 }
                 let mut s = (**s).clone();
                 s.voted_for = s.voted_for.map(id);
-                Arc::new(s)
+                Shared::new(s)
             })
         })
         .collect();
     let mut timers: Vec<u8> = order.iter().map(|&old| state.timers[old]).collect();
     timers.extend_from_slice(&state.timers[n..]);
-    let mut network: Vec<Arc<Envelope>> = state
+    let mut network: Vec<Envelope> = state
         .network
         .iter()
-        .map(|e| {
-            let (src, dst) = (id(e.src as u64) as u8, id(e.dst as u64) as u8);
-            match rename_msg(&e.msg, &id) {
-                None if (src, dst) == (e.src, e.dst) => e.clone(),
-                renamed => Arc::new(Envelope {
-                    src,
-                    dst,
-                    msg: renamed.unwrap_or_else(|| e.msg.clone()),
-                }),
-            }
+        .map(|e| Envelope {
+            src: id(e.src as u64) as u8,
+            dst: id(e.dst as u64) as u8,
+            msg: rename_msg(&e.msg, &id).map_or_else(|| e.msg.clone(), Shared::new),
         })
         .collect();
     // Stable: keeps FIFO order within a flow; for unordered networks the result is fully sorted
@@ -319,12 +309,14 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
     let ghost = match leaders.iter().any(renames_a_leader) || !leaders.is_sorted() {
         false => state.ghost.clone(),
         true => {
-            let mut ghost = (*state.ghost).clone();
-            for (_, leader) in ghost.leaders.iter_mut() {
-                *leader = id(*leader as u64) as usize;
-            }
-            ghost.leaders.sort();
-            Arc::new(ghost)
+            let mut ghost = state.ghost.clone();
+            ghost.update(|g| {
+                for (_, leader) in g.leaders.iter_mut() {
+                    *leader = id(*leader as u64) as usize;
+                }
+                g.leaders.sort();
+            });
+            ghost
         }
     };
     SystemState {
@@ -340,12 +332,12 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
     }
 }
 
-/// The server with ids renamed; the same `Arc` when it names no server that moves.
+/// The server with ids renamed; the same shared state when it names no server that moves.
 fn rename_server(
-    s: &Arc<ServerState>,
+    s: &Shared<ServerState>,
     order: &[usize],
     id: &dyn Fn(u64) -> u64,
-) -> Arc<ServerState> {
+) -> Shared<ServerState> {
     let unchanged = matches!(s.role, Role::Follower)
         && s.voted_for.map(id) == s.voted_for
         && s.leader.map(id) == s.leader;
@@ -370,7 +362,7 @@ fn rename_server(
             match_index: order.iter().map(|&old| match_index[old]).collect(),
         },
     };
-    Arc::new(s)
+    Shared::new(s)
 }
 
 /// The message with server ids renamed; None when it names no server.

@@ -1,0 +1,108 @@
+//! `Shared<T>`: an immutable value that states share, with its hash computed once.
+//!
+//! A step changes one server and a message or two; the rest of the next state is the last one's,
+//! shared through reference counts. The checker fingerprints every state it generates, so without
+//! a cached hash it would hash every shared log, message and history again each time.
+
+use crate::bfs::fingerprint;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
+
+pub struct Shared<T>(Arc<(T, u64)>);
+
+impl<T: Hash> Shared<T> {
+    pub fn new(value: T) -> Self {
+        let hash = fingerprint(&value);
+        Shared(Arc::new((value, hash)))
+    }
+
+    /// Changes the value (copying it first if another state shares it) and hashes it again:
+    /// the only way to change a shared value, so its hash can never go stale.
+    pub fn update<R>(&mut self, change: impl FnOnce(&mut T) -> R) -> R
+    where
+        T: Clone,
+    {
+        let (value, hash) = Arc::make_mut(&mut self.0);
+        let result = change(value);
+        *hash = fingerprint(value);
+        result
+    }
+}
+
+impl<T> Shared<T> {
+    /// The value's fingerprint, computed when it was made or last updated.
+    pub fn hash_code(&self) -> u64 {
+        self.0 .1
+    }
+}
+
+impl<T> Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0 .0
+    }
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T: Hash> Hash for Shared<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash_code());
+    }
+}
+
+impl<T: PartialEq> PartialEq for Shared<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.hash_code() == other.hash_code() && **self == **other)
+    }
+}
+
+impl<T: Eq> Eq for Shared<T> {}
+
+impl<T: Ord> PartialOrd for Shared<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T: Ord> Ord for Shared<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl<T: Hash + Default> Default for Shared<T> {
+    fn default() -> Self {
+        Shared::new(T::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_rehashes_and_leaves_other_holders_alone() {
+        let a = Shared::new(vec![1, 2]);
+        let mut b = a.clone();
+        assert_eq!(a, b);
+        b.update(|v| v.push(3));
+        assert_eq!(*a, vec![1, 2]);
+        assert_eq!(b.hash_code(), Shared::new(vec![1, 2, 3]).hash_code());
+        assert_ne!(a, b);
+        assert_eq!(b, Shared::new(vec![1, 2, 3]));
+    }
+}
