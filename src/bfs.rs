@@ -125,6 +125,38 @@ pub struct BfsResult<M: Model> {
     pub discoveries: HashMap<&'static str, Vec<M::Action>>,
 }
 
+/// One BFS level of states and their fingerprints, in fixed-size chunks: a level grows to
+/// hundreds of MB, and chunks are filled in place where one vector would be copied each time
+/// it outgrew its allocation, and again when the threads' parts are joined.
+struct Level<S> {
+    chunks: Vec<Vec<(S, Fingerprint)>>,
+}
+
+impl<S> Default for Level<S> {
+    fn default() -> Self {
+        Level { chunks: Vec::new() }
+    }
+}
+
+impl<S> Level<S> {
+    const CHUNK: usize = 1024;
+
+    fn push(&mut self, state: S, fp: Fingerprint) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < Self::CHUNK => chunk.push((state, fp)),
+            _ => {
+                let mut chunk = Vec::with_capacity(Self::CHUNK);
+                chunk.push((state, fp));
+                self.chunks.push(chunk);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+}
+
 /// Runs the search. It stops early, at the end of the level where it happens, once an `always`
 /// or `eventually` property is violated (the traces found at that level are all shortest).
 pub fn check<M>(
@@ -227,7 +259,7 @@ where
         failed
     };
 
-    let mut frontier: Vec<(M::State, Fingerprint)> = Vec::new();
+    let mut frontier: Level<M::State> = Level::default();
     let mut initial_found = HashMap::new();
     let pending = pending_of(&found);
     for s in model.init_states() {
@@ -240,7 +272,7 @@ where
         if v.insert(fp, (0, ROOT)).is_none() {
             unique.fetch_add(1, Ordering::Relaxed);
             examine(&pending, &s, fp, &mut initial_found);
-            frontier.push((s, fp));
+            frontier.push(s, fp);
         }
     }
 
@@ -248,7 +280,7 @@ where
     let mut stopped = None;
     if record(&mut found, initial_found) {
         stopped = Some(Stop::Violation);
-        frontier.clear();
+        frontier = Level::default();
     }
     while !frontier.is_empty() {
         progress.depth.store(depth, Ordering::Relaxed);
@@ -262,11 +294,13 @@ where
         }
         let pending = pending_of(&found);
         let (next, level_found) = frontier
+            .chunks
             .par_iter()
+            .flat_map_iter(|chunk| chunk.iter())
             .fold(
                 || {
                     (
-                        Vec::new(),
+                        Level::default(),
                         HashMap::<&'static str, Fingerprint>::new(),
                         Vec::new(),
                     )
@@ -299,7 +333,7 @@ where
                             drop(v);
                             unique.fetch_add(1, Ordering::Relaxed);
                             examine(&pending, &succ, sfp, &mut level_found);
-                            next.push((succ, sfp));
+                            next.push(succ, sfp);
                         }
                     }
                     // `eventually`: violated at a terminal state where the condition does not
@@ -320,9 +354,9 @@ where
             )
             .map(|(next, found, _)| (next, found))
             .reduce(
-                || (Vec::new(), HashMap::new()),
+                || (Level::default(), HashMap::new()),
                 |(mut a, mut fa), (b, fb)| {
-                    a.extend(b);
+                    a.chunks.extend(b.chunks);
                     for (k, v) in fb {
                         let best = fa.entry(k).or_insert(v);
                         *best = (*best).min(v);
