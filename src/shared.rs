@@ -5,17 +5,30 @@
 //! a cached hash it would hash every shared log, message and history again each time.
 
 use crate::bfs::fingerprint;
+use crate::symmetry::IdFree;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-pub struct Shared<T>(Arc<(T, u64)>);
+pub struct Shared<T>(Arc<Inner<T>>);
+
+#[derive(Clone)]
+struct Inner<T> {
+    value: T,
+    hash: u64,
+    /// Only symmetry reduction asks for it, once per value.
+    id_free: OnceLock<u64>,
+}
 
 impl<T: Hash> Shared<T> {
     pub fn new(value: T) -> Self {
         let hash = fingerprint(&value);
-        Shared(Arc::new((value, hash)))
+        Shared(Arc::new(Inner {
+            value,
+            hash,
+            id_free: OnceLock::new(),
+        }))
     }
 
     /// Changes the value (copying it first if another state shares it) and hashes it again:
@@ -24,9 +37,10 @@ impl<T: Hash> Shared<T> {
     where
         T: Clone,
     {
-        let (value, hash) = Arc::make_mut(&mut self.0);
-        let result = change(value);
-        *hash = fingerprint(value);
+        let inner = Arc::make_mut(&mut self.0);
+        let result = change(&mut inner.value);
+        inner.hash = fingerprint(&inner.value);
+        inner.id_free = OnceLock::new();
         result
     }
 }
@@ -34,14 +48,21 @@ impl<T: Hash> Shared<T> {
 impl<T> Shared<T> {
     /// The value's fingerprint, computed when it was made or last updated.
     pub fn hash_code(&self) -> u64 {
-        self.0 .1
+        self.0.hash
+    }
+}
+
+impl<T: IdFree> Shared<T> {
+    /// The value's hash without the server ids it holds (`IdFree`), computed once.
+    pub fn id_free_hash(&self) -> u64 {
+        *self.0.id_free.get_or_init(|| self.0.value.id_free_hash())
     }
 }
 
 impl<T> Deref for Shared<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.0 .0
+        &self.0.value
     }
 }
 

@@ -8,55 +8,97 @@
 //!
 //! Models with clients are not symmetric: a client tries servers in id order.
 
+use crate::bfs::fingerprint;
 use crate::model::{Envelope, SystemState};
 use crate::properties::Ghost;
 use crate::server::{Role, ServerState, Storage};
 use crate::shared::Shared;
 use crate::types::{ClientReply, Msg};
+use smallvec::SmallVec;
 use std::hash::{Hash, Hasher};
 
 fn hasher() -> impl Hasher {
     std::hash::BuildHasher::build_hasher(&foldhash::quality::FixedState::with_seed(0x5241_4654))
 }
 
-/// What identifies server `i` up to renaming: everything about it but the ids it mentions
-/// (which `hash_renamed` adds). Sorting on it puts servers in representative order up to ties.
-fn key(state: &SystemState, i: usize) -> (bool, u64) {
-    let ServerState {
-        term,
-        voted_for,
-        log,
-        snapshot,
-        role,
-        leader,
-        commit_index,
-        last_applied,
-        kv,
-    } = &*state.servers[i];
-    let mut h = hasher();
-    (term, log, snapshot, commit_index, last_applied, kv).hash(&mut h);
-    (voted_for.is_some(), *voted_for == Some(i as u64)).hash(&mut h);
-    (leader.is_some(), *leader == Some(i as u64)).hash(&mut h);
-    match role {
-        Role::Follower => 0u32.hash(&mut h),
-        Role::Candidate { votes } => (1, votes.count_ones()).hash(&mut h),
-        Role::Leader { match_index, .. } => {
-            let mut m = match_index.clone();
-            m.sort();
-            (2, m).hash(&mut h);
+/// A hash of a value with the server ids it holds left out, so that a value and any renaming
+/// of it hash alike. `Shared` values cache it: a server's log and state machine are hashed
+/// once, not once per state and renaming.
+pub trait IdFree {
+    fn id_free_hash(&self) -> u64;
+}
+
+impl IdFree for ServerState {
+    fn id_free_hash(&self) -> u64 {
+        let ServerState {
+            term,
+            voted_for,
+            log,
+            snapshot,
+            role,
+            leader,
+            commit_index,
+            last_applied,
+            kv,
+        } = self;
+        let mut h = hasher();
+        (term, log, snapshot, commit_index, last_applied, kv).hash(&mut h);
+        (voted_for.is_some(), leader.is_some()).hash(&mut h);
+        match role {
+            Role::Follower => 0u32.hash(&mut h),
+            Role::Candidate { votes } => (1, votes.count_ones()).hash(&mut h),
+            Role::Leader { match_index, .. } => {
+                let mut m = match_index.clone();
+                m.sort();
+                (2, m).hash(&mut h);
+            }
         }
+        h.finish()
     }
-    (state.timers[i], state.storage[i].is_some()).hash(&mut h);
-    if let Some(st) = &state.storage[i] {
+}
+
+impl IdFree for Storage {
+    fn id_free_hash(&self) -> u64 {
         let Storage {
             term,
             voted_for,
             log,
             snapshot,
-        } = &**st;
+        } = self;
+        let mut h = hasher();
         (term, log, snapshot, voted_for.is_some()).hash(&mut h);
-        (*voted_for == Some(i as u64)).hash(&mut h);
+        h.finish()
     }
+}
+
+impl IdFree for Ghost {
+    fn id_free_hash(&self) -> u64 {
+        let Ghost {
+            leaders: _, // renamed in `hash_renamed`
+            committed,
+            violations,
+            history,
+            linearizable,
+            read_a_write,
+        } = self;
+        let mut h = hasher();
+        (committed, violations, history, linearizable, read_a_write).hash(&mut h);
+        h.finish()
+    }
+}
+
+/// What identifies server `i` up to renaming: everything about it but the ids it mentions
+/// (which `hash_renamed` adds). Sorting on it puts servers in representative order up to ties.
+fn key(state: &SystemState, i: usize) -> (bool, u64) {
+    let s = &state.servers[i];
+    let me = Some(i as u64);
+    let mut h = hasher();
+    (s.id_free_hash(), s.voted_for == me, s.leader == me).hash(&mut h);
+    state.timers[i].hash(&mut h);
+    let storage = state.storage[i].as_ref();
+    storage
+        .map(|st| (st.id_free_hash(), st.voted_for == me))
+        .hash(&mut h);
     (state.down[i], h.finish())
 }
 
@@ -73,26 +115,30 @@ pub fn canonical_fingerprint(state: &SystemState) -> u64 {
 /// The renaming to the representative, and the representative's hash. Servers with equal keys
 /// may be ordered either way: every order of each tie group is tried and the smallest hash
 /// wins, so every renaming of a state gets the same representative.
-fn representative_order(state: &SystemState) -> (u64, Vec<usize>) {
+fn representative_order(state: &SystemState) -> (u64, Order) {
     let n = state.servers.len();
-    let keys: Vec<(bool, u64)> = (0..n).map(|i| key(state, i)).collect();
-    let mut order: Vec<usize> = (0..n).collect();
+    let keys: SmallVec<[(bool, u64); 8]> = (0..n).map(|i| key(state, i)).collect();
+    let mut order: Order = (0..n).collect();
     order.sort_by_key(|&i| keys[i]);
     let invariant = InvariantParts::of(state);
-    let mut best: Option<(u64, Vec<usize>)> = None;
+    let mut best: Option<(u64, Order)> = None;
     for_each_tie_order(&mut order, &keys, 0, &mut |order| {
         let fp = hash_renamed(state, &keys, &invariant, order);
         if best.as_ref().is_none_or(|(b, _)| fp < *b) {
-            best = Some((fp, order.to_vec()));
+            best = Some((fp, order.into()));
         }
     });
     best.expect("at least one order")
 }
 
+/// A renaming: old server `order[new]` becomes `new` (at most 7 servers, on the stack).
+type Order = SmallVec<[usize; 8]>;
+
 /// What every renaming of a state hashes alike, hashed once per state.
 struct InvariantParts {
-    /// Per message in flight: its hash when it names no server.
-    messages: Vec<Option<u64>>,
+    /// Per flow of messages (src, dst): the hash of its messages in order. A renaming moves
+    /// whole flows; messages keep their order within one. None when a message names a server.
+    flows: Option<SmallVec<[(u64, u64, u64); 16]>>,
     /// Clients, fault budget, workload progress, and the ghost history but its leaders.
     rest: u64,
 }
@@ -111,26 +157,24 @@ impl InvariantParts {
             down: _, // in the keys
         } = state;
         let n = servers.len();
-        let messages = network
-            .iter()
-            .map(|e| {
-                let names_a_server = rename_msg(&e.msg, &|x| x).is_some();
-                (!names_a_server).then(|| e.msg.hash_code())
-            })
-            .collect();
-        let Ghost {
-            leaders: _, // renamed in `hash_renamed`
-            committed,
-            violations,
-            history,
-            linearizable,
-            read_a_write,
-        } = &**ghost;
+        let names_a_server = network.iter().any(|e| rename_msg(&e.msg, &|x| x).is_some());
+        let flows = (!names_a_server).then(|| {
+            network
+                .chunk_by(|a, b| (a.src, a.dst) == (b.src, b.dst))
+                .map(|flow| {
+                    let mut h = hasher();
+                    for e in flow {
+                        e.msg.hash_code().hash(&mut h);
+                    }
+                    (flow[0].src as u64, flow[0].dst as u64, h.finish())
+                })
+                .collect()
+        });
         let mut h = hasher();
         (clients, crashes, proposed, &timers[n..]).hash(&mut h);
-        (committed, violations, history, linearizable, read_a_write).hash(&mut h);
+        ghost.id_free_hash().hash(&mut h);
         InvariantParts {
-            messages,
+            flows,
             rest: h.finish(),
         }
     }
@@ -147,7 +191,7 @@ fn hash_renamed(
     order: &[usize],
 ) -> u64 {
     let n = order.len();
-    let mut rename = [0u64; 64];
+    let mut rename = [0u64; 8];
     for (new, &old) in order.iter().enumerate() {
         rename[old] = new as u64;
     }
@@ -182,36 +226,53 @@ fn hash_renamed(
             st.voted_for.map(id).hash(&mut h);
         }
     }
-    // Messages in the renamed state's order: by (src, dst), keeping the order within a flow.
-    let mut flows: Vec<(u8, u8, usize)> = state
-        .network
-        .iter()
-        .enumerate()
-        .map(|(j, e)| (id(e.src as u64) as u8, id(e.dst as u64) as u8, j))
-        .collect();
-    flows.sort_by_key(|&(src, dst, _)| (src, dst));
-    for (src, dst, j) in flows {
-        (src, dst).hash(&mut h);
-        match invariant.messages[j] {
-            Some(msg) => msg.hash(&mut h),
-            None => rename_msg(&state.network[j].msg, &id).hash(&mut h),
+    match &invariant.flows {
+        // The network is the set of its flows, each named by its renamed ends: summed, their
+        // hashes need no sorting.
+        Some(flows) => flows
+            .iter()
+            .fold(0u64, |sum, &(src, dst, messages)| {
+                let mut f = hasher();
+                (id(src), id(dst), messages).hash(&mut f);
+                sum.wrapping_add(f.finish())
+            })
+            .hash(&mut h),
+        // Messages in the renamed state's order: by (src, dst), keeping the order within a flow.
+        None => {
+            let mut flows: SmallVec<[(u64, u64, usize); 32]> = state
+                .network
+                .iter()
+                .enumerate()
+                .map(|(j, e)| (id(e.src as u64), id(e.dst as u64), j))
+                .collect();
+            flows.sort_by_key(|&(src, dst, _)| (src, dst));
+            for (src, dst, j) in flows {
+                let msg = &state.network[j].msg;
+                let renamed = rename_msg(msg, &id);
+                (
+                    src,
+                    dst,
+                    renamed.map_or(msg.hash_code(), |m| fingerprint(&m)),
+                )
+                    .hash(&mut h);
+            }
         }
     }
-    let mut leaders: Vec<(u64, u64)> = state
+    let mut leaders: SmallVec<[(u64, u64); 16]> = state
         .ghost
         .leaders
         .iter()
         .map(|&(term, l)| (term, id(l as u64)))
         .collect();
     leaders.sort_unstable();
-    leaders.hash(&mut h);
+    leaders[..].hash(&mut h);
     invariant.rest.hash(&mut h);
     h.finish()
 }
 
 /// Calls `f` with every order that permutes servers only within runs of equal keys.
 fn for_each_tie_order(
-    order: &mut Vec<usize>,
+    order: &mut [usize],
     keys: &[(bool, u64)],
     from: usize,
     f: &mut dyn FnMut(&[usize]),
@@ -229,12 +290,7 @@ fn for_each_tie_order(
 }
 
 /// Heap-free recursive permutation of `order[from..end]` in place.
-fn permutations(
-    order: &mut Vec<usize>,
-    from: usize,
-    end: usize,
-    f: &mut dyn FnMut(&mut Vec<usize>),
-) {
+fn permutations(order: &mut [usize], from: usize, end: usize, f: &mut dyn FnMut(&mut [usize])) {
     if end - from <= 1 {
         f(order);
         return;
@@ -398,7 +454,8 @@ mod tests {
             let model = RaftModel::new(config::load(name).unwrap());
             let n = model.n();
             let mut orders = Vec::new();
-            permutations(&mut (0..n).collect(), 0, n, &mut |o| orders.push(o.clone()));
+            let mut ids: Vec<usize> = (0..n).collect();
+            permutations(&mut ids, 0, n, &mut |o| orders.push(o.to_vec()));
             let mut state = model.init_states().pop().unwrap();
             let mut seen: Vec<(SystemState, u64)> = Vec::new();
             let mut actions = Vec::new();
