@@ -576,10 +576,15 @@ pub fn render(report: &Report, description: &str) -> String {
     }
     for p in &report.properties {
         if let (Status::Violated, Some(trace)) = (p.status, &p.trace) {
-            let given = trace.iter().filter(|s| s.given).count();
-            let after_given = match given {
-                0 => String::new(),
-                g => format!(" after {g} given steps"),
+            let given = trace.iter().filter(|s| s.given);
+            let lost = given
+                .clone()
+                .filter(|s| s.event.starts_with(DROP_EVENT))
+                .count();
+            let after_given = match (given.count() - lost, lost) {
+                (0, 0) => String::new(),
+                (g, 0) => format!(" after {g} given steps"),
+                (g, l) => format!(" after {g} given steps and the loss of {l} messages"),
             };
             out.push_str(&format!(
                 "\n{} violated in {} steps{after_given}:\n{}",

@@ -310,7 +310,7 @@ fn a_given_prefix_comes_first_in_the_trace_and_the_search_goes_on_from_it() {
     assert_eq!(code, 1);
     assert!(
         out.contains(&format!(
-            "{ELECTABLE} violated in 9 steps after 36 given steps:"
+            "{ELECTABLE} violated in 9 steps after 17 given steps and the loss of 19 messages:"
         )),
         "{out}"
     );
