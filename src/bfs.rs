@@ -2,12 +2,14 @@
 //!
 //! Why not stateright's own BFS: in 0.31 it can overwrite a discovery with a longer path, and it
 //! keeps a path vector with every frontier state. Here every level is finished before the next
-//! starts, so the first level that shows a property's discovery gives a shortest trace (ties are
-//! broken by fingerprint, so the trace is the same on every run). Visited states cost one
-//! fingerprint → (parent, action) entry; only two levels of full states are held at once.
+//! starts, so the first level that shows a property's discovery gives a shortest trace. Ties are
+//! broken by fingerprint (the state that shows it, and each parent, is the smallest of its level),
+//! so the trace is the same on every run and thread count. Visited states cost one
+//! fingerprint → (parent, level) entry; only two levels of full states are held at once.
 
 use rayon::prelude::*;
 use stateright::{Expectation, Model};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -39,9 +41,17 @@ impl Hasher for IdentityHasher {
     }
 }
 
-type Visited = HashMap<Fingerprint, (Fingerprint, u32), BuildHasherDefault<IdentityHasher>>;
+/// How a visited state was first reached: from the state with the smallest fingerprint among
+/// those of the level before that reach it, so traces do not depend on thread timing.
+#[derive(Clone, Copy)]
+struct Discovery {
+    parent: Fingerprint,
+    /// Its BFS level; 0 for an initial state.
+    level: u32,
+}
+
+type Visited = HashMap<Fingerprint, Discovery, BuildHasherDefault<IdentityHasher>>;
 const SHARDS: usize = 64;
-const ROOT: u32 = u32::MAX;
 
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
@@ -269,7 +279,11 @@ where
         let fp = key(&s);
         states.fetch_add(1, Ordering::Relaxed);
         let mut v = shard(fp).lock().unwrap();
-        if v.insert(fp, (0, ROOT)).is_none() {
+        let root = Discovery {
+            parent: 0,
+            level: 0,
+        };
+        if v.insert(fp, root).is_none() {
             unique.fetch_add(1, Ordering::Relaxed);
             examine(&pending, &s, fp, &mut initial_found);
             frontier.push(s, fp);
@@ -293,6 +307,7 @@ where
             break;
         }
         let pending = pending_of(&found);
+        let level = depth as u32 + 1;
         let (next, level_found) = frontier
             .chunks
             .par_iter()
@@ -317,7 +332,7 @@ where
                     }
                     let mut terminal = true;
                     model.actions(state, &mut actions);
-                    for (idx, action) in actions.drain(..).enumerate() {
+                    for action in actions.drain(..) {
                         let Some(succ) = model.next_state(state, action) else {
                             continue;
                         };
@@ -328,12 +343,20 @@ where
                         states.fetch_add(1, Ordering::Relaxed);
                         let sfp = key(&succ);
                         let mut v = shard(sfp).lock().unwrap();
-                        if let std::collections::hash_map::Entry::Vacant(e) = v.entry(sfp) {
-                            e.insert((*fp, idx as u32));
-                            drop(v);
-                            unique.fetch_add(1, Ordering::Relaxed);
-                            examine(&pending, &succ, sfp, &mut level_found);
-                            next.push(succ, sfp);
+                        match v.entry(sfp) {
+                            Entry::Vacant(e) => {
+                                e.insert(Discovery { parent: *fp, level });
+                                drop(v);
+                                unique.fetch_add(1, Ordering::Relaxed);
+                                examine(&pending, &succ, sfp, &mut level_found);
+                                next.push(succ, sfp);
+                            }
+                            Entry::Occupied(mut e) => {
+                                let first = e.get_mut();
+                                if first.level == level && *fp < first.parent {
+                                    first.parent = *fp;
+                                }
+                            }
                         }
                     }
                     // `eventually`: violated at a terminal state where the condition does not
@@ -396,45 +419,48 @@ where
     }
 }
 
-/// Follows parent links back to an initial state, then replays the action indices forward.
+/// Follows parent links back to an initial state, then replays the path forward: at each step,
+/// the first action that leads to the next fingerprint. (With symmetry, the state replayed may be
+/// another renaming than the one the search held, so the action is found again by fingerprint.)
 fn reconstruct<M>(
     model: &M,
     target: Fingerprint,
     key: &dyn Fn(&M::State) -> Fingerprint,
-    lookup: &dyn Fn(Fingerprint) -> (Fingerprint, u32),
+    lookup: &dyn Fn(Fingerprint) -> Discovery,
 ) -> Vec<M::Action>
 where
     M: Model,
     M::State: Hash + Clone,
     M::Action: Clone,
 {
-    let mut indices = Vec::new();
-    let mut fp = target;
+    let mut chain = vec![target];
     loop {
-        let (parent, idx) = lookup(fp);
-        if idx == ROOT {
+        let found = lookup(*chain.last().unwrap());
+        if found.level == 0 {
             break;
         }
-        indices.push(idx as usize);
-        fp = parent;
+        chain.push(found.parent);
     }
-    indices.reverse();
+    chain.reverse();
     let mut state = model
         .init_states()
         .into_iter()
-        .find(|s| key(s) == fp)
+        .find(|s| key(s) == chain[0])
         .expect("the path starts at an initial state");
     let mut path = Vec::new();
     let mut actions = Vec::new();
-    for idx in indices {
+    for &fp in &chain[1..] {
         actions.clear();
         model.actions(&state, &mut actions);
-        let action = actions[idx].clone();
-        state = model
-            .next_state(&state, action.clone())
-            .expect("recorded actions replay");
+        let (action, next) = actions
+            .drain(..)
+            .find_map(|a| {
+                let next = model.next_state(&state, a.clone())?;
+                (model.within_boundary(&next) && key(&next) == fp).then_some((a, next))
+            })
+            .expect("a recorded step replays");
+        state = next;
         path.push(action);
     }
-    debug_assert_eq!(key(&state), target);
     path
 }

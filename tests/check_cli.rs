@@ -212,6 +212,32 @@ fn symmetry_reduces_the_election_model_without_changing_verdicts() {
 }
 
 #[test]
+fn traces_do_not_depend_on_thread_count() {
+    // Threads race to discover a state first; the trace must still be the same, also when
+    // symmetry lets the threads hold different renamings of a state.
+    let cfg = config::load("bugs/commit_without_min").unwrap();
+    let events = |threads| {
+        let opts = RunOptions {
+            symmetry: true,
+            threads,
+            ..RunOptions::default()
+        };
+        let report = runner::run(&cfg, &opts);
+        let violated = report
+            .properties
+            .into_iter()
+            .find(|p| p.status == Status::Violated)
+            .expect("the bug is caught");
+        let trace = violated.trace.unwrap();
+        trace.into_iter().map(|s| s.event).collect::<Vec<_>>()
+    };
+    let one = events(1);
+    assert_eq!(one.len(), 13);
+    assert_eq!(events(2), one);
+    assert_eq!(events(2), one);
+}
+
+#[test]
 fn bfs_trace_is_the_shortest() {
     let report = run("bugs/no_step_down");
     let es = report
