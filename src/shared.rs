@@ -33,15 +33,14 @@ impl<T: Hash> Shared<T> {
 
     /// Changes the value (copying it first if another state shares it) and hashes it again:
     /// the only way to change a shared value, so its hash can never go stale.
-    pub fn update<R>(&mut self, change: impl FnOnce(&mut T) -> R) -> R
+    pub fn update(&mut self, change: impl FnOnce(&mut T))
     where
         T: Clone,
     {
         let inner = Arc::make_mut(&mut self.0);
-        let result = change(&mut inner.value);
+        change(&mut inner.value);
         inner.hash = fingerprint(&inner.value);
         inner.id_free = OnceLock::new();
-        result
     }
 }
 
