@@ -201,7 +201,7 @@ where
     let start = Instant::now();
     let properties = model.properties();
     // States are deduplicated by the fingerprint of their representative; the frontier keeps
-    // the concrete states, so replaying recorded action indices reproduces them exactly.
+    // whichever renaming it met first, and traces are replayed by fingerprint (`reconstruct`).
     let key = |s: &M::State| match symmetry {
         Some(canonical_fingerprint) => canonical_fingerprint(s),
         None => fingerprint(s),
