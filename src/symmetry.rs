@@ -8,7 +8,7 @@
 //!
 //! Models with clients are not symmetric: a client tries servers in id order.
 
-use crate::bfs::fingerprint;
+use crate::bfs::{fingerprint, hasher};
 use crate::model::{Envelope, SystemState};
 use crate::properties::Ghost;
 use crate::server::{Role, ServerState, Storage};
@@ -16,10 +16,6 @@ use crate::shared::Shared;
 use crate::types::{ClientReply, Msg};
 use smallvec::SmallVec;
 use std::hash::{Hash, Hasher};
-
-fn hasher() -> impl Hasher {
-    std::hash::BuildHasher::build_hasher(&foldhash::quality::FixedState::with_seed(0x5241_4654))
-}
 
 /// A hash of a value with the server ids it holds left out, so that a value and any renaming
 /// of it hash alike. `Shared` values cache it: a server's log and state machine are hashed
@@ -190,18 +186,8 @@ fn hash_renamed(
     invariant: &InvariantParts,
     order: &[usize],
 ) -> u64 {
-    let n = order.len();
-    let mut rename = [0u64; 8];
-    for (new, &old) in order.iter().enumerate() {
-        rename[old] = new as u64;
-    }
-    let id = |x: u64| {
-        if (x as usize) < n {
-            rename[x as usize]
-        } else {
-            x
-        }
-    };
+    let r = Renaming::new(order);
+    let id = |x: u64| r.id(x);
     let mut h = hasher();
     for &old in order {
         keys[old].hash(&mut h);
@@ -209,16 +195,13 @@ fn hash_renamed(
         (s.voted_for.map(id), s.leader.map(id)).hash(&mut h);
         match &s.role {
             Role::Follower => {}
-            Role::Candidate { votes } => (0..n as u64)
-                .filter(|v| votes & (1 << v) != 0)
-                .fold(0u64, |acc, v| acc | 1 << id(v))
-                .hash(&mut h),
+            Role::Candidate { votes } => r.votes(*votes).hash(&mut h),
             Role::Leader {
                 next_index,
                 match_index,
             } => {
-                for &peer in order {
-                    (next_index[peer], match_index[peer]).hash(&mut h);
+                for (next, matched) in r.permuted(next_index).zip(r.permuted(match_index)) {
+                    (next, matched).hash(&mut h);
                 }
             }
         }
@@ -302,36 +285,64 @@ fn permutations(order: &mut [usize], from: usize, end: usize, f: &mut dyn FnMut(
     }
 }
 
-/// Renames servers so that old server `order[new]` becomes `new`.
-fn apply(state: &SystemState, order: &[usize]) -> SystemState {
-    match rename(order) {
-        None => state.clone(),
-        Some(rename) => permute(state, order, &rename),
-    }
+/// A renaming of servers: old server `order[new]` becomes `new` (at most 7 servers).
+struct Renaming<'a> {
+    order: &'a [usize],
+    new_ids: [u64; 8],
 }
 
-/// Old id → new id for `order`; None when it renames nothing.
-fn rename(order: &[usize]) -> Option<Vec<u64>> {
-    let mut rename = vec![0u64; order.len()];
-    for (new, &old) in order.iter().enumerate() {
-        rename[old] = new as u64;
+impl<'a> Renaming<'a> {
+    fn new(order: &'a [usize]) -> Self {
+        let mut new_ids = [0u64; 8];
+        for (new, &old) in order.iter().enumerate() {
+            new_ids[old] = new as u64;
+        }
+        Renaming { order, new_ids }
     }
-    (!rename.iter().enumerate().all(|(i, &r)| r == i as u64)).then_some(rename)
-}
 
-fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState {
-    let n = order.len();
-    let id = |x: u64| {
-        if (x as usize) < n {
-            rename[x as usize]
+    /// A server's new id; other actors (clients, proposal sessions) keep theirs.
+    fn id(&self, x: u64) -> u64 {
+        if (x as usize) < self.order.len() {
+            self.new_ids[x as usize]
         } else {
             x
         }
-    };
+    }
+
+    fn is_identity(&self) -> bool {
+        self.order.iter().enumerate().all(|(new, &old)| new == old)
+    }
+
+    /// Per-server values (timers, replication indices) in the renamed order.
+    fn permuted<'b, T: Copy>(&'b self, per_server: &'b [T]) -> impl Iterator<Item = T> + 'b {
+        self.order.iter().map(move |&old| per_server[old])
+    }
+
+    /// A candidate's set of voters, renamed.
+    fn votes(&self, votes: u64) -> u64 {
+        (0..self.order.len() as u64)
+            .filter(|v| votes & (1 << v) != 0)
+            .fold(0, |acc, v| acc | 1 << self.id(v))
+    }
+}
+
+/// Renames servers so that old server `order[new]` becomes `new`.
+fn apply(state: &SystemState, order: &[usize]) -> SystemState {
+    let r = Renaming::new(order);
+    if r.is_identity() {
+        state.clone()
+    } else {
+        permute(state, &r)
+    }
+}
+
+fn permute(state: &SystemState, r: &Renaming) -> SystemState {
+    let (order, n) = (r.order, r.order.len());
+    let id = |x: u64| r.id(x);
     // What renaming leaves equal is shared, not copied: logs and messages are most of a state.
     let servers = order
         .iter()
-        .map(|&old| rename_server(&state.servers[old], order, &id))
+        .map(|&old| rename_server(&state.servers[old], r))
         .collect();
     let storage = order
         .iter()
@@ -346,7 +357,7 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
             })
         })
         .collect();
-    let mut timers: Vec<u8> = order.iter().map(|&old| state.timers[old]).collect();
+    let mut timers: Vec<u8> = r.permuted(&state.timers[..n]).collect();
     timers.extend_from_slice(&state.timers[n..]);
     let mut network: Vec<Envelope> = state
         .network
@@ -380,7 +391,7 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
         clients: state.clients.clone(),
         storage,
         timers,
-        down: order.iter().map(|&old| state.down[old]).collect(),
+        down: r.permuted(&state.down).collect(),
         crashes: state.crashes,
         proposed: state.proposed,
         network,
@@ -389,11 +400,8 @@ fn permute(state: &SystemState, order: &[usize], rename: &[u64]) -> SystemState 
 }
 
 /// The server with ids renamed; the same shared state when it names no server that moves.
-fn rename_server(
-    s: &Shared<ServerState>,
-    order: &[usize],
-    id: &dyn Fn(u64) -> u64,
-) -> Shared<ServerState> {
+fn rename_server(s: &Shared<ServerState>, r: &Renaming) -> Shared<ServerState> {
+    let id = |x: u64| r.id(x);
     let unchanged = matches!(s.role, Role::Follower)
         && s.voted_for.map(id) == s.voted_for
         && s.leader.map(id) == s.leader;
@@ -406,16 +414,14 @@ fn rename_server(
     s.role = match &s.role {
         Role::Follower => Role::Follower,
         Role::Candidate { votes } => Role::Candidate {
-            votes: (0..order.len() as u64)
-                .filter(|v| votes & (1 << v) != 0)
-                .fold(0, |acc, v| acc | 1 << id(v)),
+            votes: r.votes(*votes),
         },
         Role::Leader {
             next_index,
             match_index,
         } => Role::Leader {
-            next_index: order.iter().map(|&old| next_index[old]).collect(),
-            match_index: order.iter().map(|&old| match_index[old]).collect(),
+            next_index: r.permuted(next_index).collect(),
+            match_index: r.permuted(match_index).collect(),
         },
     };
     Shared::new(s)
