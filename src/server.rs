@@ -188,6 +188,35 @@ impl RaftServer {
             persist: false,
         }
     }
+
+    /// Whether `msg` can no longer change anything at a server in state `s`, now or later: a
+    /// reply whose moment has passed. A server's term never goes back (it is saved before
+    /// anything that depends on it leaves, Figure 2), and it is a candidate, then maybe leader,
+    /// of a term only by starting that term. So:
+    /// - a reply from an earlier term is ignored (§5.1);
+    /// - a vote of its own term counts only if granted, and only while it is a candidate;
+    /// - an AppendEntries or InstallSnapshot reply of its own term is for its leader: a
+    ///   follower of that term never leads it.
+    ///
+    /// The handlers below ignore such replies by the paper's rules; the model discards them as
+    /// soon as they are moot, since a later delivery would be a step that changes nothing. A
+    /// model test checks both claims against the handlers in every reachable state.
+    pub fn is_moot(&self, s: &ServerState, msg: &Msg) -> bool {
+        let (term, may_count) = match *msg {
+            Msg::Vote { term, granted } => {
+                (term, granted && matches!(s.role, Role::Candidate { .. }))
+            }
+            // The injected bug takes replies of any earlier term into matchIndex.
+            Msg::AppendEntriesReply { .. } if self.cfg.bug == Some(Bug::AcceptStaleReplies) => {
+                return false
+            }
+            Msg::AppendEntriesReply { term, .. } | Msg::InstallSnapshotReply { term, .. } => {
+                (term, s.role != Role::Follower)
+            }
+            _ => return false,
+        };
+        term < s.term || (term == s.term && !may_count)
+    }
 }
 
 impl Actor for RaftServer {
