@@ -157,10 +157,8 @@ impl RaftModel {
         if let Some(keep) = &given.keep_in_flight {
             let mut kept = vec![false; keep.len()];
             for env in state.network.clone() {
-                match keep
-                    .iter()
-                    .position(|k| normalize_step(k) == self.delivery(&env))
-                {
+                let delivery = self.delivery(&env);
+                match keep.iter().position(|k| normalize_step(k) == delivery) {
                     Some(k) => kept[k] = true,
                     None => {
                         let drop = Action::Drop(env);
@@ -227,20 +225,23 @@ impl RaftModel {
     /// Takes out of the network every reply its server would ignore, now and later
     /// (`RaftServer::is_moot`). Delivering it later would be a step that changes nothing, and
     /// keeping it would multiply the states by the places where it can wait: for Figure 8,
-    /// three times as many. Every state a server can reach stays reachable (a test compares
+    /// five times as many. Every state a server can reach stays reachable (a test compares
     /// both ways), and traces lose only steps that change no server.
     fn discard_moot(&self, state: &mut SystemState) {
         if !self.discard_moot {
             return;
         }
-        let n = self.n();
         let SystemState {
             network, servers, ..
         } = state;
-        network.retain(|e| {
-            let dst = e.dst as usize;
-            dst >= n || !self.servers[dst].is_moot(&servers[dst], &e.msg)
-        });
+        network.retain(|e| !self.is_moot(servers, e));
+    }
+
+    /// Whether the server `e` is addressed to, as it is in `servers`, would ignore it now and
+    /// later (`RaftServer::is_moot`; messages to clients always matter).
+    fn is_moot(&self, servers: &[Shared<ServerState>], e: &Envelope) -> bool {
+        let dst = e.dst as usize;
+        dst < self.n() && self.servers[dst].is_moot(&servers[dst], &e.msg)
     }
 
     fn send(&self, state: &mut SystemState, env: Envelope) {
@@ -953,11 +954,7 @@ mod tests {
     /// Messages in flight that are not moot: a bound on them is the same bound whether moot
     /// replies are discarded or kept.
     fn live_messages(m: &RaftModel, state: &SystemState) -> usize {
-        let n = m.n();
-        let moot = |e: &&Envelope| {
-            let dst = e.dst as usize;
-            dst < n && m.servers[dst].is_moot(&state.servers[dst], &e.msg)
-        };
+        let moot = |e: &&Envelope| m.is_moot(&state.servers, e);
         state.network.iter().filter(|e| !moot(e)).count()
     }
 
