@@ -1,22 +1,19 @@
 //! Raft, written once as stateright actors, model-checked, and run for real over UDP.
 //!
-//! - [`server`]: the Raft server actor (Figure 2, Figure 13), deterministic and I/O-free.
-//! - [`client`]: the key/value client actor.
-//! - [`model`]: servers + clients + network + faults as a stateright `Model`.
-//! - [`properties`]: the paper's safety properties, linearizability, reachability, liveness.
-//! - [`bfs`]: a level-synchronous parallel BFS that returns shortest traces.
-//! - [`config`], [`runner`], [`suite`]: model files, running a checker, check suites.
+//! Four layers, one folder each; `tests/layers.rs` enforces the arrows between them:
+//!
+//! - [`protocol`]: the Raft server and key/value client actors (Figure 2, Figure 13), pure:
+//!   no clock, randomness or I/O. Imports nothing else of the crate.
+//! - [`model`]: the state space over the actors: network semantics, crashes, the ghost history,
+//!   model files and given steps. Imports `protocol` only; it is handed its properties.
+//! - [`check`]: properties, symmetry, the BFS, running a checker, reports, suites.
+//!   Imports `model` and `protocol`.
+//! - [`net`]: the real node over UDP (driver, wire, storage, client, local clusters).
+//!   Imports `protocol` only: it cannot reach the checker, so what runs is the actor alone.
 
-pub mod bfs;
-pub mod client;
-pub mod config;
-pub mod log;
+#![warn(missing_docs)]
+
+pub mod check;
 pub mod model;
 pub mod net;
-pub mod properties;
-pub mod runner;
-pub mod server;
-pub mod shared;
-pub mod suite;
-pub mod symmetry;
-pub mod types;
+pub mod protocol;

@@ -1,11 +1,11 @@
 //! The `check` binary as users and CI drive it: verdicts, JSON shape, exit codes, suites,
 //! shortest traces, pinned state counts, and the explorer.
 
-use raft_checked::bfs::{self, Limits, Progress};
-use raft_checked::config;
-use raft_checked::model::RaftModel;
-use raft_checked::properties::ELECTION_SAFETY;
-use raft_checked::runner::{self, RunOptions, Status};
+use raft_checked::check::bfs::{self, Limits, Progress};
+use raft_checked::check::load;
+use raft_checked::check::properties::ELECTION_SAFETY;
+use raft_checked::check::runner::{self, RunOptions, Status};
+use raft_checked::model::spec;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ fn check(args: &[&str]) -> (i32, String, String) {
 }
 
 fn run(model: &str) -> runner::Report {
-    let cfg = config::load(model).unwrap();
+    let cfg = load::load(model).unwrap();
     runner::run(&cfg, &RunOptions::default())
 }
 
@@ -198,7 +198,7 @@ fn pinned_unique_state_counts() {
 
 #[test]
 fn symmetry_reduces_the_election_model_without_changing_verdicts() {
-    let cfg = config::load("election").unwrap();
+    let cfg = load::load("election").unwrap();
     let opts = RunOptions {
         symmetry: true,
         ..RunOptions::default()
@@ -215,7 +215,7 @@ fn symmetry_reduces_the_election_model_without_changing_verdicts() {
 fn traces_do_not_depend_on_thread_count() {
     // Threads race to discover a state first; the trace must still be the same, also when
     // symmetry lets the threads hold different renamings of a state.
-    let cfg = config::load("bugs/commit_without_min").unwrap();
+    let cfg = load::load("bugs/commit_without_min").unwrap();
     let events = |threads| {
         let opts = RunOptions {
             symmetry: true,
@@ -249,7 +249,8 @@ fn bfs_trace_is_the_shortest() {
     assert_eq!(es.trace.as_ref().unwrap().len() - 1, 6);
     // A depth limit of d checks every path of up to d steps: none of 5 violates it, so 6 is
     // the shortest.
-    let model = RaftModel::new(config::load("bugs/no_step_down").unwrap());
+    let model =
+        raft_checked::check::model_with_properties(load::load("bugs/no_step_down").unwrap());
     let within = |depth| {
         let limits = Limits {
             max_depth: Some(depth),
@@ -304,7 +305,7 @@ fn the_readme_model_example_parses() {
     let start = readme.find("```toml\n").expect("a TOML example") + "```toml\n".len();
     let example = &readme[start..start + readme[start..].find("```").unwrap()];
     let path = std::path::Path::new("README.md");
-    let cfg = config::parse("readme", path, example).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = spec::parse("readme", path, example).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg.proposals.len(), 2);
     assert!(!cfg.file.timing.all_elections_uncontested && cfg.file.timing.heartbeats);
 }
@@ -357,7 +358,7 @@ fn every_bug_model_is_in_the_zoo_suite() {
     for file in std::fs::read_dir(root.join("models/bugs")).unwrap() {
         let path = file.unwrap().path();
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
-        let cfg = config::load(path.to_str().unwrap()).unwrap();
+        let cfg = load::load(path.to_str().unwrap()).unwrap();
         assert!(cfg.file.bug.is_some(), "{stem} injects no bug");
         assert!(
             suite.contains(&format!("model = \"bugs/{stem}\"")),

@@ -592,9 +592,9 @@ enum Event {
     Return(u64, OpResult),
 }
 
+use raft_checked::model::ghost::KvSpec;
 use raft_checked::net::client::{ClientOptions, Session};
-use raft_checked::properties::KvSpec;
-use raft_checked::types::{Op, OpResult};
+use raft_checked::protocol::types::{Op, OpResult};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use std::sync::{Arc, Mutex};
 
@@ -696,7 +696,7 @@ fn lossy_duplicating_reordering_network_with_leader_crash_stays_linearizable() {
 /// Sends one put straight to server `to` (no redirects, no retries) and collects every answer
 /// for `listen`: whether it was acknowledged as done.
 fn put_only_to(peers: &[SocketAddr], to: usize, k: &str, v: &str, listen: Duration) -> bool {
-    use raft_checked::types::{ClientReply, Command, Msg};
+    use raft_checked::protocol::types::{ClientReply, Command, Msg};
     let session = raft_checked::net::client::new_session(to as u64 + 99);
     let env = Envelope {
         cluster: wire::cluster_id(peers),
@@ -810,7 +810,7 @@ fn partitioned_leader_cannot_commit_and_the_majority_goes_on() {
 #[test]
 fn a_restarted_follower_catches_up_from_a_fragmented_snapshot() {
     use raft_checked::net::client::{ClientOptions, Session};
-    use raft_checked::types::{Op, OpResult};
+    use raft_checked::protocol::types::{Op, OpResult};
     let dir = temp_dir("snapshot");
     let key_file = dir.join("key");
     std::fs::write(&key_file, "a-fragmented-snapshot-key-0123456789\n").unwrap();

@@ -5,7 +5,7 @@ use clap::Parser;
 use raft_checked::net::client::{query_status, ClientOptions, Session};
 use raft_checked::net::cluster::{sibling_binary, LocalCluster};
 use raft_checked::net::wire::{self, Key};
-use raft_checked::types::Op;
+use raft_checked::protocol::types::Op;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -5,10 +5,10 @@
 //! met), 1 when one is, 2 for bad usage or a bad model or suite file.
 
 use clap::Parser;
-use raft_checked::config;
-use raft_checked::model::RaftModel;
-use raft_checked::runner::{self, CheckerKind, RunOptions};
-use raft_checked::suite;
+use raft_checked::check::load;
+use raft_checked::check::runner::{self, CheckerKind, RunOptions};
+use raft_checked::check::suite;
+use raft_checked::model::spec;
 use stateright::Model;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -91,7 +91,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
             ExitCode::from(1)
         });
     }
-    let cfg = config::load(&args.model).map_err(|e| e.to_string())?;
+    let cfg = load::load(&args.model).map_err(|e| e.to_string())?;
     if let Some(addr) = &args.explore {
         return explore(cfg, addr, args.threads as usize);
     }
@@ -123,7 +123,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     })
 }
 
-fn explore(cfg: config::ModelConfig, addr: &str, threads: usize) -> Result<ExitCode, String> {
+fn explore(cfg: spec::ModelConfig, addr: &str, threads: usize) -> Result<ExitCode, String> {
     let socket: SocketAddr = addr
         .parse()
         .map_err(|_| format!("--explore {addr}: not an address like 127.0.0.1:3000"))?;
@@ -133,6 +133,9 @@ fn explore(cfg: config::ModelConfig, addr: &str, threads: usize) -> Result<ExitC
         "Explorer for model {} at http://{socket}/ (Ctrl-C to stop)",
         cfg.name
     );
-    RaftModel::new(cfg).checker().threads(threads).serve(socket);
+    raft_checked::check::model_with_properties(cfg)
+        .checker()
+        .threads(threads)
+        .serve(socket);
     Ok(ExitCode::SUCCESS)
 }

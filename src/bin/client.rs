@@ -10,7 +10,7 @@
 use clap::{Parser, Subcommand};
 use raft_checked::net::client::{query_status, status_json, status_table, ClientOptions, Session};
 use raft_checked::net::wire::{self, Key};
-use raft_checked::types::{Op, OpResult};
+use raft_checked::protocol::types::{Op, OpResult};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 use clap::Parser;
 use raft_checked::net::node::{Node, NodeOptions};
 use raft_checked::net::wire::{self, Key, MAX_ENTRIES_PER_APPEND};
-use raft_checked::server::ServerConfig;
+use raft_checked::protocol::server::ServerConfig;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;

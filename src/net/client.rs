@@ -1,10 +1,10 @@
 //! The client side over UDP: runs the unchanged [`KvClient`] actor (leader discovery, redirects,
 //! retries with the same request id) against real servers, and the runtime-level status query.
 
-use crate::client::{ClientConfig, KvClient};
 use crate::net::driver::{Driver, Effects, Rng};
 use crate::net::wire::{self, Body, Envelope, Key, NodeStatus, CLIENT_ID_MIN};
-use crate::types::{ClientReply, Msg, Op, OpResult};
+use crate::protocol::client::{ClientConfig, KvClient};
+use crate::protocol::types::{ClientReply, Msg, Op, OpResult};
 use stateright::actor::Id;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -94,7 +94,7 @@ impl Session {
         mut on_done: impl FnMut(usize, OpResult, Duration) -> bool,
     ) -> Result<usize, String> {
         for op in &ops {
-            let size = wire::command_size(&crate::types::Command {
+            let size = wire::command_size(&crate::protocol::types::Command {
                 client: u64::MAX,
                 request_id: u64::MAX,
                 op: op.clone(),

@@ -3,8 +3,8 @@
 //! wants sent and saved. The I/O (sockets, files) belongs to the caller, which must make a
 //! `save` durable before sending any of the messages gathered with it.
 
-use crate::server::Storage;
-use crate::types::{Msg, Timer};
+use crate::protocol::server::Storage;
+use crate::protocol::types::{Msg, Timer};
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
 use std::collections::HashMap;

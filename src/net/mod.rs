@@ -1,5 +1,5 @@
-//! The real deployment: the same [`RaftServer`](crate::server::RaftServer) and
-//! [`KvClient`](crate::client::KvClient) actors the checker explores, driven over UDP.
+//! The real deployment: the same [`RaftServer`](crate::protocol::server::RaftServer) and
+//! [`KvClient`](crate::protocol::client::KvClient) actors the checker explores, driven over UDP.
 //!
 //! - [`wire`]: datagram format (version, cluster id, optional HMAC-SHA256), size limits, and
 //!   fragmentation and reassembly of messages larger than one datagram.

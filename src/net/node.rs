@@ -10,8 +10,8 @@ use crate::net::wire::{
     self, Body, Counters, Datagram, Envelope, FragmentOutcome, Key, NodeStatus, Reassembler,
     CLIENT_ID_MIN,
 };
-use crate::server::{RaftServer, ServerConfig, ServerState};
-use crate::types::Msg;
+use crate::protocol::server::{RaftServer, ServerConfig, ServerState};
+use crate::protocol::types::Msg;
 use stateright::actor::Id;
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -445,7 +445,7 @@ pub fn set_recv_buffer(_socket: &UdpSocket, _bytes: usize) -> std::io::Result<us
 /// `earlier` that `later` does not tell it. Dropping a redundant message is always safe (the
 /// network may drop any datagram) and loses no progress.
 fn supersedes(later: &Msg, earlier: &Msg) -> bool {
-    use crate::types::AppendOutcome::Matched;
+    use crate::protocol::types::AppendOutcome::Matched;
     match (later, earlier) {
         // The same leader in the same term: its log only grows in a term, so two AppendEntries
         // agree on the entries they share; `later` covers `earlier`'s range and commit index.

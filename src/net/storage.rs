@@ -47,9 +47,9 @@
 //! truncation of fsynced data at exactly a record boundary cannot be told apart from a shorter
 //! log; fsync's contract is that it does not happen.
 
-use crate::log::Log;
-use crate::server::Storage;
-use crate::types::{Entry, LogIndex, Snapshot, Term};
+use crate::protocol::log::Log;
+use crate::protocol::server::Storage;
+use crate::protocol::types::{Entry, LogIndex, Snapshot, Term};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
@@ -697,7 +697,7 @@ fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Command, KvStore, Op};
+    use crate::protocol::types::{Command, KvStore, Op};
 
     fn temp(name: &str) -> PathBuf {
         let dir =

@@ -28,7 +28,7 @@
 //! that contradicts the others of its message drops the whole partial message. A lost fragment
 //! loses the message, like a lost datagram: the protocol retries.
 
-use crate::types::{Command, Msg};
+use crate::protocol::types::{Command, Msg};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -651,7 +651,7 @@ mod tests {
     }
 
     fn big_env(bytes: usize) -> Envelope {
-        use crate::types::{KvStore, Snapshot};
+        use crate::protocol::types::{KvStore, Snapshot};
         let mut state = KvStore::default();
         let mut i = 0;
         while state.data.len() * 1000 < bytes {
@@ -879,7 +879,7 @@ mod tests {
             body: Body::Raft(Msg::ClientRequest(Command {
                 client: CLIENT_ID_MIN,
                 request_id: 1,
-                op: crate::types::Op::Put {
+                op: crate::protocol::types::Op::Put {
                     key: "k".into(),
                     value: "v".repeat(MAX_MESSAGE),
                 },

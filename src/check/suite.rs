@@ -2,9 +2,10 @@
 //! are the regression matrix: `check --suite checks/ci.toml` runs every entry in parallel and
 //! passes only if every expectation matches.
 
-use crate::config::{self, ConfigError, ModelConfig};
-use crate::properties;
-use crate::runner::{self, CheckerKind, Report, RunOptions, Status};
+use crate::check::load;
+use crate::check::properties;
+use crate::check::runner::{self, CheckerKind, Report, RunOptions, Status};
+use crate::model::spec::{ConfigError, ModelConfig};
 use rayon::prelude::*;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -68,7 +69,7 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
     let mut entries = Vec::new();
     for (i, e) in file.entries.into_iter().enumerate() {
         let mut model =
-            config::load(&e.model).map_err(|err| at(format!("entry[{i}].model: {err}")))?;
+            load::load(&e.model).map_err(|err| at(format!("entry[{i}].model: {err}")))?;
         if e.without_bug {
             if model.file.bug.take().is_none() {
                 return Err(at(format!(

@@ -16,21 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub type Fingerprint = u64;
-
-/// A fixed-seed foldhash (quality variant): fast, well mixed, and the same on every run and
-/// machine, so traces are reproducible and state counts can be pinned.
-pub fn fingerprint<T: Hash>(value: &T) -> Fingerprint {
-    let mut h = hasher();
-    value.hash(&mut h);
-    h.finish()
-}
-
-/// The hasher behind `fingerprint`, for hashing several values into one fingerprint.
-pub fn hasher() -> impl Hasher {
-    use std::hash::BuildHasher;
-    foldhash::quality::FixedState::with_seed(0x5241_4654).build_hasher()
-}
+pub use crate::model::fingerprint::{fingerprint, hasher, Fingerprint};
 
 /// Fingerprints are already uniformly spread: use them as their own hash.
 #[derive(Default)]
@@ -117,7 +103,7 @@ pub fn resident_bytes() -> Option<u64> {
 }
 
 /// Maps a state to the fingerprint of the representative of its symmetry class (see
-/// `crate::symmetry`).
+/// `crate::check::symmetry`).
 pub type Symmetry<S> = fn(&S) -> Fingerprint;
 
 /// Live counters a progress printer can read while the search runs.

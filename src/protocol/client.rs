@@ -1,8 +1,8 @@
 //! A key/value client as a stateright actor: it runs its operations one at a time, follows
 //! redirects to the leader, and retries with the *same* request id so a retry is applied once.
 
-use crate::server::Storage;
-use crate::types::*;
+use crate::protocol::server::Storage;
+use crate::protocol::types::*;
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
 use std::ops::Range;

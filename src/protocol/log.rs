@@ -1,7 +1,7 @@
 //! The Raft log after compaction: a snapshot boundary (`base_index`, `base_term`) followed by the
 //! entries that are still kept. Indices are logical: entry `i` is `entries[i - base_index - 1]`.
 
-use crate::types::{Entry, LogIndex, Term};
+use crate::protocol::types::{Entry, LogIndex, Term};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -108,7 +108,7 @@ impl Log {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Command, Op};
+    use crate::protocol::types::{Command, Op};
 
     fn entry(term: Term) -> Entry {
         Entry {

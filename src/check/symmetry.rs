@@ -8,21 +8,15 @@
 //!
 //! Models with clients are not symmetric: a client tries servers in id order.
 
-use crate::bfs::{fingerprint, hasher};
+use crate::model::fingerprint::{fingerprint, hasher};
+use crate::model::ghost::Ghost;
+use crate::model::shared::IdFree;
+use crate::model::shared::Shared;
 use crate::model::{Envelope, SystemState};
-use crate::properties::Ghost;
-use crate::server::{Role, ServerState, Storage};
-use crate::shared::Shared;
-use crate::types::{ClientReply, Msg};
+use crate::protocol::server::{Role, ServerState, Storage};
+use crate::protocol::types::{ClientReply, Msg};
 use smallvec::SmallVec;
 use std::hash::{Hash, Hasher};
-
-/// A hash of a value with the server ids it holds left out, so that a value and any renaming
-/// of it hash alike. `Shared` values cache it: a server's log and state machine are hashed
-/// once, not once per state and renaming.
-pub trait IdFree {
-    fn id_free_hash(&self) -> u64;
-}
 
 impl IdFree for ServerState {
     fn id_free_hash(&self) -> u64 {
@@ -443,10 +437,15 @@ fn rename_msg(msg: &Msg, id: &dyn Fn(u64) -> u64) -> Option<Msg> {
     }
 }
 
+impl stateright::Representative for SystemState {
+    fn representative(&self) -> Self {
+        canonical(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
     use crate::model::RaftModel;
     use stateright::Model;
 
@@ -457,7 +456,7 @@ mod tests {
     #[test]
     fn representative_is_stable_under_renaming() {
         for name in ["election", "figure8", "crash", "bugs/accept_stale_replies"] {
-            let model = RaftModel::new(config::load(name).unwrap());
+            let model = RaftModel::new(crate::check::load::load(name).unwrap());
             let n = model.n();
             let mut orders = Vec::new();
             let mut ids: Vec<usize> = (0..n).collect();

@@ -2,8 +2,8 @@
 //! faults, bounds, injected bug). Parsing is strict: an unknown field or an impossible value is
 //! an error that names the file and the field.
 
-use crate::server::Bug;
-use crate::types::Op;
+use crate::protocol::server::Bug;
+use crate::protocol::types::Op;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -178,52 +178,6 @@ impl std::fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-/// Resolves a model argument: a path to an existing file, or a name under `models/`
-/// (`default`, `bugs/figure8`), with or without `.toml`.
-pub fn resolve(arg: &str) -> Result<PathBuf, ConfigError> {
-    let direct = PathBuf::from(arg);
-    if direct.is_file() {
-        return Ok(direct);
-    }
-    let stem = arg.strip_suffix(".toml").unwrap_or(arg);
-    let named = models_dir().join(format!("{stem}.toml"));
-    if named.is_file() {
-        return Ok(named);
-    }
-    Err(ConfigError(format!(
-        "model '{arg}' not found: no file '{arg}' and no '{}'",
-        named.display()
-    )))
-}
-
-/// `models/` of this crate: next to the current directory when run from a checkout, else the
-/// one the binary was built from.
-pub fn models_dir() -> PathBuf {
-    let local = PathBuf::from("models");
-    if local.is_dir() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
-    }
-}
-
-pub fn load(arg: &str) -> Result<ModelConfig, ConfigError> {
-    let path = resolve(arg)?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
-    let name = model_name(&path);
-    parse(&name, &path, &text)
-}
-
-fn model_name(path: &Path) -> String {
-    let dir = models_dir();
-    let rel = path
-        .strip_prefix(&dir)
-        .or_else(|_| path.strip_prefix("models"))
-        .unwrap_or(path);
-    rel.with_extension("").to_string_lossy().replace('\\', "/")
-}
 
 pub fn parse(name: &str, path: &Path, text: &str) -> Result<ModelConfig, ConfigError> {
     let at = |field: &str, msg: String| ConfigError(format!("{}: {field}: {msg}", path.display()));

@@ -4,13 +4,13 @@
 //! shared through reference counts. The checker fingerprints every state it generates, so without
 //! a cached hash it would hash every shared log, message and history again each time.
 
-use crate::bfs::fingerprint;
-use crate::symmetry::IdFree;
+use crate::model::fingerprint::fingerprint;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
+/// A value shared between states, with its fingerprint computed once when made or updated.
 pub struct Shared<T>(Arc<Inner<T>>);
 
 #[derive(Clone)]
@@ -108,6 +108,13 @@ impl<T: Hash + Default> Default for Shared<T> {
     fn default() -> Self {
         Shared::new(T::default())
     }
+}
+
+/// A hash of a value with the server ids it holds left out, so that a value and any renaming
+/// of it hash alike. `Shared` values cache it: a server's log and state machine are hashed
+/// once, not once per state and renaming.
+pub trait IdFree {
+    fn id_free_hash(&self) -> u64;
 }
 
 #[cfg(test)]

@@ -1,18 +1,24 @@
 //! The model: servers and clients (the unchanged actors), a network with the chosen semantics,
 //! crashes and restarts, and ghost history for the history-based properties. It implements
 //! stateright's `Model`, so stateright's DFS, simulation and explorer run on it, and so does this
-//! crate's own level-synchronous BFS (`crate::bfs`).
+//! crate's own level-synchronous BFS (`crate::check::bfs`).
 
-use crate::client::{ClientConfig, ClientState, KvClient};
-use crate::config::{ModelConfig, Semantics};
-use crate::properties::{self, Ghost};
-use crate::server::{RaftServer, ServerConfig, ServerState, Storage};
-use crate::shared::Shared;
-use crate::types::*;
+pub mod fingerprint;
+pub mod ghost;
+pub mod shared;
+pub mod spec;
+
+use crate::protocol::client::{ClientConfig, ClientState, KvClient};
+use crate::protocol::server::{RaftServer, ServerConfig, ServerState, Storage};
+use crate::protocol::types::*;
+use ghost::Ghost;
+use shared::Shared;
+use spec::{ModelConfig, Semantics};
 use stateright::actor::{Actor, Command as OutCommand, Id, Out};
 use stateright::{Model, Property};
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A message in flight. Servers are actors 0..n, clients n..n+c.
@@ -70,6 +76,9 @@ pub struct RaftModel {
     /// the state they lead to.
     pub given: Vec<Action>,
     start: SystemState,
+    /// What the checker checks on this model's states (`with_properties`); the model itself
+    /// knows none: properties belong to the checker, which hands them in.
+    properties: Arc<Vec<Property<RaftModel>>>,
 }
 
 impl RaftModel {
@@ -108,11 +117,18 @@ impl RaftModel {
             clients,
             given: Vec::new(),
             start: SystemState::default(),
+            properties: Arc::default(),
         };
         let (start, given) = model.replay_given()?;
         model.start = start;
         model.given = given;
         Ok(model)
+    }
+
+    /// This model with `properties` to check (the checker's; see `check::properties`).
+    pub fn with_properties(mut self, properties: Vec<Property<RaftModel>>) -> Self {
+        self.properties = Arc::new(properties);
+        self
     }
 
     /// Takes each given step, written as `describe` prints it, from the fresh cluster on. A step
@@ -584,7 +600,7 @@ impl Model for RaftModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        let mut all = properties::all();
+        let mut all: Vec<_> = self.properties.iter().map(copy_property).collect();
         if !self.check_liveness {
             all.retain(|p| p.expectation != stateright::Expectation::Eventually);
         }
@@ -598,6 +614,15 @@ impl Model for RaftModel {
     fn format_step(&self, last: &SystemState, action: Action) -> Option<String> {
         let next = self.next_state(last, action)?;
         Some(self.render_state(&next))
+    }
+}
+
+/// `Property` is not `Clone` in stateright 0.31, though all its fields are.
+fn copy_property(p: &Property<RaftModel>) -> Property<RaftModel> {
+    Property {
+        expectation: p.expectation.clone(),
+        name: p.name,
+        condition: p.condition,
     }
 }
 
@@ -743,12 +768,6 @@ fn normalize_step(step: &str) -> String {
         .join(" ")
 }
 
-impl stateright::Representative for SystemState {
-    fn representative(&self) -> Self {
-        crate::symmetry::canonical(self)
-    }
-}
-
 impl fmt::Debug for SystemState {
     /// Raft-readable state for the explorer: one line per server and client.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -784,12 +803,12 @@ impl fmt::Debug for Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
+    use crate::model::spec;
     use std::path::Path;
 
     fn model(extra: &str) -> RaftModel {
         let text = format!("{extra}\n[bounds]\nmax_term = 3\nmax_log_len = 2\n");
-        RaftModel::new(config::parse("t", Path::new("t.toml"), &text).unwrap())
+        RaftModel::new(spec::parse("t", Path::new("t.toml"), &text).unwrap())
     }
 
     fn after(m: &RaftModel, state: &SystemState, action: Action) -> SystemState {
@@ -924,7 +943,7 @@ mod tests {
 
     fn moot_model(extra: &str, discard_moot: bool) -> RaftModel {
         let text = format!("{extra}\n[bounds]\nmax_term = 2\nmax_log_len = 1\n");
-        let mut m = RaftModel::new(config::parse("t", Path::new("t.toml"), &text).unwrap());
+        let mut m = RaftModel::new(spec::parse("t", Path::new("t.toml"), &text).unwrap());
         m.discard_moot = discard_moot;
         m
     }
@@ -938,7 +957,7 @@ mod tests {
     ) {
         let mut todo = m.init_states();
         let mut seen: std::collections::HashSet<_> =
-            todo.iter().map(crate::bfs::fingerprint).collect();
+            todo.iter().map(crate::check::bfs::fingerprint).collect();
         while let Some(state) = todo.pop() {
             let successors: Vec<(Action, SystemState)> = enabled(m, &state)
                 .into_iter()
@@ -947,7 +966,7 @@ mod tests {
                 .collect();
             f(&state, &successors);
             let unseen = successors.into_iter().map(|(_, next)| next);
-            todo.extend(unseen.filter(|next| seen.insert(crate::bfs::fingerprint(next))));
+            todo.extend(unseen.filter(|next| seen.insert(crate::check::bfs::fingerprint(next))));
         }
     }
 
@@ -974,7 +993,7 @@ mod tests {
             let reachable = |discard| {
                 let mut all = std::collections::HashSet::new();
                 walk(&moot_model(extra, discard), max_live, |s, _| {
-                    all.insert(crate::bfs::fingerprint(&without_network(s)));
+                    all.insert(crate::check::bfs::fingerprint(&without_network(s)));
                 });
                 all
             };

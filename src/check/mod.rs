@@ -1,0 +1,27 @@
+//! The checker: the properties of the paper over the model's states, symmetry reduction, the
+//! crate's own BFS, running a checker and reporting what it found, and suites that pin verdicts.
+//!
+//! - [`properties`]: Figure 3's properties, invariants, linearizability, reachability, liveness.
+//! - [`symmetry`]: one state per renaming of server ids.
+//! - [`bfs`]: a level-synchronous parallel BFS that returns shortest traces.
+//! - [`load`]: finding and loading model files.
+//! - [`runner`]: runs a checker on a model and collects a [`runner::Report`].
+//! - [`report`]: traces and reports as text and JSON.
+//! - [`suite`]: check suites that pin verdicts, state counts and trace lengths.
+
+pub mod bfs;
+pub mod load;
+pub mod properties;
+pub mod report;
+pub mod runner;
+pub mod suite;
+pub mod symmetry;
+
+use crate::model::spec::ModelConfig;
+use crate::model::RaftModel;
+
+/// The model of `cfg` with every property this crate checks: what `check`, the explorer and
+/// suites run.
+pub fn model_with_properties(cfg: ModelConfig) -> RaftModel {
+    RaftModel::new(cfg).with_properties(properties::all())
+}

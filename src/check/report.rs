@@ -1,0 +1,313 @@
+//! What a check found, for people and for machines: verdicts, figures and traces as a table
+//! (one column per server, time going down) or as JSON (`--json`, keys are a contract).
+
+use crate::check::bfs::Stop;
+use crate::model::{Action, RaftModel, SystemState, DROP_EVENT};
+use serde::Serialize;
+use stateright::Model;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Holds,
+    Violated,
+    ExampleFound,
+    NoExample,
+    Unknown,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Holds => "holds",
+            Status::Violated => "violated",
+            Status::ExampleFound => "example_found",
+            Status::NoExample => "no_example",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerView {
+    pub id: usize,
+    pub role: String,
+    pub term: u64,
+    pub vote: Option<u64>,
+    pub log: String,
+    pub commit: u64,
+    pub applied: u64,
+    pub down: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TraceStep {
+    pub step: usize,
+    pub event: String,
+    /// One of the model's given steps, taken before the search started.
+    pub given: bool,
+    pub servers: Vec<ServerView>,
+    pub clients: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PropertyReport {
+    pub name: String,
+    pub kind: &'static str,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Vec<TraceStep>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub model: String,
+    pub checker: &'static str,
+    pub states: u64,
+    pub unique_states: u64,
+    pub max_depth: usize,
+    pub elapsed_s: f64,
+    pub complete: bool,
+    /// Why the search ended early (absent when complete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<Stop>,
+    /// Peak resident memory of this process so far (Linux), for the bytes-per-state figure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
+    pub properties: Vec<PropertyReport>,
+}
+
+/// VmHWM from /proc/self/status: the peak resident set size.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+impl Report {
+    /// True when an `always` or `eventually` property is violated (exit status 1).
+    pub fn has_violation(&self) -> bool {
+        self.properties.iter().any(|p| p.status == Status::Violated)
+    }
+}
+
+fn view(model: &RaftModel, state: &SystemState) -> (Vec<ServerView>, Vec<String>) {
+    let servers = state
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ServerView {
+            id: i,
+            role: if state.down[i] {
+                "down".to_string()
+            } else {
+                s.role_name().to_string()
+            },
+            term: s.term,
+            vote: s.voted_for,
+            log: s.log.summary(),
+            commit: s.commit_index,
+            applied: s.last_applied,
+            down: state.down[i],
+        })
+        .collect();
+    let clients = (0..state.clients.len())
+        .map(|c| model.client_summary(state, c))
+        .collect();
+    (servers, clients)
+}
+
+/// Replays a path into readable steps: step 0 is the fresh cluster, then the model's given
+/// steps, then the path the search found.
+pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
+    let mut state = model.fresh_state();
+    let (servers, clients) = view(model, &state);
+    let mut steps = vec![TraceStep {
+        step: 0,
+        event: "initial state".into(),
+        given: false,
+        servers,
+        clients,
+    }];
+    let given = model.given.iter().map(|a| (a, true));
+    let found = actions.iter().map(|a| (a, false));
+    for (i, (action, given)) in given.chain(found).enumerate() {
+        let mut event = model.describe(action);
+        state = model
+            .next_state(&state, action.clone())
+            .expect("validated traces replay");
+        if let Action::Restart(i) = action {
+            let s = &state.servers[*i as usize];
+            let vote = s.voted_for.map_or("-".into(), |v| format!("S{v}"));
+            event.push_str(&format!(
+                " (restored t{} vote={vote} log={})",
+                s.term,
+                s.log.summary()
+            ));
+        }
+        let (servers, clients) = view(model, &state);
+        steps.push(TraceStep {
+            step: i + 1,
+            event,
+            given,
+            servers,
+            clients,
+        });
+    }
+    steps
+}
+
+/// Server cell in the trace table: `L t2 v0 [1:x=1] c1` (role, term, vote, log, commit).
+fn cell(s: &ServerView) -> String {
+    if s.down {
+        return format!("DOWN t{} {}", s.term, s.log);
+    }
+    let role = match s.role.as_str() {
+        "leader" => "L",
+        "candidate" => "C",
+        _ => "F",
+    };
+    let vote = s.vote.map_or("-".into(), |v| v.to_string());
+    format!("{role} t{} v{vote} {} c{}", s.term, s.log, s.commit)
+}
+
+/// How many steps of a trace the search found (the model's given steps come before them).
+pub fn searched_steps(trace: &[TraceStep]) -> usize {
+    trace.iter().skip(1).filter(|s| !s.given).count()
+}
+
+/// The trace as a table: one column per server, time going down; `*` marks what changed.
+pub fn render_trace(steps: &[TraceStep]) -> String {
+    let n = steps.first().map_or(0, |s| s.servers.len());
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut header = vec!["#".to_string(), "event".to_string()];
+    header.extend((0..n).map(|i| format!("S{i}")));
+    rows.push(header);
+    let mut prev: Option<Vec<String>> = None;
+    let last_given = steps.iter().rposition(|s| s.given);
+    let given_drop = |k: usize| {
+        steps
+            .get(k)
+            .is_some_and(|s| s.given && s.event.starts_with(DROP_EVENT))
+    };
+    let mut drops_before = 0;
+    for (k, st) in steps.iter().enumerate() {
+        if last_given.is_some_and(|g| k == g + 1) {
+            let mut row = vec![String::new(), "(the search starts here)".to_string()];
+            row.resize(n + 2, String::new());
+            rows.push(row);
+        }
+        // A given loss of many messages (`keep_in_flight`) reads as one row; JSON keeps each.
+        if given_drop(k) && given_drop(k + 1) {
+            drops_before += 1;
+            continue;
+        }
+        let (number, event) = match std::mem::take(&mut drops_before) {
+            0 => (st.step.to_string(), st.event.clone()),
+            d => (
+                format!("{}-{}", st.step - d, st.step),
+                format!("network loses {} messages in flight", d + 1),
+            ),
+        };
+        let cells: Vec<String> = st.servers.iter().map(cell).collect();
+        let mut row = vec![number, event];
+        for (i, c) in cells.iter().enumerate() {
+            let changed = prev.as_ref().is_some_and(|p| p[i] != *c);
+            row.push(format!("{}{c}", if changed { "*" } else { " " }));
+        }
+        prev = Some(cells);
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..n + 2)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                let pad = widths[c] - v.chars().count();
+                if c == 0 {
+                    format!("{}{v}", " ".repeat(pad))
+                } else {
+                    format!("{v}{}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    if let Some(last) = steps.last() {
+        for c in &last.clients {
+            out.push_str(&format!("   at the end, {c}\n"));
+        }
+    }
+    out
+}
+
+/// The human report: one row per property, the figures, then each violation's trace.
+pub fn render(report: &Report, description: &str) -> String {
+    let mut out = format!("model {} ({})", report.model, report.checker);
+    if !description.is_empty() {
+        out.push_str(&format!(": {description}"));
+    }
+    out.push('\n');
+    let width = report
+        .properties
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(0);
+    for p in &report.properties {
+        out.push_str(&format!(
+            "  {:width$}  {:10}  {}\n",
+            p.name,
+            p.kind,
+            p.status.name()
+        ));
+    }
+    let secs = report.elapsed_s.max(1e-9);
+    out.push_str(&format!(
+        "states {} · unique {} · depth {} · {:.2} s · {:.0} states/s · {:.0} unique/s · {}\n",
+        report.states,
+        report.unique_states,
+        report.max_depth,
+        report.elapsed_s,
+        report.states as f64 / secs,
+        report.unique_states as f64 / secs,
+        match report.stopped_by {
+            None => "complete".to_string(),
+            Some(stop) => format!("incomplete: stopped at {}", stop.describe()),
+        }
+    ));
+    if let Some(rss) = report.peak_rss_bytes {
+        out.push_str(&format!(
+            "peak memory {:.0} MiB · {:.0} bytes per unique state\n",
+            rss as f64 / (1024.0 * 1024.0),
+            rss as f64 / report.unique_states.max(1) as f64
+        ));
+    }
+    for p in &report.properties {
+        if let (Status::Violated, Some(trace)) = (p.status, &p.trace) {
+            let given = trace.iter().filter(|s| s.given);
+            let lost = given
+                .clone()
+                .filter(|s| s.event.starts_with(DROP_EVENT))
+                .count();
+            let after_given = match (given.count() - lost, lost) {
+                (0, 0) => String::new(),
+                (g, 0) => format!(" after {g} given steps"),
+                (g, l) => format!(" after {g} given steps and the loss of {l} messages"),
+            };
+            out.push_str(&format!(
+                "\n{} violated in {} steps{after_given}:\n{}",
+                p.name,
+                searched_steps(trace),
+                render_trace(trace)
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,297 @@
+//! Runs one checker on one model and turns what it found into a report: a verdict per property,
+//! the figures, and replayed, validated traces.
+
+use crate::check::bfs::{self, Limits, Progress, Stop};
+use crate::check::properties;
+use crate::check::report::peak_rss_bytes;
+pub use crate::check::report::{
+    render, render_trace, searched_steps, trace, PropertyReport, Report, ServerView, Status,
+    TraceStep,
+};
+use crate::model::spec::ModelConfig;
+use crate::model::{Action, RaftModel, SystemState};
+use serde::Serialize;
+use stateright::Checker;
+use stateright::{Expectation, HasDiscoveries, Model, UniformChooser};
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckerKind {
+    Bfs,
+    Dfs,
+    Simulation,
+}
+
+impl CheckerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckerKind::Bfs => "bfs",
+            CheckerKind::Dfs => "dfs",
+            CheckerKind::Simulation => "simulation",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub checker: CheckerKind,
+    pub threads: usize,
+    pub depth: Option<usize>,
+    pub max_states: Option<usize>,
+    pub seed: u64,
+    pub timeout: Option<Duration>,
+    /// Symmetry reduction over server ids (models without clients only).
+    pub symmetry: bool,
+    /// BFS stops (incomplete) at this resident size; None: 80% of physical memory.
+    pub max_memory_bytes: Option<u64>,
+    /// Print a progress line on stderr (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            checker: CheckerKind::Bfs,
+            threads: 2,
+            depth: None,
+            max_states: None,
+            seed: 0,
+            timeout: None,
+            symmetry: false,
+            max_memory_bytes: None,
+            progress: false,
+        }
+    }
+}
+
+/// Refuses option combinations that would make the verdict meaningless.
+pub fn check_options(cfg: &ModelConfig, opts: &RunOptions) -> Result<(), String> {
+    if opts.symmetry && !cfg.client_ops.is_empty() {
+        return Err(format!(
+            "symmetry: model {} has clients, and clients try servers in id order, so servers \
+             are not interchangeable; use symmetry only on models without clients",
+            cfg.name
+        ));
+    }
+    Ok(())
+}
+
+pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
+    let model = crate::check::model_with_properties(cfg.clone());
+    let depth = opts.depth.or(cfg.file.bounds.max_depth);
+    let result = match opts.checker {
+        CheckerKind::Bfs => {
+            let limits = Limits {
+                max_depth: depth,
+                max_states: opts.max_states,
+                timeout: opts.timeout,
+                max_memory_bytes: opts.max_memory_bytes.or_else(default_memory_limit),
+                threads: opts.threads,
+            };
+            let progress = Progress::default();
+            std::thread::scope(|s| {
+                if opts.progress && std::io::stderr().is_terminal() {
+                    s.spawn(|| show_progress(&progress));
+                }
+                let symmetry = opts.symmetry.then_some(
+                    crate::check::symmetry::canonical_fingerprint as bfs::Symmetry<SystemState>,
+                );
+                bfs::check(&model, &limits, symmetry, &progress)
+            })
+        }
+        CheckerKind::Dfs | CheckerKind::Simulation => run_stateright(cfg, opts, depth),
+    };
+
+    let mut out = Vec::new();
+    for p in properties::all() {
+        let found = result
+            .discoveries
+            .get(p.name)
+            .and_then(|actions| validate(&model, &p, actions));
+        let status = match (&p.expectation, &found, result.complete) {
+            (Expectation::Sometimes, Some(_), _) => Status::ExampleFound,
+            (Expectation::Sometimes, None, true) => Status::NoExample,
+            (_, Some(_), _) => Status::Violated,
+            (Expectation::Always | Expectation::Eventually, None, true) => Status::Holds,
+            (_, None, false) => Status::Unknown,
+        };
+        out.push(PropertyReport {
+            name: p.name.to_string(),
+            kind: properties::kind(&p.expectation),
+            status,
+            trace: found.map(|path| trace(&model, &path)),
+        });
+    }
+    Report {
+        model: cfg.name.clone(),
+        checker: opts.checker.name(),
+        states: result.states,
+        unique_states: result.unique,
+        max_depth: result.max_depth,
+        elapsed_s: result.elapsed.as_secs_f64(),
+        complete: result.complete,
+        stopped_by: result.stopped,
+        peak_rss_bytes: peak_rss_bytes(),
+        properties: out,
+    }
+}
+
+/// 80% of physical memory (Linux): past it a search stops and reports what it has.
+pub fn default_memory_limit() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024 / 5 * 4)
+}
+
+/// DFS and simulation come from stateright; they stop at the first violation.
+fn run_stateright(
+    cfg: &ModelConfig,
+    opts: &RunOptions,
+    depth: Option<usize>,
+) -> bfs::BfsResult<RaftModel> {
+    let start = Instant::now();
+    let mut model = crate::check::model_with_properties(cfg.clone());
+    model.check_liveness = opts.checker != CheckerKind::Simulation;
+    let mut builder = model
+        .checker()
+        .threads(opts.threads.max(1))
+        .finish_when(HasDiscoveries::AnyFailures);
+    if opts.symmetry {
+        builder = builder.symmetry();
+    }
+    if let Some(d) = depth {
+        builder = builder.target_max_depth(d);
+    }
+    if let Some(m) = opts.max_states {
+        builder = builder.target_state_count(m);
+    }
+    // A simulation never ends by itself: bound it by time if nothing else bounds it.
+    let timeout = match (opts.checker, opts.timeout, opts.max_states) {
+        (CheckerKind::Simulation, None, None) => Some(Duration::from_secs(10)),
+        (_, t, _) => t,
+    };
+    if let Some(t) = timeout {
+        builder = builder.timeout(t);
+    }
+    let show = opts.progress && std::io::stderr().is_terminal();
+    macro_rules! finish {
+        ($c:expr) => {{
+            let c = $c;
+            while !c.is_done() {
+                if show {
+                    eprint!(
+                        "\r{} states, {} unique, depth {}   ",
+                        c.state_count(),
+                        c.unique_state_count(),
+                        c.max_depth()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if show {
+                eprint!("\r{:60}\r", "");
+            }
+            let c = c.join();
+            let discoveries: std::collections::HashMap<_, _> = c
+                .discoveries()
+                .into_iter()
+                .map(|(k, path)| (k, path.into_actions()))
+                .collect();
+            let failed = discoveries.keys().any(|k| {
+                c.model()
+                    .properties()
+                    .iter()
+                    .any(|p| p.name == *k && p.expectation != Expectation::Sometimes)
+            });
+            let elapsed = start.elapsed();
+            let stopped = if failed {
+                Some(Stop::Violation)
+            } else if timeout.is_some_and(|t| elapsed >= t) {
+                Some(Stop::Time)
+            } else if opts.max_states.is_some() {
+                Some(Stop::States)
+            } else if depth.is_some() || opts.checker == CheckerKind::Simulation {
+                // Depth-limited DFS is incomplete (stateright 0.31 does not re-expand a state
+                // first reached near the limit), and a simulation samples.
+                Some(Stop::Depth)
+            } else {
+                None
+            };
+            bfs::BfsResult {
+                states: c.state_count() as u64,
+                unique: c.unique_state_count() as u64,
+                max_depth: c.max_depth(),
+                elapsed,
+                complete: stopped.is_none(),
+                stopped,
+                discoveries,
+            }
+        }};
+    }
+    match opts.checker {
+        CheckerKind::Dfs => finish!(builder.spawn_dfs()),
+        _ => finish!(builder.spawn_simulation(opts.seed, UniformChooser)),
+    }
+}
+
+/// Replays a path from the initial state and returns the shortest prefix that really shows the
+/// property (a simulation path can run past the state it reported, or be invalid).
+fn validate(
+    model: &RaftModel,
+    p: &stateright::Property<RaftModel>,
+    actions: &[Action],
+) -> Option<Vec<Action>> {
+    let is_terminal = |s: &SystemState| {
+        let mut acts = Vec::new();
+        model.actions(s, &mut acts);
+        acts.into_iter().all(|a| {
+            model
+                .next_state(s, a)
+                .is_none_or(|n| !model.within_boundary(&n))
+        })
+    };
+    // Only `eventually` needs to know whether a state is terminal (which expands all successors).
+    let shows = |s: &SystemState| match p.expectation {
+        Expectation::Always => !(p.condition)(model, s),
+        Expectation::Sometimes => (p.condition)(model, s),
+        Expectation::Eventually => !(p.condition)(model, s) && is_terminal(s),
+    };
+    let mut state = model.init_states().pop()?;
+    if shows(&state) {
+        return Some(Vec::new());
+    }
+    // A simulation walk may contain actions that changed nothing: leave them out.
+    let mut path = Vec::new();
+    for action in actions {
+        let Some(next) = model.next_state(&state, action.clone()) else {
+            continue;
+        };
+        state = next;
+        path.push(action.clone());
+        if shows(&state) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+fn show_progress(p: &Progress) {
+    let start = Instant::now();
+    while !p.done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(250));
+        let unique = p.unique.load(Ordering::Relaxed);
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\r{} states, {} unique, depth {}, {:.0} unique/s   ",
+            p.states.load(Ordering::Relaxed),
+            unique,
+            p.depth.load(Ordering::Relaxed),
+            unique as f64 / secs
+        );
+    }
+    eprint!("\r{:70}\r", "");
+}

@@ -1,0 +1,31 @@
+//! The bug zoo: classic Raft mistakes, each injected at the line of the rule it breaks (grep
+//! for `Bug::` in `server/`), never by a copy of the protocol. A model file names one with
+//! `bug = "..."`; the checker then shows the shortest run in which the rule's absence breaks a
+//! property (README, "The bug zoo").
+
+use serde::{Deserialize, Serialize};
+
+/// Classic Raft mistakes the checker can inject, one at a time (see README, "The bug zoo").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bug {
+    /// Figure 8: commit an entry of an earlier term by counting replicas.
+    CommitPreviousTermEntries,
+    /// votedFor is not written to stable storage, so a restarted server votes again.
+    VoteNotPersisted,
+    /// Grant a vote without the §5.4.1 "candidate's log is at least as up-to-date" check.
+    VoteWithoutLogCheck,
+    /// Truncate after prevLogIndex on every AppendEntries, not only on a conflict.
+    TruncateOnEveryAppend,
+    /// Follower sets commitIndex = min(leaderCommit, last log index), not the last *new* entry.
+    CommitWithoutMin,
+    /// Adopt a higher term but keep being leader or candidate.
+    NoStepDown,
+    /// Leader takes AppendEntries replies of an older term into matchIndex.
+    AcceptStaleReplies,
+    /// InstallSnapshot discards the whole log and resets commitIndex to the snapshot, even when
+    /// the follower already has more.
+    SnapshotDiscardsLog,
+    /// Apply every committed command, even a retry that was already applied.
+    NoDeduplication,
+}

@@ -1,0 +1,386 @@
+//! The Raft server as one deterministic stateright actor: no clock, no randomness, no I/O.
+//! Every handler follows Figure 2 (and Figure 13 for snapshots) of the Raft paper; the comment at
+//! each rule quotes the rule it implements. The same code is model-checked and run over UDP.
+//!
+//! A `Bug` in the configuration swaps exactly one rule for a classic mistake, at the line where the
+//! correct rule lives, so the checker can show what each rule prevents.
+
+pub use crate::protocol::bug::Bug;
+use crate::protocol::log::Log;
+use crate::protocol::types::*;
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Actor, Id, Out};
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Cluster size; servers are ids 0..servers.
+    pub servers: usize,
+    pub bug: Option<Bug>,
+    /// Snapshot once this many applied entries sit in the log (None: never compact).
+    pub snapshot_after: Option<u64>,
+    /// Cap on entries per AppendEntries (keeps a UDP datagram small).
+    pub max_entries_per_append: usize,
+    pub election_timeout: Range<Duration>,
+    pub heartbeat_interval: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(servers: usize) -> Self {
+        ServerConfig {
+            servers,
+            bug: None,
+            snapshot_after: None,
+            max_entries_per_append: 64,
+            election_timeout: Duration::from_millis(300)..Duration::from_millis(600),
+            heartbeat_interval: Duration::from_millis(75),
+        }
+    }
+
+    fn majority(&self) -> usize {
+        self.servers / 2 + 1
+    }
+}
+
+/// What Figure 2 says is "updated on stable storage before responding to RPCs", plus the snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Storage {
+    pub term: Term,
+    pub voted_for: Option<u64>,
+    pub log: Log,
+    /// Shared, not copied, by every save that does not change it.
+    pub snapshot: Option<Arc<Snapshot>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Follower,
+    /// `votes` is a bit set of the servers that granted their vote in this term.
+    Candidate {
+        votes: u64,
+    },
+    Leader {
+        next_index: Vec<LogIndex>,
+        match_index: Vec<LogIndex>,
+    },
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServerState {
+    // Persistent state (Figure 2), restored from `Storage`.
+    pub term: Term,
+    pub voted_for: Option<u64>,
+    pub log: Log,
+    pub snapshot: Option<Arc<Snapshot>>,
+    // Volatile state.
+    pub role: Role,
+    /// The leader this server last heard from in its current term (for client redirects).
+    pub leader: Option<u64>,
+    pub commit_index: LogIndex,
+    pub last_applied: LogIndex,
+    pub kv: KvStore,
+}
+
+impl ServerState {
+    /// Figure 2's initial state, or the state restored from storage after a crash: persistent
+    /// fields come back, the state machine restarts from the snapshot and replays the log.
+    pub fn restore(storage: Option<&Storage>) -> Self {
+        let storage = storage.cloned().unwrap_or(Storage {
+            term: 0,
+            voted_for: None,
+            log: Log::default(),
+            snapshot: None,
+        });
+        let kv = storage
+            .snapshot
+            .as_ref()
+            .map(|s| s.state.clone())
+            .unwrap_or_default();
+        let applied = storage.log.base_index;
+        ServerState {
+            term: storage.term,
+            voted_for: storage.voted_for,
+            log: storage.log,
+            snapshot: storage.snapshot,
+            role: Role::Follower,
+            leader: None,
+            commit_index: applied,
+            last_applied: applied,
+            kv,
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader { .. })
+    }
+
+    pub fn role_name(&self) -> &'static str {
+        match self.role {
+            Role::Follower => "follower",
+            Role::Candidate { .. } => "candidate",
+            Role::Leader { .. } => "leader",
+        }
+    }
+}
+
+impl fmt::Debug for ServerState {
+    /// One line a person can read: `leader t2 vote=S0 log=[1:x=1] commit=1 applied=1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let vote = self.voted_for.map_or("-".to_string(), |v| format!("S{v}"));
+        write!(
+            f,
+            "{} t{} vote={} log={} commit={} applied={}",
+            self.role_name(),
+            self.term,
+            vote,
+            self.log.summary(),
+            self.commit_index,
+            self.last_applied
+        )
+    }
+}
+
+/// The Raft server actor.
+#[derive(Clone, Debug)]
+pub struct RaftServer {
+    pub cfg: ServerConfig,
+}
+
+impl RaftServer {
+    pub fn new(cfg: ServerConfig) -> Self {
+        RaftServer { cfg }
+    }
+
+    fn handler<'a, 'b>(&'a self, id: Id, s: &'a mut Cow<'b, ServerState>) -> Handler<'a, 'b> {
+        Handler {
+            cfg: &self.cfg,
+            me: usize::from(id) as u64,
+            s,
+            out: Out::new(),
+            persist: false,
+        }
+    }
+
+    /// Whether `msg` can no longer change anything at a server in state `s`, now or later: a
+    /// reply whose moment has passed. A server's term never goes back (it is saved before
+    /// anything that depends on it leaves, Figure 2), and it is a candidate, then maybe leader,
+    /// of a term only by starting that term. So:
+    /// - a reply from an earlier term is ignored (§5.1);
+    /// - a vote of its own term counts only if granted, and only while it is a candidate;
+    /// - an AppendEntries or InstallSnapshot reply of its own term is for its leader: a
+    ///   follower of that term never leads it.
+    ///
+    /// The handlers below ignore such replies by the paper's rules; the model discards them as
+    /// soon as they are moot, since a later delivery would be a step that changes nothing. A
+    /// model test checks both claims against the handlers in every reachable state.
+    pub fn is_moot(&self, s: &ServerState, msg: &Msg) -> bool {
+        let (term, may_count) = match *msg {
+            Msg::Vote { term, granted } => {
+                (term, granted && matches!(s.role, Role::Candidate { .. }))
+            }
+            // The injected bug takes replies of any earlier term into matchIndex.
+            Msg::AppendEntriesReply { .. } if self.cfg.bug == Some(Bug::AcceptStaleReplies) => {
+                return false
+            }
+            Msg::AppendEntriesReply { term, .. } | Msg::InstallSnapshotReply { term, .. } => {
+                (term, s.role != Role::Follower)
+            }
+            _ => return false,
+        };
+        term < s.term || (term == s.term && !may_count)
+    }
+}
+
+impl Actor for RaftServer {
+    type Msg = Msg;
+    type Timer = Timer;
+    type State = ServerState;
+    type Storage = Storage;
+    type Random = ();
+
+    fn on_start(&self, _id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> ServerState {
+        o.set_timer(Timer::Election, self.cfg.election_timeout.clone());
+        ServerState::restore(storage.as_ref())
+    }
+
+    fn on_msg(&self, id: Id, state: &mut Cow<ServerState>, src: Id, msg: Msg, o: &mut Out<Self>) {
+        let mut step = self.handler(id, state);
+        let from = usize::from(src) as u64;
+        match msg {
+            Msg::RequestVote {
+                term,
+                last_log_index,
+                last_log_term,
+            } => step.on_request_vote(from, term, last_log_index, last_log_term),
+            Msg::Vote { term, granted } => step.on_vote(from, term, granted),
+            Msg::AppendEntries {
+                term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => step.on_append_entries(
+                from,
+                term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            ),
+            Msg::AppendEntriesReply { term, outcome } => {
+                step.on_append_entries_reply(from, term, outcome)
+            }
+            Msg::InstallSnapshot { term, snapshot } => {
+                step.on_install_snapshot(from, term, snapshot)
+            }
+            Msg::InstallSnapshotReply { term, last_index } => {
+                step.on_install_snapshot_reply(from, term, last_index)
+            }
+            Msg::ClientRequest(command) => step.on_client_request(src, command),
+            // Servers never receive client responses.
+            Msg::ClientResponse { .. } => {}
+        }
+        step.finish(o);
+    }
+
+    fn on_timeout(&self, id: Id, state: &mut Cow<ServerState>, timer: &Timer, o: &mut Out<Self>) {
+        let mut step = self.handler(id, state);
+        match timer {
+            Timer::Election => step.on_election_timeout(),
+            Timer::Heartbeat => step.on_heartbeat(),
+            Timer::ClientRetry => {}
+        }
+        step.finish(o);
+    }
+}
+
+/// One handler invocation: the state being changed, the commands it emits, and whether the
+/// persistent state changed (then `finish` saves it *before* any message leaves).
+struct Handler<'a, 'b> {
+    cfg: &'a ServerConfig,
+    me: u64,
+    /// Copied on the first write only: a message that changes nothing costs no copy.
+    s: &'a mut Cow<'b, ServerState>,
+    out: Out<RaftServer>,
+    persist: bool,
+}
+
+impl Handler<'_, '_> {
+    fn bug(&self, bug: Bug) -> bool {
+        self.cfg.bug == Some(bug)
+    }
+
+    fn peers(&self) -> Vec<u64> {
+        (0..self.cfg.servers as u64)
+            .filter(|&p| p != self.me)
+            .collect()
+    }
+
+    fn send(&mut self, to: u64, msg: Msg) {
+        self.out.send(Id::from(to as usize), msg);
+    }
+
+    /// Figure 2: persistent state is "updated on stable storage before responding to RPCs", so
+    /// the save comes first among this handler's commands.
+    fn finish(self, o: &mut Out<RaftServer>) {
+        if self.persist {
+            let voted_for = if self.bug(Bug::VoteNotPersisted) {
+                None // BUG: the vote is lost on restart.
+            } else {
+                self.s.voted_for
+            };
+            o.save(Storage {
+                term: self.s.term,
+                voted_for,
+                log: self.s.log.clone(),
+                snapshot: self.s.snapshot.clone(),
+            });
+        }
+        let mut out = self.out;
+        o.append(&mut out);
+    }
+
+    // ---- Role transitions: one place each. ----
+
+    /// Figure 2, all servers: "If RPC request or response contains term T > currentTerm: set
+    /// currentTerm = T, convert to follower (§5.1)".
+    fn observe_term(&mut self, term: Term) {
+        if term > self.s.term {
+            self.s.to_mut().term = term;
+            self.s.to_mut().voted_for = None;
+            self.s.to_mut().leader = None;
+            self.persist = true;
+            if self.bug(Bug::NoStepDown) {
+                return; // BUG: keeps its role in the new term.
+            }
+            self.become_follower();
+        }
+    }
+
+    fn become_follower(&mut self) {
+        if self.s.is_leader() {
+            self.out.cancel_timer(Timer::Heartbeat);
+        }
+        if self.s.role != Role::Follower {
+            self.s.to_mut().role = Role::Follower;
+            self.out
+                .set_timer(Timer::Election, self.cfg.election_timeout.clone());
+        }
+    }
+
+    /// Figure 2, candidates (§5.2): "increment currentTerm, vote for self, reset election timer,
+    /// send RequestVote RPCs to all other servers".
+    fn become_candidate(&mut self) {
+        self.s.to_mut().term += 1;
+        self.s.to_mut().voted_for = Some(self.me);
+        self.s.to_mut().leader = None;
+        self.s.to_mut().role = Role::Candidate {
+            votes: 1 << self.me,
+        };
+        self.persist = true;
+        self.out
+            .set_timer(Timer::Election, self.cfg.election_timeout.clone());
+        let msg = Msg::RequestVote {
+            term: self.s.term,
+            last_log_index: self.s.log.last_index(),
+            last_log_term: self.s.log.last_term(),
+        };
+        for peer in self.peers() {
+            self.send(peer, msg.clone());
+        }
+        self.count_votes();
+    }
+
+    /// Figure 2, leaders: "Upon election: send initial empty AppendEntries RPCs (heartbeat) to
+    /// each server"; nextIndex starts after the leader's last entry, matchIndex at 0.
+    fn become_leader(&mut self) {
+        let n = self.cfg.servers;
+        let last = self.s.log.last_index();
+        let mut match_index = vec![0; n];
+        match_index[self.me as usize] = last;
+        self.s.to_mut().role = Role::Leader {
+            next_index: vec![last + 1; n],
+            match_index,
+        };
+        self.s.to_mut().leader = Some(self.me);
+        self.out.cancel_timer(Timer::Election);
+        self.out
+            .set_timer(Timer::Heartbeat, heartbeat_range(self.cfg));
+        self.replicate_to_all();
+    }
+}
+
+fn heartbeat_range(cfg: &ServerConfig) -> Range<Duration> {
+    cfg.heartbeat_interval..cfg.heartbeat_interval + Duration::from_millis(1)
+}
+
+mod election;
+mod replication;
+mod service;
+mod snapshot;
+#[cfg(test)]
+mod tests;

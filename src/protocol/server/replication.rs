@@ -1,0 +1,259 @@
+//! Log replication (§5.3) and the commitment rule (§5.4.2): heartbeats, AppendEntries and its
+//! replies, and advancing commitIndex.
+
+use super::{heartbeat_range, Handler, Role};
+use crate::protocol::bug::Bug;
+use crate::protocol::types::{AppendOutcome, Entry, LogIndex, Msg, Term, Timer};
+
+impl Handler<'_, '_> {
+    /// Figure 2, leaders: "repeat during idle periods to prevent election timeouts (§5.2)".
+    /// §5.2: heartbeats are "AppendEntries RPCs that carry no log entries"; a follower that is
+    /// behind answers with the index it matches, and that reply sends it the entries.
+    pub(super) fn on_heartbeat(&mut self) {
+        if self.s.is_leader() {
+            for peer in self.peers() {
+                self.append_to(peer, 0);
+            }
+            self.out
+                .set_timer(Timer::Heartbeat, heartbeat_range(self.cfg));
+        }
+    }
+
+    // ---- AppendEntries (§5.3). ----
+
+    pub(super) fn on_append_entries(
+        &mut self,
+        leader: u64,
+        term: Term,
+        mut prev_log_index: LogIndex,
+        mut prev_log_term: Term,
+        mut entries: Vec<Entry>,
+        leader_commit: LogIndex,
+    ) {
+        // Rule 1: "Reply false if term < currentTerm (§5.1)"; our term tells it to step down.
+        if term < self.s.term {
+            let outcome = AppendOutcome::Conflict {
+                term: None,
+                first_index: self.s.log.last_index() + 1,
+            };
+            self.reply_append(leader, outcome);
+            return;
+        }
+        self.observe_term(term);
+        // Candidates: "If AppendEntries RPC received from new leader: convert to follower".
+        self.become_follower();
+        self.s.to_mut().leader = Some(leader);
+        self.out
+            .set_timer(Timer::Election, self.cfg.election_timeout.clone());
+
+        // Entries at or below our snapshot are committed, so they match the leader's: skip them.
+        let base = self.s.log.base_index;
+        if prev_log_index < base {
+            let covered = ((base - prev_log_index) as usize).min(entries.len());
+            entries.drain(..covered);
+            prev_log_index += covered as LogIndex;
+            if prev_log_index < base {
+                let outcome = AppendOutcome::Matched {
+                    match_index: prev_log_index,
+                };
+                self.reply_append(leader, outcome);
+                return;
+            }
+            prev_log_term = self.s.log.base_term;
+        }
+
+        // Rule 2: "Reply false if log doesn't contain an entry at prevLogIndex whose term
+        // matches prevLogTerm", with the hint that lets the leader skip a whole term.
+        match self.s.log.term_at(prev_log_index) {
+            None => {
+                let first_index = self.s.log.last_index() + 1;
+                self.reply_append(
+                    leader,
+                    AppendOutcome::Conflict {
+                        term: None,
+                        first_index,
+                    },
+                );
+                return;
+            }
+            Some(t) if t != prev_log_term => {
+                let first_index = self.s.log.first_index_of_term(t, prev_log_index);
+                let outcome = AppendOutcome::Conflict {
+                    term: Some(t),
+                    first_index,
+                };
+                self.reply_append(leader, outcome);
+                return;
+            }
+            Some(_) => {}
+        }
+
+        let last_new = prev_log_index + entries.len() as LogIndex;
+        if self.bug(Bug::TruncateOnEveryAppend) {
+            // BUG: a stale or reordered AppendEntries cuts off entries it does not carry.
+            if self.s.log.last_index() > prev_log_index || !entries.is_empty() {
+                self.s.to_mut().log.truncate_from(prev_log_index + 1);
+                self.s.to_mut().log.entries.extend(entries);
+                self.persist = true;
+            }
+        } else {
+            // Rule 3: "If an existing entry conflicts with a new one (same index but different
+            // terms), delete the existing entry and all that follow it"; rule 4: "Append any new
+            // entries not already in the log". A matching entry is never deleted.
+            for (offset, entry) in entries.into_iter().enumerate() {
+                let index = prev_log_index + 1 + offset as LogIndex;
+                match self.s.log.term_at(index) {
+                    Some(t) if t == entry.term => continue,
+                    Some(_) => self.s.to_mut().log.truncate_from(index),
+                    None => {}
+                }
+                self.s.to_mut().log.push(entry);
+                self.persist = true;
+            }
+        }
+
+        // Rule 5: "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of
+        // last new entry)".
+        let known_good = if self.bug(Bug::CommitWithoutMin) {
+            self.s.log.last_index() // BUG: trusts entries this RPC did not vouch for.
+        } else {
+            last_new
+        };
+        let commit = leader_commit.min(known_good);
+        if commit > self.s.commit_index {
+            self.s.to_mut().commit_index = commit;
+            self.apply_committed();
+        }
+        let outcome = AppendOutcome::Matched {
+            match_index: last_new,
+        };
+        self.reply_append(leader, outcome);
+    }
+
+    pub(super) fn reply_append(&mut self, leader: u64, outcome: AppendOutcome) {
+        let term = self.s.term;
+        self.send(leader, Msg::AppendEntriesReply { term, outcome });
+    }
+
+    pub(super) fn on_append_entries_reply(
+        &mut self,
+        follower: u64,
+        term: Term,
+        outcome: AppendOutcome,
+    ) {
+        self.observe_term(term);
+        // A reply to an RPC of an earlier term says nothing about this term's log.
+        if (term < self.s.term && !self.bug(Bug::AcceptStaleReplies)) || !self.s.is_leader() {
+            return;
+        }
+        let s = self.s.to_mut();
+        let Role::Leader {
+            next_index,
+            match_index,
+        } = &mut s.role
+        else {
+            return;
+        };
+        let f = follower as usize;
+        match outcome {
+            AppendOutcome::Matched { match_index: m } => {
+                // matchIndex only grows: a reordered older reply must not pull it back.
+                match_index[f] = match_index[f].max(m);
+                next_index[f] = next_index[f].max(m + 1);
+                let behind = next_index[f] <= s.log.last_index();
+                self.advance_commit();
+                if behind {
+                    self.replicate_to(follower);
+                }
+            }
+            AppendOutcome::Conflict { term, first_index } => {
+                // "If AppendEntries fails because of log inconsistency: decrement nextIndex and
+                // retry", a whole term at a time: past our last entry of the conflicting term,
+                // or to the follower's first index of it.
+                let hint = term
+                    .and_then(|t| s.log.last_index_of_term(t).map(|i| i + 1))
+                    .unwrap_or(first_index);
+                let next = hint.max(match_index[f] + 1);
+                if next < next_index[f] {
+                    next_index[f] = next;
+                    self.replicate_to(follower);
+                }
+            }
+        }
+    }
+
+    /// Figure 2, leaders: "If there exists an N such that N > commitIndex, a majority of
+    /// matchIndex[i] ≥ N, and log[N].term == currentTerm: set commitIndex = N (§5.3, §5.4)".
+    pub(super) fn advance_commit(&mut self) {
+        let Role::Leader { match_index, .. } = &self.s.role else {
+            return;
+        };
+        let last = self.s.log.last_index();
+        let me = self.me as usize;
+        let replicated = |n: LogIndex| {
+            (0..self.cfg.servers)
+                .filter(|&i| {
+                    if i == me {
+                        last >= n
+                    } else {
+                        match_index[i] >= n
+                    }
+                })
+                .count()
+        };
+        let mut commit = self.s.commit_index;
+        for n in (self.s.commit_index + 1)..=last {
+            // §5.4.2 (Figure 8): only entries of the current term are committed by counting.
+            let counts = self.s.log.term_at(n) == Some(self.s.term)
+                || self.bug(Bug::CommitPreviousTermEntries);
+            if counts && replicated(n) >= self.cfg.majority() {
+                commit = n;
+            }
+        }
+        if commit > self.s.commit_index {
+            self.s.to_mut().commit_index = commit;
+            self.apply_committed();
+        }
+    }
+
+    pub(super) fn replicate_to_all(&mut self) {
+        for peer in self.peers() {
+            self.replicate_to(peer);
+        }
+    }
+
+    /// Sends the follower what it lacks from nextIndex on: AppendEntries, or the snapshot when
+    /// the entries it needs were compacted away (Figure 13).
+    pub(super) fn replicate_to(&mut self, peer: u64) {
+        self.append_to(peer, self.cfg.max_entries_per_append);
+    }
+
+    /// AppendEntries from nextIndex with at most `max_entries` entries (0: a heartbeat), or the
+    /// snapshot when the entry before nextIndex was compacted away.
+    pub(super) fn append_to(&mut self, peer: u64, max_entries: usize) {
+        let Role::Leader { next_index, .. } = &self.s.role else {
+            return;
+        };
+        let next = next_index[peer as usize];
+        let term = self.s.term;
+        let msg = if next <= self.s.log.base_index {
+            let snapshot = self
+                .s
+                .snapshot
+                .as_deref()
+                .cloned()
+                .expect("a compacted log always has its snapshot");
+            Msg::InstallSnapshot { term, snapshot }
+        } else {
+            let prev_log_index = next - 1;
+            Msg::AppendEntries {
+                term,
+                prev_log_index,
+                prev_log_term: self.s.log.term_at(prev_log_index).unwrap_or(0),
+                entries: self.s.log.entries_from(next, max_entries).to_vec(),
+                leader_commit: self.s.commit_index,
+            }
+        };
+        self.send(peer, msg);
+    }
+}

@@ -1,0 +1,261 @@
+//! Handler tests: a state and one message in, the exact new state and commands out.
+
+use super::*;
+use stateright::actor::Command as Cmd;
+
+fn server(bug: Option<Bug>) -> RaftServer {
+    let mut cfg = ServerConfig::new(3);
+    cfg.bug = bug;
+    RaftServer::new(cfg)
+}
+
+fn entry(term: Term, value: &str) -> Entry {
+    Entry {
+        term,
+        command: Command {
+            client: 3,
+            request_id: 1,
+            op: Op::Put {
+                key: "x".into(),
+                value: value.into(),
+            },
+        },
+    }
+}
+
+fn follower(term: Term, entries: Vec<Entry>) -> ServerState {
+    let mut s = ServerState::restore(None);
+    s.term = term;
+    s.log.entries = entries;
+    s
+}
+
+fn deliver(a: &RaftServer, s: &ServerState, from: usize, msg: Msg) -> (ServerState, Vec<String>) {
+    let mut cow = Cow::Borrowed(s);
+    let mut out = Out::new();
+    a.on_msg(Id::from(0), &mut cow, Id::from(from), msg, &mut out);
+    let cmds = out.iter().map(|c| format!("{c:?}")).collect();
+    (cow.into_owned(), cmds)
+}
+
+/// AppendEntries(term, (prevLogIndex, prevLogTerm), entries, leaderCommit).
+fn append_entries(
+    term: Term,
+    (prev_log_index, prev_log_term): (LogIndex, Term),
+    entries: Vec<Entry>,
+    leader_commit: LogIndex,
+) -> Msg {
+    Msg::AppendEntries {
+        term,
+        prev_log_index,
+        prev_log_term,
+        entries,
+        leader_commit,
+    }
+}
+
+fn send(to: usize, msg: Msg) -> String {
+    format!(
+        "{:?}",
+        Cmd::<Msg, Timer, (), Storage>::Send(Id::from(to), msg)
+    )
+}
+
+fn storage_of(s: &ServerState) -> String {
+    format!(
+        "{:?}",
+        Cmd::<Msg, Timer, (), Storage>::Save(Storage {
+            term: s.term,
+            voted_for: s.voted_for,
+            log: s.log.clone(),
+            snapshot: s.snapshot.clone(),
+        })
+    )
+}
+
+#[test]
+fn higher_term_vote_request_is_saved_before_the_vote_is_sent() {
+    // Figure 2: term and vote reach stable storage before the reply leaves.
+    let a = server(None);
+    let s = follower(1, vec![]);
+    let (next, cmds) = deliver(
+        &a,
+        &s,
+        1,
+        Msg::RequestVote {
+            term: 2,
+            last_log_index: 0,
+            last_log_term: 0,
+        },
+    );
+    assert_eq!(next.term, 2);
+    assert_eq!(next.voted_for, Some(1));
+    assert_eq!(cmds[0], storage_of(&next));
+    assert!(cmds[1].starts_with("SetTimer(Election"));
+    let vote = Msg::Vote {
+        term: 2,
+        granted: true,
+    };
+    assert_eq!(cmds[2], send(1, vote));
+    assert_eq!(cmds.len(), 3);
+}
+
+#[test]
+fn vote_refused_to_a_candidate_with_an_older_log() {
+    // §5.4.1: last term 1 < our last term 2.
+    let a = server(None);
+    let s = follower(2, vec![entry(2, "a")]);
+    let (next, cmds) = deliver(
+        &a,
+        &s,
+        1,
+        Msg::RequestVote {
+            term: 3,
+            last_log_index: 5,
+            last_log_term: 1,
+        },
+    );
+    assert_eq!(next.voted_for, None);
+    assert_eq!(next.term, 3);
+    assert!(cmds.last().unwrap().contains("granted: false"));
+    // The bug grants it.
+    let (next, _) = deliver(
+        &server(Some(Bug::VoteWithoutLogCheck)),
+        &s,
+        1,
+        Msg::RequestVote {
+            term: 3,
+            last_log_index: 5,
+            last_log_term: 1,
+        },
+    );
+    assert_eq!(next.voted_for, Some(1));
+}
+
+#[test]
+fn stale_append_entries_does_not_truncate_matching_entries() {
+    // AppendEntries rule 3: delete only on a real conflict.
+    let a = server(None);
+    let s = follower(1, vec![entry(1, "a"), entry(1, "b")]);
+    let stale = append_entries(1, (0, 0), vec![entry(1, "a")], 0);
+    let (next, cmds) = deliver(&a, &s, 1, stale.clone());
+    assert_eq!(next.log.entries.len(), 2);
+    assert!(cmds.last().unwrap().contains("Matched { match_index: 1 }"));
+    let (next, _) = deliver(&server(Some(Bug::TruncateOnEveryAppend)), &s, 1, stale);
+    assert_eq!(next.log.entries.len(), 1);
+}
+
+#[test]
+fn conflicting_entry_is_replaced_and_commit_is_capped_at_last_new_entry() {
+    // Rule 3 and rule 5: commit = min(leaderCommit, index of last new entry).
+    let a = server(None);
+    let s = follower(1, vec![entry(1, "a"), entry(1, "stale")]);
+    let msg = append_entries(2, (0, 0), vec![entry(1, "a")], 2);
+    let (next, _) = deliver(&a, &s, 1, msg.clone());
+    assert_eq!(next.commit_index, 1);
+    let (next, _) = deliver(&server(Some(Bug::CommitWithoutMin)), &s, 1, msg);
+    assert_eq!(next.commit_index, 2);
+}
+
+#[test]
+fn heartbeat_carries_no_entries_and_the_reply_brings_them() {
+    // §5.2: heartbeats are AppendEntries with no entries; a follower that is behind answers
+    // with the index it matches, and that answer sends it what it lacks.
+    let a = server(None);
+    let mut s = follower(2, vec![entry(1, "a"), entry(2, "b")]);
+    s.commit_index = 2;
+    s.role = Role::Leader {
+        next_index: vec![3, 2, 3],
+        match_index: vec![2, 1, 2],
+    };
+    let mut cow = Cow::Borrowed(&s);
+    let mut out = Out::new();
+    a.on_timeout(Id::from(0), &mut cow, &Timer::Heartbeat, &mut out);
+    let cmds: Vec<String> = out.iter().map(|c| format!("{c:?}")).collect();
+    assert_eq!(cmds.len(), 3, "{cmds:?}");
+    assert_eq!(cmds[0], send(1, append_entries(2, (1, 1), vec![], 2)));
+    assert_eq!(cmds[1], send(2, append_entries(2, (2, 2), vec![], 2)));
+    assert!(cmds[2].starts_with("SetTimer(Heartbeat"));
+
+    let reply = Msg::AppendEntriesReply {
+        term: 2,
+        outcome: AppendOutcome::Matched { match_index: 1 },
+    };
+    let (_, cmds) = deliver(&a, &s, 1, reply);
+    let catch_up = append_entries(2, (1, 1), vec![entry(2, "b")], 2);
+    assert_eq!(cmds, vec![send(1, catch_up)]);
+}
+
+#[test]
+fn heartbeat_commit_is_capped_at_the_entry_it_vouches_for() {
+    // Rule 5 on a heartbeat: prevLogIndex 0 vouches for nothing, so a stale entry at index 1
+    // stays uncommitted whatever leaderCommit says.
+    let s = follower(1, vec![entry(1, "stale")]);
+    let heartbeat = append_entries(2, (0, 0), vec![], 1);
+    let (next, _) = deliver(&server(None), &s, 1, heartbeat.clone());
+    assert_eq!((next.commit_index, next.last_applied), (0, 0));
+    let (next, _) = deliver(&server(Some(Bug::CommitWithoutMin)), &s, 1, heartbeat);
+    assert_eq!((next.commit_index, next.last_applied), (1, 1));
+}
+
+#[test]
+fn conflict_hint_names_the_term_and_its_first_index() {
+    let a = server(None);
+    let s = follower(2, vec![entry(1, "a"), entry(2, "b"), entry(2, "c")]);
+    let msg = append_entries(3, (3, 3), vec![], 0);
+    let (_, cmds) = deliver(&a, &s, 1, msg);
+    assert!(
+        cmds.last()
+            .unwrap()
+            .contains("Conflict { term: Some(2), first_index: 2 }"),
+        "{cmds:?}"
+    );
+}
+
+#[test]
+fn install_snapshot_edge_cases() {
+    // Figure 13: (base index, entries kept, commit index) after installing a snapshot
+    // through `last_index` (term 1) on a follower with two term-1 entries.
+    let install = |commit: LogIndex, last_index: LogIndex| {
+        let mut s = follower(1, vec![entry(1, "a"), entry(1, "b")]);
+        s.commit_index = commit;
+        s.last_applied = commit;
+        let snapshot = Snapshot {
+            last_index,
+            last_term: 1,
+            state: KvStore::default(),
+        };
+        let msg = Msg::InstallSnapshot { term: 1, snapshot };
+        let (next, cmds) = deliver(&server(None), &s, 1, msg);
+        assert!(cmds.last().unwrap().contains("InstallSnapshotReply"));
+        (
+            next.log.base_index,
+            next.log.entries.len(),
+            next.commit_index,
+        )
+    };
+    // Older than the commit index: nothing changes but the reply.
+    assert_eq!(install(2, 1), (0, 2, 2));
+    // Covers part of the log with a matching entry: the suffix is kept (rule 6).
+    assert_eq!(install(0, 1), (1, 1, 1));
+    // Beyond the log: the log is replaced (rule 7).
+    assert_eq!(install(0, 5), (5, 0, 5));
+}
+
+#[test]
+fn leader_does_not_commit_an_earlier_term_entry_by_counting() {
+    // §5.4.2, Figure 8.
+    let mut s = follower(3, vec![entry(1, "a")]);
+    s.role = Role::Leader {
+        next_index: vec![2, 2, 2],
+        match_index: vec![1, 0, 0],
+    };
+    let reply = Msg::AppendEntriesReply {
+        term: 3,
+        outcome: AppendOutcome::Matched { match_index: 1 },
+    };
+    let (next, _) = deliver(&server(None), &s, 1, reply.clone());
+    assert_eq!(next.commit_index, 0);
+    let (next, _) = deliver(&server(Some(Bug::CommitPreviousTermEntries)), &s, 1, reply);
+    assert_eq!(next.commit_index, 1);
+}
