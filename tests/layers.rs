@@ -165,7 +165,7 @@ fn check_file(file: &str, layer: &str, depth: usize, text: &str) -> Vec<Violatio
             }
         }
         if layer == "protocol" {
-            for impure in IMPURE.iter().filter(|i| code.contains(*i)) {
+            if let Some(impure) = IMPURE.iter().find(|i| code.contains(*i)) {
                 violations.push(Violation {
                     file: file.to_string(),
                     line: n + 1,
@@ -219,7 +219,11 @@ fn every_layer_imports_only_the_layers_below_it() {
             checked += 1;
         }
     }
-    assert!(checked > 20, "only {checked} files found under {}", src.display());
+    assert!(
+        checked > 20,
+        "only {checked} files found under {}",
+        src.display()
+    );
     let listed: Vec<String> = violations
         .iter()
         .map(|v| format!("{}:{}: {}", v.file, v.line, v.message))
@@ -250,7 +254,11 @@ fn the_layer_check_catches_forbidden_imports() {
     let caught = |layer: &str, depth: usize, text: &str| check_file("f.rs", layer, depth, text);
     let forbidden = [
         ("protocol", 2, "use crate::model::SystemState;"),
-        ("protocol", 3, "use crate::{protocol::log::Log, check::bfs};"),
+        (
+            "protocol",
+            3,
+            "use crate::{protocol::log::Log, check::bfs};",
+        ),
         ("protocol", 2, "let t = std::time::Instant::now();"),
         ("model", 1, "use crate::check::properties;"),
         ("model", 2, "use super::super::check::bfs::fingerprint;"),
@@ -267,9 +275,21 @@ fn the_layer_check_catches_forbidden_imports() {
         assert_eq!((found[0].file.as_str(), found[0].line), ("f.rs", 1));
     }
     let fine = [
-        ("protocol", 3, "use crate::protocol::types::Msg; use super::Handler;"),
-        ("model", 1, "use crate::protocol::server::RaftServer; use super::*;"),
-        ("check", 2, "use crate::{model::RaftModel, protocol::types::Msg};"),
+        (
+            "protocol",
+            3,
+            "use crate::protocol::types::Msg; use super::Handler;",
+        ),
+        (
+            "model",
+            1,
+            "use crate::protocol::server::RaftServer; use super::*;",
+        ),
+        (
+            "check",
+            2,
+            "use crate::{model::RaftModel, protocol::types::Msg};",
+        ),
         ("net", 2, "use crate::net::wire; // not crate::check::bfs"),
         ("net", 2, r#"let s = "crate::model::X";"#),
         ("sim", 2, "use crate::{check, model, net, protocol};"),

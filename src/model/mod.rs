@@ -354,29 +354,16 @@ impl RaftModel {
         }
     }
 
-    /// Applies a client step; when the client moved on to its next operation, the delivered
-    /// response completes the current one in the linearizability history.
-    fn apply_client(
-        &self,
-        state: &mut SystemState,
-        c: usize,
-        delivered: Option<&Msg>,
-        (new, out): ClientStep,
-    ) {
+    /// Applies a client step; an operation the client completed in it (`ClientState::results`)
+    /// completes in the linearizability history too.
+    fn apply_client(&self, state: &mut SystemState, c: usize, (new, out): ClientStep) {
         if let Some(new) = new {
-            if new.next_op > state.clients[c].next_op {
-                if let Some(Msg::ClientResponse {
-                    reply: ClientReply::Done(result),
-                    ..
-                }) = delivered
-                {
-                    let ops = &self.clients[c].cfg.ops;
-                    let next = ops.get(new.next_op);
-                    let result = result.clone();
-                    state
-                        .ghost
-                        .update(|g| g.client_returned(c as u64, result, next));
-                }
+            if new.next_op() > state.clients[c].next_op() {
+                let result = new.results.last().expect("a completed operation").clone();
+                let next = self.clients[c].cfg.ops.get(new.next_op());
+                state
+                    .ghost
+                    .update(|g| g.client_returned(c as u64, result, next));
             }
             state.clients[c] = new;
         }
@@ -515,7 +502,7 @@ impl Model for RaftModel {
                 }
                 state = last.clone();
                 if let Some(step) = step {
-                    self.apply_client(&mut state, dst - n, Some(&env.msg), step);
+                    self.apply_client(&mut state, dst - n, step);
                 }
             }
             if consumed {
@@ -544,7 +531,7 @@ impl Model for RaftModel {
                         a.on_timeout(Id::from(i), s, &timer, o)
                     });
                     if let Some(step) = step {
-                        self.apply_client(&mut state, i - n, None, step);
+                        self.apply_client(&mut state, i - n, step);
                     }
                 }
             }
@@ -753,10 +740,10 @@ impl RaftModel {
     pub fn client_summary(&self, state: &SystemState, c: usize) -> String {
         let cs = &state.clients[c];
         let ops = &self.clients[c].cfg.ops;
-        let doing = ops.get(cs.next_op).map_or("done".to_string(), |op| {
+        let doing = ops.get(cs.next_op()).map_or("done".to_string(), |op| {
             format!("#{} {op} → S{}", cs.request_id(), cs.target)
         });
-        format!("C{c}: {}/{} ops, {doing}", cs.next_op, ops.len())
+        format!("C{c}: {}/{} ops, {doing}", cs.next_op(), ops.len())
     }
 }
 
@@ -956,8 +943,10 @@ mod tests {
         mut f: impl FnMut(&SystemState, &[(Action, SystemState)]),
     ) {
         let mut todo = m.init_states();
-        let mut seen: std::collections::HashSet<_> =
-            todo.iter().map(crate::check::bfs::fingerprint).collect();
+        let mut seen: std::collections::HashSet<_> = todo
+            .iter()
+            .map(crate::model::fingerprint::fingerprint)
+            .collect();
         while let Some(state) = todo.pop() {
             let successors: Vec<(Action, SystemState)> = enabled(m, &state)
                 .into_iter()
@@ -966,7 +955,9 @@ mod tests {
                 .collect();
             f(&state, &successors);
             let unseen = successors.into_iter().map(|(_, next)| next);
-            todo.extend(unseen.filter(|next| seen.insert(crate::check::bfs::fingerprint(next))));
+            todo.extend(
+                unseen.filter(|next| seen.insert(crate::model::fingerprint::fingerprint(next))),
+            );
         }
     }
 
@@ -993,7 +984,7 @@ mod tests {
             let reachable = |discard| {
                 let mut all = std::collections::HashSet::new();
                 walk(&moot_model(extra, discard), max_live, |s, _| {
-                    all.insert(crate::check::bfs::fingerprint(&without_network(s)));
+                    all.insert(crate::model::fingerprint::fingerprint(&without_network(s)));
                 });
                 all
             };

@@ -134,7 +134,7 @@ impl Session {
                     self.send_to_server(usize::from(to), msg);
                 }
             }
-            let done = driver.state().next_op;
+            let done = driver.state().next_op();
             if done >= total {
                 return Ok(done);
             }
@@ -165,30 +165,21 @@ impl Session {
             match self.socket.recv_from(&mut self.buf) {
                 Ok((len, from)) => {
                     if let Some((server, msg)) = self.accept(len, from) {
-                        let before = driver.state().next_op;
-                        let mut done_result = None;
-                        if let Msg::ClientResponse { request_id, reply } = &msg {
-                            match reply {
-                                ClientReply::Done(r)
-                                    if *request_id == before as u64 + 1 && before < total =>
-                                {
-                                    done_result = Some(r.clone());
-                                }
-                                ClientReply::NotLeader { leader: None } => {
-                                    held_until = Some(Instant::now() + NO_LEADER_BACKOFF);
-                                }
-                                _ => {}
-                            }
+                        let before = driver.state().next_op();
+                        if let Msg::ClientResponse {
+                            reply: ClientReply::NotLeader { leader: None },
+                            ..
+                        } = &msg
+                        {
+                            held_until = Some(Instant::now() + NO_LEADER_BACKOFF);
                         }
                         driver.deliver(Id::from(server), msg, &mut fx);
-                        if driver.state().next_op > before {
-                            if let Some(r) = done_result {
-                                let now = Instant::now();
-                                let keep_going = on_done(before, r, now - op_started);
-                                op_started = now;
-                                if !keep_going {
-                                    return Ok(before + 1);
-                                }
+                        if let Some(r) = driver.state().results.get(before) {
+                            let now = Instant::now();
+                            let keep_going = on_done(before, r.clone(), now - op_started);
+                            op_started = now;
+                            if !keep_going {
+                                return Ok(before + 1);
                             }
                         }
                     }

@@ -17,18 +17,26 @@ pub struct ClientConfig {
     pub retry_timeout: Range<Duration>,
 }
 
+/// Where the client is in its list of operations, and what the completed ones returned.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientState {
-    /// Index of the operation in flight (== ops.len() when all are done).
-    pub next_op: usize,
     /// The server the client currently believes leads.
     pub target: u64,
+    /// The results of the completed operations, in order: the one place where completion is
+    /// decided, so the model's history and the UDP client read it instead of each inferring it
+    /// from the responses they see.
+    pub results: Vec<OpResult>,
 }
 
 impl ClientState {
+    /// Index of the operation in flight (== ops.len() when all are done).
+    pub fn next_op(&self) -> usize {
+        self.results.len()
+    }
+
     /// Request ids start at 1 and grow by one per operation.
     pub fn request_id(&self) -> u64 {
-        self.next_op as u64 + 1
+        self.next_op() as u64 + 1
     }
 }
 
@@ -39,7 +47,7 @@ pub struct KvClient {
 
 impl KvClient {
     fn send_current(&self, s: &ClientState, o: &mut Out<Self>) {
-        if let Some(op) = self.cfg.ops.get(s.next_op) {
+        if let Some(op) = self.cfg.ops.get(s.next_op()) {
             let command = Command {
                 client: self.cfg.session,
                 request_id: s.request_id(),
@@ -60,8 +68,8 @@ impl Actor for KvClient {
 
     fn on_start(&self, _id: Id, _storage: &Option<Storage>, o: &mut Out<Self>) -> ClientState {
         let state = ClientState {
-            next_op: 0,
             target: 0,
+            results: Vec::new(),
         };
         self.send_current(&state, o);
         state
@@ -71,14 +79,14 @@ impl Actor for KvClient {
         let Msg::ClientResponse { request_id, reply } = msg else {
             return;
         };
-        if request_id != state.request_id() || state.next_op >= self.cfg.ops.len() {
+        if request_id != state.request_id() || state.next_op() >= self.cfg.ops.len() {
             return; // An answer to an operation that already completed.
         }
         let s = state.to_mut();
         match reply {
-            ClientReply::Done(_) => {
-                s.next_op += 1;
-                if s.next_op == self.cfg.ops.len() {
+            ClientReply::Done(result) => {
+                s.results.push(result);
+                if s.next_op() == self.cfg.ops.len() {
                     o.cancel_timer(Timer::ClientRetry);
                 }
             }
@@ -93,7 +101,7 @@ impl Actor for KvClient {
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<ClientState>, timer: &Timer, o: &mut Out<Self>) {
-        if *timer != Timer::ClientRetry || state.next_op >= self.cfg.ops.len() {
+        if *timer != Timer::ClientRetry || state.next_op() >= self.cfg.ops.len() {
             return;
         }
         // No answer: the server may be down or deposed; try the next one with the same id.
