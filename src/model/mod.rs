@@ -659,7 +659,7 @@ impl RaftModel {
                 last_log_index,
                 last_log_term,
             } => format!("RequestVote(t{term}, last={last_log_index}@t{last_log_term})"),
-            Msg::Vote { term, granted } => {
+            Msg::RequestVoteReply { term, granted } => {
                 format!("Vote(t{term}, {})", if *granted { "yes" } else { "no" })
             }
             Msg::AppendEntries {
@@ -998,7 +998,7 @@ mod tests {
         let mut replies = Vec::new();
         for term in 0..=3 {
             for granted in [false, true] {
-                replies.push(Msg::Vote { term, granted });
+                replies.push(Msg::RequestVoteReply { term, granted });
             }
             for outcome in [
                 AppendOutcome::Matched { match_index: 1 },

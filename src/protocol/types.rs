@@ -83,7 +83,7 @@ pub struct KvStore {
 }
 
 impl KvStore {
-    /// Runs `op` on the map (no deduplication here: see `Server::apply`).
+    /// Runs `op` on the map (no deduplication here: the server's client service deduplicates, §8).
     pub fn execute(&mut self, op: &Op) -> OpResult {
         match op {
             Op::Put { key, value } => {
@@ -116,8 +116,13 @@ pub enum Msg {
         last_log_index: LogIndex,
         last_log_term: Term,
     },
-    Vote {
+    /// RequestVote's reply. Named `Vote` on the wire (and `Vote(t1, yes)` in traces), as
+    /// before the rename: the datagram format is a contract.
+    #[serde(rename = "Vote")]
+    RequestVoteReply {
+        /// The voter's current term, for the candidate to update itself.
         term: Term,
+        /// True means the candidate received the vote.
         granted: bool,
     },
     AppendEntries {

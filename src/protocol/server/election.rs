@@ -45,7 +45,7 @@ impl Handler<'_, '_> {
                 .set_timer(Timer::Election, self.cfg.election_timeout.clone());
         }
         let term = self.s.term;
-        self.send(candidate, Msg::Vote { term, granted });
+        self.send(candidate, Msg::RequestVoteReply { term, granted });
     }
 
     pub(super) fn on_vote(&mut self, voter: u64, term: Term, granted: bool) {

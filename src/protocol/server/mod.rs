@@ -179,7 +179,7 @@ impl RaftServer {
     /// model test checks both claims against the handlers in every reachable state.
     pub fn is_moot(&self, s: &ServerState, msg: &Msg) -> bool {
         let (term, may_count) = match *msg {
-            Msg::Vote { term, granted } => {
+            Msg::RequestVoteReply { term, granted } => {
                 (term, granted && matches!(s.role, Role::Candidate { .. }))
             }
             // The injected bug takes replies of any earlier term into matchIndex.
@@ -216,7 +216,7 @@ impl Actor for RaftServer {
                 last_log_index,
                 last_log_term,
             } => step.on_request_vote(from, term, last_log_index, last_log_term),
-            Msg::Vote { term, granted } => step.on_vote(from, term, granted),
+            Msg::RequestVoteReply { term, granted } => step.on_vote(from, term, granted),
             Msg::AppendEntries {
                 term,
                 prev_log_index,

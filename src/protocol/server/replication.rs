@@ -89,27 +89,23 @@ impl Handler<'_, '_> {
         }
 
         let last_new = prev_log_index + entries.len() as LogIndex;
-        if self.bug(Bug::TruncateOnEveryAppend) {
-            // BUG: a stale or reordered AppendEntries cuts off entries it does not carry.
-            if self.s.log.last_index() > prev_log_index || !entries.is_empty() {
-                self.s.to_mut().log.truncate_from(prev_log_index + 1);
-                self.s.to_mut().log.entries.extend(entries);
-                self.persist = true;
+        // Rule 3: "If an existing entry conflicts with a new one (same index but different
+        // terms), delete the existing entry and all that follow it"; rule 4: "Append any new
+        // entries not already in the log". A matching entry is never deleted...
+        if self.bug(Bug::TruncateOnEveryAppend) && self.s.log.last_index() > prev_log_index {
+            // BUG: ...but here a stale or reordered AppendEntries cuts off what it does not carry.
+            self.s.to_mut().log.truncate_from(prev_log_index + 1);
+            self.persist = true;
+        }
+        for (offset, entry) in entries.into_iter().enumerate() {
+            let index = prev_log_index + 1 + offset as LogIndex;
+            match self.s.log.term_at(index) {
+                Some(t) if t == entry.term => continue,
+                Some(_) => self.s.to_mut().log.truncate_from(index),
+                None => {}
             }
-        } else {
-            // Rule 3: "If an existing entry conflicts with a new one (same index but different
-            // terms), delete the existing entry and all that follow it"; rule 4: "Append any new
-            // entries not already in the log". A matching entry is never deleted.
-            for (offset, entry) in entries.into_iter().enumerate() {
-                let index = prev_log_index + 1 + offset as LogIndex;
-                match self.s.log.term_at(index) {
-                    Some(t) if t == entry.term => continue,
-                    Some(_) => self.s.to_mut().log.truncate_from(index),
-                    None => {}
-                }
-                self.s.to_mut().log.push(entry);
-                self.persist = true;
-            }
+            self.s.to_mut().log.push(entry);
+            self.persist = true;
         }
 
         // Rule 5: "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of

@@ -92,7 +92,7 @@ fn higher_term_vote_request_is_saved_before_the_vote_is_sent() {
     assert_eq!(next.voted_for, Some(1));
     assert_eq!(cmds[0], storage_of(&next));
     assert!(cmds[1].starts_with("SetTimer(Election"));
-    let vote = Msg::Vote {
+    let vote = Msg::RequestVoteReply {
         term: 2,
         granted: true,
     };
