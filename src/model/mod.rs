@@ -8,6 +8,12 @@ pub mod ghost;
 pub mod shared;
 pub mod spec;
 
+mod given;
+mod network;
+mod render;
+
+pub use render::DROP_EVENT;
+
 use crate::protocol::client::{ClientConfig, ClientState, KvClient};
 use crate::protocol::server::{RaftServer, ServerConfig, ServerState, Storage};
 use crate::protocol::types::*;
@@ -17,7 +23,6 @@ use spec::{ModelConfig, Semantics};
 use stateright::actor::{Actor, Command as OutCommand, Id, Out};
 use stateright::{Model, Property};
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,90 +136,6 @@ impl RaftModel {
         self
     }
 
-    /// Takes each given step, written as `describe` prints it, from the fresh cluster on. A step
-    /// must be enabled where it is written and must stay within the model's bounds.
-    fn replay_given(&self) -> Result<(SystemState, Vec<Action>), (String, String)> {
-        let given = &self.cfg.file.given;
-        let mut state = self.fresh_state();
-        let mut taken = Vec::new();
-        for (i, step) in given.steps.iter().enumerate() {
-            let at = |e: String| (format!("given.steps[{i}]"), e);
-            let wanted = normalize_step(step);
-            let mut enabled = Vec::new();
-            self.actions(&state, &mut enabled);
-            // A prefix may lose messages even where the search does not: Raft must survive
-            // loss, so the run stays a real one (over a lossy network), and the search starts
-            // without messages the scenario has no use for.
-            if !self.cfg.file.network.lossy {
-                enabled.extend(state.network.iter().map(|e| Action::Drop(e.clone())));
-            }
-            let Some(action) = enabled
-                .iter()
-                .find(|a| normalize_step(&self.describe(a)) == wanted)
-            else {
-                let listed: Vec<String> = enabled
-                    .iter()
-                    .map(|a| format!("\n  {}", self.describe(a)))
-                    .collect();
-                return Err(at(format!(
-                    "'{step}' is not enabled after the steps before it; enabled are:{}",
-                    listed.concat()
-                )));
-            };
-            let Some(next) = self.next_state(&state, action.clone()) else {
-                return Err(at(format!("'{step}' changes nothing")));
-            };
-            if !self.within_boundary(&next) {
-                return Err(at(format!("'{step}' leaves the model's bounds")));
-            }
-            state = next;
-            taken.push(action.clone());
-        }
-        if let Some(keep) = &given.keep_in_flight {
-            let mut kept = vec![false; keep.len()];
-            for env in state.network.clone() {
-                let delivery = self.delivery(&env);
-                match keep.iter().position(|k| normalize_step(k) == delivery) {
-                    Some(k) => kept[k] = true,
-                    None => {
-                        let drop = Action::Drop(env);
-                        state = self
-                            .next_state(&state, drop.clone())
-                            .expect("a drop changes");
-                        taken.push(drop);
-                    }
-                }
-            }
-            if let Some(k) = kept.iter().position(|&kept| !kept) {
-                // A kept reply may be gone already because its server would ignore it: so
-                // for the stale acknowledgement of `bugs/accept_stale_replies` checked with
-                // correct Raft. It must then be in flight where moot replies are kept.
-                if !self.discard_moot || !self.in_flight_if_moot_kept(&keep[k])? {
-                    return Err((
-                        format!("given.keep_in_flight[{k}]"),
-                        format!("'{}' is not in flight after the given steps", keep[k]),
-                    ));
-                }
-            }
-        }
-        Ok((state, taken))
-    }
-
-    fn delivery(&self, env: &Envelope) -> String {
-        normalize_step(&self.describe(&Action::Deliver(env.clone())))
-    }
-
-    /// Whether `message` is in flight after the given steps in this model, were moot replies
-    /// kept in the network.
-    fn in_flight_if_moot_kept(&self, message: &str) -> Result<bool, (String, String)> {
-        let mut keeping = self.clone();
-        keeping.discard_moot = false;
-        keeping.cfg.file.given.keep_in_flight = None;
-        let (state, _) = keeping.replay_given()?;
-        let wanted = normalize_step(message);
-        Ok(state.network.iter().any(|e| keeping.delivery(e) == wanted))
-    }
-
     pub fn n(&self) -> usize {
         self.servers.len()
     }
@@ -236,54 +157,6 @@ impl RaftModel {
 
     fn semantics(&self) -> Semantics {
         self.cfg.file.network.semantics
-    }
-
-    /// Takes out of the network every reply its server would ignore, now and later
-    /// (`RaftServer::is_moot`). Delivering it later would be a step that changes nothing, and
-    /// keeping it would multiply the states by the places where it can wait: for Figure 8,
-    /// five times as many. Every state a server can reach stays reachable (a test compares
-    /// both ways), and traces lose only steps that change no server.
-    fn discard_moot(&self, state: &mut SystemState) {
-        if !self.discard_moot {
-            return;
-        }
-        let SystemState {
-            network, servers, ..
-        } = state;
-        network.retain(|e| !self.is_moot(servers, e));
-    }
-
-    /// Whether the server `e` is addressed to, as it is in `servers`, would ignore it now and
-    /// later (`RaftServer::is_moot`; messages to clients always matter).
-    fn is_moot(&self, servers: &[Shared<ServerState>], e: &Envelope) -> bool {
-        let dst = e.dst as usize;
-        dst < self.n() && self.servers[dst].is_moot(&servers[dst], &e.msg)
-    }
-
-    fn send(&self, state: &mut SystemState, env: Envelope) {
-        let net = &mut state.network;
-        match self.semantics() {
-            Semantics::UnorderedDuplicating => {
-                if let Err(at) = net.binary_search(&env) {
-                    net.insert(at, env);
-                }
-            }
-            Semantics::UnorderedNonduplicating => {
-                let at = net.partition_point(|e| *e <= env);
-                net.insert(at, env);
-            }
-            Semantics::Ordered => {
-                let key = (env.src, env.dst);
-                let at = net.partition_point(|e| (e.src, e.dst) <= key);
-                net.insert(at, env);
-            }
-        }
-    }
-
-    fn remove(&self, state: &mut SystemState, env: &Envelope) {
-        if let Some(at) = state.network.iter().position(|e| e == env) {
-            state.network.remove(at);
-        }
     }
 
     /// Applies what a handler emitted: saves, timers, messages.
@@ -368,6 +241,99 @@ impl RaftModel {
             state.clients[c] = new;
         }
         self.apply_out(state, self.n() + c, out);
+    }
+
+    /// Delivers a message. The handler runs before the system state is copied: in a
+    /// duplicating network most deliveries change nothing and are dropped without a copy.
+    fn deliver(&self, last: &SystemState, env: &Envelope) -> Option<SystemState> {
+        let n = self.n();
+        let consumed = self.semantics() != Semantics::UnorderedDuplicating;
+        let (src, dst) = (Id::from(env.src as usize), env.dst as usize);
+        let mut state;
+        if dst < n {
+            let step = self.run_server(last, dst, |a, s, o| {
+                a.on_msg(Id::from(dst), s, src, (*env.msg).clone(), o)
+            });
+            if step.is_none() && !consumed {
+                return None;
+            }
+            state = last.clone();
+            if let Some(step) = step {
+                self.apply_server(&mut state, dst, step);
+            }
+        } else {
+            let step = self.run_client(last, dst - n, |a, s, o| {
+                a.on_msg(Id::from(dst), s, src, (*env.msg).clone(), o)
+            });
+            if step.is_none() && !consumed {
+                return None;
+            }
+            state = last.clone();
+            if let Some(step) = step {
+                self.apply_client(&mut state, dst - n, step);
+            }
+        }
+        if consumed {
+            self.remove(&mut state, env);
+        }
+        self.discard_moot(&mut state);
+        (state != *last).then_some(state)
+    }
+
+    /// Fires actor `i`'s timer: it is disarmed, and the handler may arm it again.
+    fn fire(&self, last: &SystemState, i: usize, timer: Timer) -> SystemState {
+        let n = self.n();
+        let mut state = last.clone();
+        state.timers[i] &= !timer.bit();
+        if i < n {
+            let step = self.run_server(last, i, |a, s, o| a.on_timeout(Id::from(i), s, &timer, o));
+            if let Some(step) = step {
+                self.apply_server(&mut state, i, step);
+            }
+        } else {
+            let step = self.run_client(last, i - n, |a, s, o| {
+                a.on_timeout(Id::from(i), s, &timer, o)
+            });
+            if let Some(step) = step {
+                self.apply_client(&mut state, i - n, step);
+            }
+        }
+        state
+    }
+
+    /// Leader `i` accepts workload proposal `k` as a request from a session of its own, whose
+    /// answer nobody receives (raft.tla's ClientRequest).
+    fn propose(&self, last: &SystemState, i: usize, k: u8) -> SystemState {
+        let mut state = last.clone();
+        let session = self.actors() + k as usize;
+        let command = Command {
+            client: session as u64,
+            request_id: 1,
+            op: self.cfg.proposals[k as usize].clone(),
+        };
+        let msg = Msg::ClientRequest(command);
+        let step = self.run_server(last, i, |a, s, o| {
+            a.on_msg(Id::from(i), s, Id::from(session), msg, o)
+        });
+        if let Some(step) = step {
+            self.apply_server(&mut state, i, step);
+        }
+        state.proposed += 1;
+        state
+    }
+
+    /// Server `i` starts again from what it last saved.
+    fn restart(&self, last: &SystemState, i: usize) -> SystemState {
+        let mut state = last.clone();
+        let mut out = Out::new();
+        let storage = state.storage[i].as_deref().cloned();
+        let restored = self.servers[i].on_start(Id::from(i), &storage, &mut out);
+        let restored = Shared::new(restored);
+        Ghost::observe_server(&mut state.ghost, i, None, &restored);
+        state.servers[i] = restored;
+        state.down[i] = false;
+        self.apply_out(&mut state, i, out);
+        state
     }
 
     /// The timing assumptions: only one server stands for an uncontested term (the final one,
@@ -475,106 +441,27 @@ impl Model for RaftModel {
     }
 
     fn next_state(&self, last: &SystemState, action: Action) -> Option<SystemState> {
-        let n = self.n();
-        // Deliveries run the handler before copying the system state: in a duplicating network
-        // most of them change nothing and are dropped without a copy.
-        if let Action::Deliver(env) = &action {
-            let consumed = self.semantics() != Semantics::UnorderedDuplicating;
-            let (src, dst) = (Id::from(env.src as usize), env.dst as usize);
-            let mut state;
-            if dst < n {
-                let step = self.run_server(last, dst, |a, s, o| {
-                    a.on_msg(Id::from(dst), s, src, (*env.msg).clone(), o)
-                });
-                if step.is_none() && !consumed {
-                    return None;
-                }
-                state = last.clone();
-                if let Some(step) = step {
-                    self.apply_server(&mut state, dst, step);
-                }
-            } else {
-                let step = self.run_client(last, dst - n, |a, s, o| {
-                    a.on_msg(Id::from(dst), s, src, (*env.msg).clone(), o)
-                });
-                if step.is_none() && !consumed {
-                    return None;
-                }
-                state = last.clone();
-                if let Some(step) = step {
-                    self.apply_client(&mut state, dst - n, step);
-                }
-            }
-            if consumed {
-                self.remove(&mut state, env);
-            }
-            self.discard_moot(&mut state);
-            return (state != *last).then_some(state);
-        }
-        let mut state = last.clone();
-        match action {
-            Action::Deliver(_) => unreachable!("handled above"),
+        let mut state = match action {
+            Action::Deliver(env) => return self.deliver(last, &env),
             Action::Drop(env) => {
+                let mut state = last.clone();
                 self.remove(&mut state, &env);
+                state
             }
-            Action::Timeout(actor, timer) => {
-                let i = actor as usize;
-                state.timers[i] &= !timer.bit();
-                if i < n {
-                    let step =
-                        self.run_server(last, i, |a, s, o| a.on_timeout(Id::from(i), s, &timer, o));
-                    if let Some(step) = step {
-                        self.apply_server(&mut state, i, step);
-                    }
-                } else {
-                    let step = self.run_client(last, i - n, |a, s, o| {
-                        a.on_timeout(Id::from(i), s, &timer, o)
-                    });
-                    if let Some(step) = step {
-                        self.apply_client(&mut state, i - n, step);
-                    }
-                }
-            }
+            Action::Timeout(actor, timer) => self.fire(last, actor as usize, timer),
             Action::Crash(i) => {
+                let mut state = last.clone();
                 let i = i as usize;
                 state.down[i] = true;
                 state.timers[i] = 0;
                 state.crashes += 1;
+                state
             }
-            Action::Propose(i, k) => {
-                let i = i as usize;
-                let session = self.actors() + k as usize;
-                let command = Command {
-                    client: session as u64,
-                    request_id: 1,
-                    op: self.cfg.proposals[k as usize].clone(),
-                };
-                let msg = Msg::ClientRequest(command);
-                let step = self.run_server(last, i, |a, s, o| {
-                    a.on_msg(Id::from(i), s, Id::from(session), msg, o)
-                });
-                if let Some(step) = step {
-                    self.apply_server(&mut state, i, step);
-                }
-                state.proposed += 1;
-            }
-            Action::Restart(i) => {
-                let i = i as usize;
-                let mut out = Out::new();
-                let storage = state.storage[i].as_deref().cloned();
-                let restored = self.servers[i].on_start(Id::from(i), &storage, &mut out);
-                let restored = Shared::new(restored);
-                Ghost::observe_server(&mut state.ghost, i, None, &restored);
-                state.servers[i] = restored;
-                state.down[i] = false;
-                self.apply_out(&mut state, i, out);
-            }
-        }
+            Action::Propose(i, k) => self.propose(last, i as usize, k),
+            Action::Restart(i) => self.restart(last, i as usize),
+        };
         self.discard_moot(&mut state);
-        if state == *last {
-            return None;
-        }
-        Some(state)
+        (state != *last).then_some(state)
     }
 
     fn within_boundary(&self, state: &SystemState) -> bool {
@@ -610,180 +497,6 @@ fn copy_property(p: &Property<RaftModel>) -> Property<RaftModel> {
         expectation: p.expectation.clone(),
         name: p.name,
         condition: p.condition,
-    }
-}
-
-/// How the description of a dropped message starts (trace tables group given drops by it).
-pub const DROP_EVENT: &str = "network drops ";
-
-impl RaftModel {
-    /// One line saying what happened: who sent what to whom, which timer fired, who crashed.
-    pub fn describe(&self, action: &Action) -> String {
-        match action {
-            Action::Deliver(env) => format!(
-                "{} → {}: {}",
-                self.actor_name(env.src),
-                self.actor_name(env.dst),
-                self.describe_msg(&env.msg)
-            ),
-            Action::Drop(env) => format!(
-                "{DROP_EVENT}{} → {}: {}",
-                self.actor_name(env.src),
-                self.actor_name(env.dst),
-                self.describe_msg(&env.msg)
-            ),
-            Action::Timeout(i, Timer::Election) => {
-                format!("{}: election timeout", self.actor_name(*i))
-            }
-            Action::Timeout(i, Timer::Heartbeat) => {
-                format!("{}: heartbeat timer", self.actor_name(*i))
-            }
-            Action::Timeout(i, Timer::ClientRetry) => {
-                format!("{}: retry timer", self.actor_name(*i))
-            }
-            Action::Crash(i) => format!("{} crashes", self.actor_name(*i)),
-            Action::Restart(i) => format!("{} restarts from storage", self.actor_name(*i)),
-            Action::Propose(i, k) => format!(
-                "{} accepts proposal #{} ({})",
-                self.actor_name(*i),
-                k + 1,
-                self.cfg.proposals[*k as usize]
-            ),
-        }
-    }
-
-    pub fn describe_msg(&self, msg: &Msg) -> String {
-        match msg {
-            Msg::RequestVote {
-                term,
-                last_log_index,
-                last_log_term,
-            } => format!("RequestVote(t{term}, last={last_log_index}@t{last_log_term})"),
-            Msg::RequestVoteReply { term, granted } => {
-                format!("Vote(t{term}, {})", if *granted { "yes" } else { "no" })
-            }
-            Msg::AppendEntries {
-                term,
-                prev_log_index,
-                prev_log_term,
-                entries,
-                leader_commit,
-            } => {
-                let list: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
-                format!(
-                    "AppendEntries(t{term}, prev={prev_log_index}@t{prev_log_term}, [{}], commit={leader_commit})",
-                    list.join(" ")
-                )
-            }
-            Msg::AppendEntriesReply { term, outcome } => match outcome {
-                AppendOutcome::Matched { match_index } => {
-                    format!("AppendOk(t{term}, match={match_index})")
-                }
-                AppendOutcome::Conflict {
-                    term: ct,
-                    first_index,
-                } => match ct {
-                    Some(ct) => format!("AppendFail(t{term}, conflict t{ct} from {first_index})"),
-                    None => format!("AppendFail(t{term}, log ends at {})", first_index - 1),
-                },
-            },
-            Msg::InstallSnapshot { term, snapshot } => format!(
-                "InstallSnapshot(t{term}, through {}@t{})",
-                snapshot.last_index, snapshot.last_term
-            ),
-            Msg::InstallSnapshotReply { term, last_index } => {
-                format!("SnapshotOk(t{term}, through {last_index})")
-            }
-            Msg::ClientRequest(c) => format!("Request#{}({})", c.request_id, c.op),
-            Msg::ClientResponse { request_id, reply } => match reply {
-                ClientReply::Done(r) => format!("Response#{request_id}({r})"),
-                ClientReply::NotLeader { leader } => match leader {
-                    Some(l) => format!("Response#{request_id}(not leader, try S{l})"),
-                    None => format!("Response#{request_id}(not leader)"),
-                },
-            },
-        }
-    }
-
-    /// A server's one-line summary: `S0 leader t2 vote=S0 log=[1:x=1] commit=1 applied=1`.
-    pub fn server_summary(&self, state: &SystemState, i: usize) -> String {
-        let s = &state.servers[i];
-        if state.down[i] {
-            format!("down (t{} log={})", s.term, s.log.summary())
-        } else {
-            format!("{s:?}")
-        }
-    }
-
-    /// The whole system, one line per actor: what the explorer and traces show.
-    pub fn render_state(&self, state: &SystemState) -> String {
-        let mut lines = Vec::new();
-        for i in 0..self.n() {
-            lines.push(format!("S{i}: {}", self.server_summary(state, i)));
-        }
-        for c in 0..state.clients.len() {
-            lines.push(self.client_summary(state, c));
-        }
-        lines.push(format!("in flight: {} messages", state.network.len()));
-        for env in &state.network {
-            lines.push(format!(
-                "  {} → {}: {}",
-                self.actor_name(env.src),
-                self.actor_name(env.dst),
-                self.describe_msg(&env.msg)
-            ));
-        }
-        lines.join("\n")
-    }
-
-    /// A client's one-line summary: `C0: 1/2 ops, #2 get x → S0`.
-    pub fn client_summary(&self, state: &SystemState, c: usize) -> String {
-        let cs = &state.clients[c];
-        let ops = &self.clients[c].cfg.ops;
-        let doing = ops.get(cs.next_op()).map_or("done".to_string(), |op| {
-            format!("#{} {op} → S{}", cs.request_id(), cs.target)
-        });
-        format!("C{c}: {}/{} ops, {doing}", cs.next_op(), ops.len())
-    }
-}
-
-/// A step as written in a model file: `->` may stand for `→`, and spacing does not matter.
-fn normalize_step(step: &str) -> String {
-    step.replace("->", "→")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-impl fmt::Debug for SystemState {
-    /// Raft-readable state for the explorer: one line per server and client.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, s) in self.servers.iter().enumerate() {
-            let down = if self.down[i] { " (down)" } else { "" };
-            writeln!(f, "S{i}{down}: {s:?}")?;
-        }
-        for (c, cs) in self.clients.iter().enumerate() {
-            writeln!(f, "C{c}: op #{} → S{}", cs.request_id(), cs.target)?;
-        }
-        write!(
-            f,
-            "network: {} messages, crashes: {}",
-            self.network.len(),
-            self.crashes
-        )
-    }
-}
-
-impl fmt::Debug for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::Deliver(e) => write!(f, "Deliver {}→{} {:?}", e.src, e.dst, e.msg),
-            Action::Drop(e) => write!(f, "Drop {}→{} {:?}", e.src, e.dst, e.msg),
-            Action::Timeout(i, t) => write!(f, "Timeout {i} {t:?}"),
-            Action::Crash(i) => write!(f, "Crash {i}"),
-            Action::Restart(i) => write!(f, "Restart {i}"),
-            Action::Propose(i, k) => write!(f, "Propose {i} #{k}"),
-        }
     }
 }
 
