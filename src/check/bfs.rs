@@ -193,101 +193,11 @@ where
     M::State: Hash + Clone + Send + Sync + 'static,
     M::Action: Clone + Send,
 {
-    let start = Instant::now();
-    let properties = model.properties();
-    // States are deduplicated by the fingerprint of their representative; the frontier keeps
-    // whichever renaming it met first, and traces are replayed by fingerprint (`reconstruct`).
-    let key = |s: &M::State| match symmetry {
-        Some(canonical_fingerprint) => canonical_fingerprint(s),
-        None => fingerprint(s),
-    };
-    let visited: Vec<Mutex<Visited>> = (0..SHARDS).map(|_| Mutex::default()).collect();
-    let shard = |fp: Fingerprint| &visited[(fp >> 58) as usize % SHARDS];
-    // The live counters are the result's counters too.
-    let (states, unique) = (&progress.states, &progress.unique);
-
-    // Set (to a `Stop` code) when a limit is hit in the middle of a level.
-    let cut = AtomicU8::new(0);
-    let over_limit = || {
-        if limits.timeout.is_some_and(|t| start.elapsed() >= t) {
-            Some(Stop::Time)
-        } else if limits
-            .max_states
-            .is_some_and(|m| unique.load(Ordering::Relaxed) as usize >= m)
-        {
-            Some(Stop::States)
-        } else if limits
-            .max_memory_bytes
-            .is_some_and(|m| resident_bytes().is_some_and(|r| r >= m))
-        {
-            Some(Stop::Memory)
-        } else {
-            None
-        }
-    };
-    // Property name → fingerprint of the state that shows it (smallest fp at the first level).
-    let mut found: HashMap<&'static str, Fingerprint> = HashMap::new();
-    // `always` and `sometimes` are examined once per state, when it is discovered: a level that
-    // shows a violation is the last one generated, and is never expanded.
-    let examine = |pending: &[&'static str],
-                   state: &M::State,
-                   fp: Fingerprint,
-                   level_found: &mut HashMap<&'static str, Fingerprint>| {
-        for p in properties.iter().filter(|p| pending.contains(&p.name)) {
-            let shows = match p.expectation {
-                Expectation::Always => !(p.condition)(model, state),
-                Expectation::Sometimes => (p.condition)(model, state),
-                Expectation::Eventually => false,
-            };
-            if shows {
-                let best = level_found.entry(p.name).or_insert(fp);
-                *best = (*best).min(fp);
-            }
-        }
-    };
-    let pending_of = |found: &HashMap<&'static str, Fingerprint>| -> Vec<&'static str> {
-        properties
-            .iter()
-            .map(|p| p.name)
-            .filter(|n| !found.contains_key(n))
-            .collect()
-    };
-    // Records what a level showed; true when it violated an `always` or `eventually` property.
-    let record = |found: &mut HashMap<&'static str, Fingerprint>,
-                  level_found: HashMap<&'static str, Fingerprint>| {
-        let mut failed = false;
-        for (name, fp) in level_found {
-            let p = properties.iter().find(|p| p.name == name).unwrap();
-            failed |= p.expectation != Expectation::Sometimes;
-            found.insert(name, fp);
-        }
-        failed
-    };
-
-    let mut frontier: Level<M::State> = Level::default();
-    let mut initial_found = HashMap::new();
-    let pending = pending_of(&found);
-    for s in model.init_states() {
-        if !model.within_boundary(&s) {
-            continue;
-        }
-        let fp = key(&s);
-        states.fetch_add(1, Ordering::Relaxed);
-        let mut v = shard(fp).lock().unwrap();
-        let root = Discovery {
-            parent: 0,
-            level: 0,
-        };
-        if v.insert(fp, root).is_none() {
-            unique.fetch_add(1, Ordering::Relaxed);
-            examine(&pending, &s, fp, &mut initial_found);
-            frontier.push(s, fp);
-        }
-    }
-
+    let mut search = Search::new(model, limits, symmetry, progress);
+    let (mut frontier, initial_found) = search.seed();
     let mut depth = 0;
     let mut stopped = None;
-    if record(&mut found, initial_found) {
+    if search.record(initial_found) {
         stopped = Some(Stop::Violation);
         frontier = Level::default();
     }
@@ -297,98 +207,16 @@ where
             stopped = Some(Stop::Depth);
             break;
         }
-        if let Some(stop) = over_limit() {
+        if let Some(stop) = search.over_limit() {
             stopped = Some(stop);
             break;
         }
-        let pending = pending_of(&found);
-        let level = depth as u32 + 1;
-        // Each state is dropped as soon as it is expanded, so the memory it frees serves the
-        // states generated next (fewer fresh pages to fault in, lower peak).
-        let (next, level_found) = std::mem::take(&mut frontier)
-            .chunks
-            .into_par_iter()
-            .flat_map_iter(|chunk| chunk.into_iter())
-            .fold(
-                || {
-                    (
-                        Level::default(),
-                        HashMap::<&'static str, Fingerprint>::new(),
-                        Vec::new(),
-                    )
-                },
-                |(mut next, mut level_found, mut actions), (state, fp)| {
-                    if cut.load(Ordering::Relaxed) != 0 {
-                        return (next, level_found, actions);
-                    }
-                    if fp & 0x3ff == 0 {
-                        if let Some(stop) = over_limit() {
-                            cut.store(stop.code(), Ordering::Relaxed);
-                            return (next, level_found, actions);
-                        }
-                    }
-                    let mut terminal = true;
-                    model.actions(&state, &mut actions);
-                    for action in actions.drain(..) {
-                        let Some(succ) = model.next_state(&state, action) else {
-                            continue;
-                        };
-                        if !model.within_boundary(&succ) {
-                            continue;
-                        }
-                        terminal = false;
-                        states.fetch_add(1, Ordering::Relaxed);
-                        let sfp = key(&succ);
-                        let mut v = shard(sfp).lock().unwrap();
-                        match v.entry(sfp) {
-                            Entry::Vacant(e) => {
-                                e.insert(Discovery { parent: fp, level });
-                                drop(v);
-                                unique.fetch_add(1, Ordering::Relaxed);
-                                examine(&pending, &succ, sfp, &mut level_found);
-                                next.push(succ, sfp);
-                            }
-                            Entry::Occupied(mut e) => {
-                                let first = e.get_mut();
-                                if first.level == level && fp < first.parent {
-                                    first.parent = fp;
-                                }
-                            }
-                        }
-                    }
-                    // `eventually`: violated at a terminal state where the condition does not
-                    // hold. Exact for conditions over monotone ghost history (ours), which hold
-                    // at the end of a path iff they held somewhere along it.
-                    if terminal {
-                        for p in properties.iter().filter(|p| pending.contains(&p.name)) {
-                            if p.expectation == Expectation::Eventually
-                                && !(p.condition)(model, &state)
-                            {
-                                let best = level_found.entry(p.name).or_insert(fp);
-                                *best = (*best).min(fp);
-                            }
-                        }
-                    }
-                    (next, level_found, actions)
-                },
-            )
-            .map(|(next, found, _)| (next, found))
-            .reduce(
-                || (Level::default(), HashMap::new()),
-                |(mut a, mut fa), (b, fb)| {
-                    a.chunks.extend(b.chunks);
-                    for (k, v) in fb {
-                        let best = fa.entry(k).or_insert(v);
-                        *best = (*best).min(v);
-                    }
-                    (a, fa)
-                },
-            );
-        if let Some(stop) = Stop::from_code(cut.load(Ordering::Relaxed)) {
+        let (next, level_found) = search.expand(std::mem::take(&mut frontier), depth as u32 + 1);
+        if let Some(stop) = Stop::from_code(search.cut.load(Ordering::Relaxed)) {
             stopped = Some(stop);
             break;
         }
-        let failed = record(&mut found, level_found);
+        let failed = search.record(level_found);
         frontier = next;
         if !frontier.is_empty() {
             depth += 1;
@@ -398,25 +226,299 @@ where
             break;
         }
     }
-    progress.done.store(true, Ordering::Relaxed);
+    search.finish(frontier, depth, stopped)
+}
 
-    let lookup = |fp: Fingerprint| *shard(fp).lock().unwrap().get(&fp).unwrap();
-    let discoveries = found
-        .into_iter()
-        .map(|(name, fp)| (name, reconstruct(model, fp, &key, &lookup)))
-        .collect();
-    // Freeing the last level of states and the visited set takes a while: a thread of its own
-    // does it, so the report, and the process's exit, need not wait.
-    std::thread::spawn(move || drop((frontier, visited)));
-    BfsResult {
-        states: states.load(Ordering::Relaxed),
-        unique: unique.load(Ordering::Relaxed),
-        max_depth: depth,
-        elapsed: start.elapsed(),
-        complete: stopped.is_none(),
-        stopped,
-        discoveries,
+/// Property name → fingerprint of the state that shows it (the smallest, at the first level).
+type Found = HashMap<&'static str, Fingerprint>;
+
+/// Keeps the smaller fingerprint for `name`, so that what a level found does not depend on
+/// which thread saw it first.
+fn keep_smallest(found: &mut Found, name: &'static str, fp: Fingerprint) {
+    let best = found.entry(name).or_insert(fp);
+    *best = (*best).min(fp);
+}
+
+/// One search in progress: the model, its properties, the visited set, the limits, and what has
+/// been found so far. Its methods are the phases of a search: seed the first level, expand a
+/// level into the next, record what a level showed, and finish with shortest paths.
+struct Search<'a, M: Model> {
+    model: &'a M,
+    limits: &'a Limits,
+    properties: Vec<stateright::Property<M>>,
+    symmetry: Option<Symmetry<M::State>>,
+    visited: Vec<Mutex<Visited>>,
+    progress: &'a Progress,
+    start: Instant,
+    /// Set (to a `Stop` code) when a limit is hit in the middle of a level.
+    cut: AtomicU8,
+    found: Found,
+}
+
+impl<'a, M> Search<'a, M>
+where
+    M: Model + Sync,
+    M::State: Hash + Clone + Send + Sync + 'static,
+    M::Action: Clone + Send,
+{
+    fn new(
+        model: &'a M,
+        limits: &'a Limits,
+        symmetry: Option<Symmetry<M::State>>,
+        progress: &'a Progress,
+    ) -> Self {
+        Search {
+            model,
+            limits,
+            properties: model.properties(),
+            symmetry,
+            visited: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            progress,
+            start: Instant::now(),
+            cut: AtomicU8::new(0),
+            found: HashMap::new(),
+        }
     }
+
+    /// States are deduplicated by the fingerprint of their representative; the frontier keeps
+    /// whichever renaming it met first, and traces are replayed by fingerprint (`reconstruct`).
+    fn key(&self, s: &M::State) -> Fingerprint {
+        match self.symmetry {
+            Some(canonical_fingerprint) => canonical_fingerprint(s),
+            None => fingerprint(s),
+        }
+    }
+
+    fn shard(&self, fp: Fingerprint) -> &Mutex<Visited> {
+        &self.visited[(fp >> 58) as usize % SHARDS]
+    }
+
+    /// The limit (time, states, memory) the search has reached, if any.
+    fn over_limit(&self) -> Option<Stop> {
+        let limits = self.limits;
+        let unique = self.progress.unique.load(Ordering::Relaxed) as usize;
+        if limits.timeout.is_some_and(|t| self.start.elapsed() >= t) {
+            Some(Stop::Time)
+        } else if limits.max_states.is_some_and(|m| unique >= m) {
+            Some(Stop::States)
+        } else if limits
+            .max_memory_bytes
+            .is_some_and(|m| resident_bytes().is_some_and(|r| r >= m))
+        {
+            Some(Stop::Memory)
+        } else {
+            None
+        }
+    }
+
+    /// The properties nothing has shown yet.
+    fn pending(&self) -> Vec<&'static str> {
+        self.properties
+            .iter()
+            .map(|p| p.name)
+            .filter(|n| !self.found.contains_key(n))
+            .collect()
+    }
+
+    /// `always` and `sometimes` are examined once per state, when it is discovered: a level
+    /// that shows a violation is the last one generated, and is never expanded.
+    fn examine(&self, pending: &[&'static str], state: &M::State, fp: Fingerprint, to: &mut Found) {
+        for p in self.properties.iter().filter(|p| pending.contains(&p.name)) {
+            let shows = match p.expectation {
+                Expectation::Always => !(p.condition)(self.model, state),
+                Expectation::Sometimes => (p.condition)(self.model, state),
+                Expectation::Eventually => false,
+            };
+            if shows {
+                keep_smallest(to, p.name, fp);
+            }
+        }
+    }
+
+    /// `eventually`: violated at a terminal state where the condition does not hold. Exact for
+    /// conditions over monotone ghost history (ours), which hold at the end of a path iff they
+    /// held somewhere along it.
+    fn examine_terminal(
+        &self,
+        pending: &[&'static str],
+        state: &M::State,
+        fp: Fingerprint,
+        to: &mut Found,
+    ) {
+        for p in self.properties.iter().filter(|p| pending.contains(&p.name)) {
+            if p.expectation == Expectation::Eventually && !(p.condition)(self.model, state) {
+                keep_smallest(to, p.name, fp);
+            }
+        }
+    }
+
+    /// Records what a level showed; true when it violated an `always` or `eventually` property.
+    fn record(&mut self, level_found: Found) -> bool {
+        let mut failed = false;
+        for (name, fp) in level_found {
+            let p = self.properties.iter().find(|p| p.name == name).unwrap();
+            failed |= p.expectation != Expectation::Sometimes;
+            self.found.insert(name, fp);
+        }
+        failed
+    }
+
+    /// The first level: the initial states within the model's boundary.
+    fn seed(&self) -> (Level<M::State>, Found) {
+        let mut frontier = Level::default();
+        let mut found = HashMap::new();
+        let pending = self.pending();
+        for s in self.model.init_states() {
+            if !self.model.within_boundary(&s) {
+                continue;
+            }
+            let fp = self.key(&s);
+            self.progress.states.fetch_add(1, Ordering::Relaxed);
+            let root = Discovery {
+                parent: 0,
+                level: 0,
+            };
+            if self.shard(fp).lock().unwrap().insert(fp, root).is_none() {
+                self.progress.unique.fetch_add(1, Ordering::Relaxed);
+                self.examine(&pending, &s, fp, &mut found);
+                frontier.push(s, fp);
+            }
+        }
+        (frontier, found)
+    }
+
+    /// Expands every state of `frontier` in parallel into the states of `level` not seen before,
+    /// and what they showed. Each state is dropped as soon as it is expanded, so the memory it
+    /// frees serves the states generated next (fewer fresh pages to fault in, lower peak).
+    fn expand(&self, frontier: Level<M::State>, level: u32) -> (Level<M::State>, Found) {
+        let pending = self.pending();
+        frontier
+            .chunks
+            .into_par_iter()
+            .flat_map_iter(|chunk| chunk.into_iter())
+            .fold(
+                || (Level::default(), Found::new(), Vec::new()),
+                |(mut next, mut found, mut actions), (state, fp)| {
+                    if self.cut.load(Ordering::Relaxed) != 0 {
+                        return (next, found, actions);
+                    }
+                    if fp & 0x3ff == 0 {
+                        if let Some(stop) = self.over_limit() {
+                            self.cut.store(stop.code(), Ordering::Relaxed);
+                            return (next, found, actions);
+                        }
+                    }
+                    let step = Step {
+                        pending: &pending,
+                        level,
+                        next: &mut next,
+                        found: &mut found,
+                    };
+                    self.expand_state(state, fp, &mut actions, step);
+                    (next, found, actions)
+                },
+            )
+            .map(|(next, found, _)| (next, found))
+            .reduce(
+                || (Level::default(), HashMap::new()),
+                |(mut a, mut fa), (b, fb)| {
+                    a.chunks.extend(b.chunks);
+                    for (name, fp) in fb {
+                        keep_smallest(&mut fa, name, fp);
+                    }
+                    (a, fa)
+                },
+            )
+    }
+
+    /// Generates the successors of one state: a new one joins the next level (and is examined);
+    /// one seen before at the same level may get a smaller parent, so traces do not depend on
+    /// thread timing.
+    fn expand_state(
+        &self,
+        state: M::State,
+        fp: Fingerprint,
+        actions: &mut Vec<M::Action>,
+        to: Step<'_, M::State>,
+    ) {
+        let model = self.model;
+        let mut terminal = true;
+        model.actions(&state, actions);
+        for action in actions.drain(..) {
+            let Some(succ) = model.next_state(&state, action) else {
+                continue;
+            };
+            if !model.within_boundary(&succ) {
+                continue;
+            }
+            terminal = false;
+            self.progress.states.fetch_add(1, Ordering::Relaxed);
+            let sfp = self.key(&succ);
+            let mut v = self.shard(sfp).lock().unwrap();
+            match v.entry(sfp) {
+                Entry::Vacant(e) => {
+                    e.insert(Discovery {
+                        parent: fp,
+                        level: to.level,
+                    });
+                    drop(v);
+                    self.progress.unique.fetch_add(1, Ordering::Relaxed);
+                    self.examine(to.pending, &succ, sfp, to.found);
+                    to.next.push(succ, sfp);
+                }
+                Entry::Occupied(mut e) => {
+                    let first = e.get_mut();
+                    if first.level == to.level && fp < first.parent {
+                        first.parent = fp;
+                    }
+                }
+            }
+        }
+        if terminal {
+            self.examine_terminal(to.pending, &state, fp, to.found);
+        }
+    }
+
+    /// Rebuilds a shortest path for each discovery and hands back the figures.
+    fn finish(
+        self,
+        frontier: Level<M::State>,
+        depth: usize,
+        stopped: Option<Stop>,
+    ) -> BfsResult<M> {
+        self.progress.done.store(true, Ordering::Relaxed);
+        let key = |s: &M::State| self.key(s);
+        let lookup = |fp: Fingerprint| *self.shard(fp).lock().unwrap().get(&fp).unwrap();
+        let discoveries = self
+            .found
+            .iter()
+            .map(|(&name, &fp)| (name, reconstruct(self.model, fp, &key, &lookup)))
+            .collect();
+        let elapsed = self.start.elapsed();
+        let progress = self.progress;
+        // Freeing the last level of states and the visited set takes a while: a thread of its
+        // own does it, so the report, and the process's exit, need not wait.
+        let visited = self.visited;
+        std::thread::spawn(move || drop((frontier, visited)));
+        BfsResult {
+            states: progress.states.load(Ordering::Relaxed),
+            unique: progress.unique.load(Ordering::Relaxed),
+            max_depth: depth,
+            elapsed,
+            complete: stopped.is_none(),
+            stopped,
+            discoveries,
+        }
+    }
+}
+
+/// Where one expanded state's successors go: the level they belong to, the properties still
+/// pending, and this thread's part of the next level and of what it showed.
+struct Step<'s, S> {
+    pending: &'s [&'static str],
+    level: u32,
+    next: &'s mut Level<S>,
+    found: &'s mut Found,
 }
 
 /// Follows parent links back to an initial state, then replays the path forward: at each step,

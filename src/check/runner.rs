@@ -177,64 +177,83 @@ fn run_stateright(
     if let Some(t) = timeout {
         builder = builder.timeout(t);
     }
-    let show = opts.progress && std::io::stderr().is_terminal();
-    macro_rules! finish {
-        ($c:expr) => {{
-            let c = $c;
-            while !c.is_done() {
-                if show {
-                    eprint!(
-                        "\r{} states, {} unique, depth {}   ",
-                        c.state_count(),
-                        c.unique_state_count(),
-                        c.max_depth()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if show {
-                eprint!("\r{:60}\r", "");
-            }
-            let c = c.join();
-            let discoveries: std::collections::HashMap<_, _> = c
-                .discoveries()
-                .into_iter()
-                .map(|(k, path)| (k, path.into_actions()))
-                .collect();
-            let failed = discoveries.keys().any(|k| {
-                c.model()
-                    .properties()
-                    .iter()
-                    .any(|p| p.name == *k && p.expectation != Expectation::Sometimes)
-            });
-            let elapsed = start.elapsed();
-            let stopped = if failed {
-                Some(Stop::Violation)
-            } else if timeout.is_some_and(|t| elapsed >= t) {
-                Some(Stop::Time)
-            } else if opts.max_states.is_some() {
-                Some(Stop::States)
-            } else if depth.is_some() || opts.checker == CheckerKind::Simulation {
-                // Depth-limited DFS is incomplete (stateright 0.31 does not re-expand a state
-                // first reached near the limit), and a simulation samples.
-                Some(Stop::Depth)
-            } else {
-                None
-            };
-            bfs::BfsResult {
-                states: c.state_count() as u64,
-                unique: c.unique_state_count() as u64,
-                max_depth: c.max_depth(),
-                elapsed,
-                complete: stopped.is_none(),
-                stopped,
-                discoveries,
-            }
-        }};
-    }
+    let bounds = Bounds {
+        opts,
+        depth,
+        timeout,
+        start,
+    };
     match opts.checker {
-        CheckerKind::Dfs => finish!(builder.spawn_dfs()),
-        _ => finish!(builder.spawn_simulation(opts.seed, UniformChooser)),
+        CheckerKind::Dfs => finish_stateright(builder.spawn_dfs(), &bounds),
+        _ => finish_stateright(builder.spawn_simulation(opts.seed, UniformChooser), &bounds),
+    }
+}
+
+/// What bounded a stateright run, to tell afterwards why it stopped.
+struct Bounds<'a> {
+    opts: &'a RunOptions,
+    depth: Option<usize>,
+    timeout: Option<Duration>,
+    start: Instant,
+}
+
+/// Waits for a stateright checker (showing progress), then collects what it found in the same
+/// shape as the BFS's result.
+fn finish_stateright(
+    checker: impl Checker<RaftModel>,
+    bounds: &Bounds,
+) -> bfs::BfsResult<RaftModel> {
+    let opts = bounds.opts;
+    let show = opts.progress && std::io::stderr().is_terminal();
+    while !checker.is_done() {
+        if show {
+            eprint!(
+                "\r{} states, {} unique, depth {}   ",
+                checker.state_count(),
+                checker.unique_state_count(),
+                checker.max_depth()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if show {
+        eprint!("\r{:60}\r", "");
+    }
+    let checker = checker.join();
+    let discoveries: std::collections::HashMap<_, _> = checker
+        .discoveries()
+        .into_iter()
+        .map(|(k, path)| (k, path.into_actions()))
+        .collect();
+    let failed = discoveries.keys().any(|k| {
+        checker
+            .model()
+            .properties()
+            .iter()
+            .any(|p| p.name == *k && p.expectation != Expectation::Sometimes)
+    });
+    let elapsed = bounds.start.elapsed();
+    let stopped = if failed {
+        Some(Stop::Violation)
+    } else if bounds.timeout.is_some_and(|t| elapsed >= t) {
+        Some(Stop::Time)
+    } else if opts.max_states.is_some() {
+        Some(Stop::States)
+    } else if bounds.depth.is_some() || opts.checker == CheckerKind::Simulation {
+        // Depth-limited DFS is incomplete (stateright 0.31 does not re-expand a state first
+        // reached near the limit), and a simulation samples.
+        Some(Stop::Depth)
+    } else {
+        None
+    };
+    bfs::BfsResult {
+        states: checker.state_count() as u64,
+        unique: checker.unique_state_count() as u64,
+        max_depth: checker.max_depth(),
+        elapsed,
+        complete: stopped.is_none(),
+        stopped,
+        discoveries,
     }
 }
 

@@ -25,89 +25,29 @@ impl Handler<'_, '_> {
         &mut self,
         leader: u64,
         term: Term,
-        mut prev_log_index: LogIndex,
-        mut prev_log_term: Term,
-        mut entries: Vec<Entry>,
+        prev_log_index: LogIndex,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
         // Rule 1: "Reply false if term < currentTerm (§5.1)"; our term tells it to step down.
         if term < self.s.term {
+            let first_index = self.s.log.last_index() + 1;
             let outcome = AppendOutcome::Conflict {
                 term: None,
-                first_index: self.s.log.last_index() + 1,
+                first_index,
             };
             self.reply_append(leader, outcome);
             return;
         }
-        self.observe_term(term);
-        // Candidates: "If AppendEntries RPC received from new leader: convert to follower".
-        self.become_follower();
-        self.s.to_mut().leader = Some(leader);
-        self.out
-            .set_timer(Timer::Election, self.cfg.election_timeout.clone());
-
-        // Entries at or below our snapshot are committed, so they match the leader's: skip them.
-        let base = self.s.log.base_index;
-        if prev_log_index < base {
-            let covered = ((base - prev_log_index) as usize).min(entries.len());
-            entries.drain(..covered);
-            prev_log_index += covered as LogIndex;
-            if prev_log_index < base {
-                let outcome = AppendOutcome::Matched {
-                    match_index: prev_log_index,
-                };
-                self.reply_append(leader, outcome);
-                return;
-            }
-            prev_log_term = self.s.log.base_term;
-        }
-
-        // Rule 2: "Reply false if log doesn't contain an entry at prevLogIndex whose term
-        // matches prevLogTerm", with the hint that lets the leader skip a whole term.
-        match self.s.log.term_at(prev_log_index) {
-            None => {
-                let first_index = self.s.log.last_index() + 1;
-                self.reply_append(
-                    leader,
-                    AppendOutcome::Conflict {
-                        term: None,
-                        first_index,
-                    },
-                );
-                return;
-            }
-            Some(t) if t != prev_log_term => {
-                let first_index = self.s.log.first_index_of_term(t, prev_log_index);
-                let outcome = AppendOutcome::Conflict {
-                    term: Some(t),
-                    first_index,
-                };
-                self.reply_append(leader, outcome);
-                return;
-            }
-            Some(_) => {}
-        }
-
+        self.follow(leader, term);
+        let Some((prev_log_index, entries)) =
+            self.skip_compacted(leader, prev_log_index, prev_log_term, entries)
+        else {
+            return;
+        };
         let last_new = prev_log_index + entries.len() as LogIndex;
-        // Rule 3: "If an existing entry conflicts with a new one (same index but different
-        // terms), delete the existing entry and all that follow it"; rule 4: "Append any new
-        // entries not already in the log". A matching entry is never deleted...
-        if self.bug(Bug::TruncateOnEveryAppend) && self.s.log.last_index() > prev_log_index {
-            // BUG: ...but here a stale or reordered AppendEntries cuts off what it does not carry.
-            self.s.to_mut().log.truncate_from(prev_log_index + 1);
-            self.persist = true;
-        }
-        for (offset, entry) in entries.into_iter().enumerate() {
-            let index = prev_log_index + 1 + offset as LogIndex;
-            match self.s.log.term_at(index) {
-                Some(t) if t == entry.term => continue,
-                Some(_) => self.s.to_mut().log.truncate_from(index),
-                None => {}
-            }
-            self.s.to_mut().log.push(entry);
-            self.persist = true;
-        }
-
+        self.append_new_entries(prev_log_index, entries);
         // Rule 5: "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of
         // last new entry)".
         let known_good = if self.bug(Bug::CommitWithoutMin) {
@@ -124,6 +64,78 @@ impl Handler<'_, '_> {
             match_index: last_new,
         };
         self.reply_append(leader, outcome);
+    }
+
+    /// An RPC of the current leader (AppendEntries or InstallSnapshot): adopt its term, and
+    /// candidates: "If AppendEntries RPC received from new leader: convert to follower"; it
+    /// resets the election timer.
+    pub(super) fn follow(&mut self, leader: u64, term: Term) {
+        self.observe_term(term);
+        self.become_follower();
+        self.s.to_mut().leader = Some(leader);
+        self.out
+            .set_timer(Timer::Election, self.cfg.election_timeout.clone());
+    }
+
+    /// Entries at or below our snapshot are committed, so they match the leader's: skips them.
+    /// Then rule 2: "Reply false if log doesn't contain an entry at prevLogIndex whose term
+    /// matches prevLogTerm", with the hint that lets the leader skip a whole term. Returns the
+    /// entries to append after prevLogIndex, or None when it has replied already.
+    fn skip_compacted(
+        &mut self,
+        leader: u64,
+        mut prev_log_index: LogIndex,
+        mut prev_log_term: Term,
+        mut entries: Vec<Entry>,
+    ) -> Option<(LogIndex, Vec<Entry>)> {
+        let base = self.s.log.base_index;
+        if prev_log_index < base {
+            let covered = ((base - prev_log_index) as usize).min(entries.len());
+            entries.drain(..covered);
+            prev_log_index += covered as LogIndex;
+            if prev_log_index < base {
+                let outcome = AppendOutcome::Matched {
+                    match_index: prev_log_index,
+                };
+                self.reply_append(leader, outcome);
+                return None;
+            }
+            prev_log_term = self.s.log.base_term;
+        }
+        let outcome = match self.s.log.term_at(prev_log_index) {
+            Some(t) if t == prev_log_term => return Some((prev_log_index, entries)),
+            None => AppendOutcome::Conflict {
+                term: None,
+                first_index: self.s.log.last_index() + 1,
+            },
+            Some(t) => AppendOutcome::Conflict {
+                term: Some(t),
+                first_index: self.s.log.first_index_of_term(t, prev_log_index),
+            },
+        };
+        self.reply_append(leader, outcome);
+        None
+    }
+
+    /// Rule 3: "If an existing entry conflicts with a new one (same index but different
+    /// terms), delete the existing entry and all that follow it"; rule 4: "Append any new
+    /// entries not already in the log". A matching entry is never deleted...
+    fn append_new_entries(&mut self, prev_log_index: LogIndex, entries: Vec<Entry>) {
+        if self.bug(Bug::TruncateOnEveryAppend) && self.s.log.last_index() > prev_log_index {
+            // BUG: ...but here a stale or reordered AppendEntries cuts off what it does not carry.
+            self.s.to_mut().log.truncate_from(prev_log_index + 1);
+            self.persist = true;
+        }
+        for (offset, entry) in entries.into_iter().enumerate() {
+            let index = prev_log_index + 1 + offset as LogIndex;
+            match self.s.log.term_at(index) {
+                Some(t) if t == entry.term => continue,
+                Some(_) => self.s.to_mut().log.truncate_from(index),
+                None => {}
+            }
+            self.s.to_mut().log.push(entry);
+            self.persist = true;
+        }
     }
 
     pub(super) fn reply_append(&mut self, leader: u64, outcome: AppendOutcome) {

@@ -2,7 +2,7 @@
 
 use super::{Handler, Role};
 use crate::protocol::bug::Bug;
-use crate::protocol::types::{LogIndex, Msg, Snapshot, Term, Timer};
+use crate::protocol::types::{LogIndex, Msg, Snapshot, Term};
 use std::sync::Arc;
 
 impl Handler<'_, '_> {
@@ -21,11 +21,7 @@ impl Handler<'_, '_> {
             );
             return;
         }
-        self.observe_term(term);
-        self.become_follower();
-        self.s.to_mut().leader = Some(leader);
-        self.out
-            .set_timer(Timer::Election, self.cfg.election_timeout.clone());
+        self.follow(leader, term);
 
         let last_index = snapshot.last_index;
         if self.bug(Bug::SnapshotDiscardsLog) {
