@@ -7,6 +7,9 @@
 //! - `check` imports `model` and `protocol`.
 //! - `net` imports `protocol` only: the real node cannot reach the checker.
 //! - `sim` may use `net`, `model`, `check` and `protocol`.
+//!
+//! And the seam: `model` and `check` read a server through `protocol::view`, never through the
+//! server's role shape (`Role`), so that another implementation could be checked the same way.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -164,6 +167,17 @@ fn check_file(file: &str, layer: &str, depth: usize, text: &str) -> Vec<Violatio
                 });
             }
         }
+        if (layer == "model" || layer == "check") && names_word(&code, "Role") {
+            violations.push(Violation {
+                file: file.to_string(),
+                line: n + 1,
+                message: format!(
+                    "`{}`: {layer} reads servers through protocol::view (ServerView, \
+                     Symmetric), not the server's own role shape",
+                    line.trim()
+                ),
+            });
+        }
         if layer == "protocol" {
             if let Some(impure) = IMPURE.iter().find(|i| code.contains(*i)) {
                 violations.push(Violation {
@@ -178,6 +192,16 @@ fn check_file(file: &str, layer: &str, depth: usize, text: &str) -> Vec<Violatio
         }
     }
     violations
+}
+
+/// Whether `code` names `word` as a whole identifier.
+fn names_word(code: &str, word: &str) -> bool {
+    code.match_indices(word).any(|(at, _)| {
+        let before = code[..at].chars().last();
+        let after = code[at + word.len()..].chars().next();
+        let part = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !part(before) && !part(after)
+    })
 }
 
 /// Every `.rs` file below `dir`.
@@ -267,6 +291,12 @@ fn the_layer_check_catches_forbidden_imports() {
         ("net", 2, "use raft_checked::check::runner;"),
         ("check", 2, "use crate::net::wire;"),
         ("check", 2, "use crate::{\n    model::X, sim::Y};"),
+        (
+            "check",
+            2,
+            "use crate::protocol::server::{Role, ServerState};",
+        ),
+        ("model", 1, "    if let Role::Leader { .. } = s.role {"),
     ];
     for (layer, depth, text) in forbidden {
         let text = text.replace("{\n    ", "{");

@@ -9,6 +9,7 @@ use crate::model::ghost::{Ghost, COMMIT_MONOTONIC, LEADER_APPEND_ONLY, STATE_MAC
 use crate::model::{RaftModel, SystemState};
 use crate::protocol::server::ServerState;
 use crate::protocol::types::Term;
+use crate::protocol::view::ServerView;
 use stateright::{Expectation, Property};
 
 fn up(state: &SystemState) -> impl Iterator<Item = (usize, &ServerState)> {
@@ -36,15 +37,15 @@ fn log_matching(_: &RaftModel, state: &SystemState) -> bool {
     let servers = &state.servers;
     for (a, x) in servers.iter().enumerate() {
         for y in &servers[a + 1..] {
-            let from = x.log.base_index.max(y.log.base_index) + 1;
-            let to = x.log.last_index().min(y.log.last_index());
+            let from = x.log().base_index.max(y.log().base_index) + 1;
+            let to = x.log().last_index().min(y.log().last_index());
             let Some(top) = (from..=to)
                 .rev()
-                .find(|&i| x.log.term_at(i) == y.log.term_at(i))
+                .find(|&i| x.log().term_at(i) == y.log().term_at(i))
             else {
                 continue;
             };
-            if (from..=top).any(|i| x.log.get(i) != y.log.get(i)) {
+            if (from..=top).any(|i| x.log().get(i) != y.log().get(i)) {
                 return false;
             }
         }
@@ -59,7 +60,7 @@ fn holds_committed(ghost: &Ghost, s: &ServerState, before: Term) -> bool {
         .committed
         .iter()
         .filter(|(_, (_, term))| *term < before)
-        .all(|(&idx, (entry, _))| idx <= s.log.base_index || s.log.get(idx) == Some(entry))
+        .all(|(&idx, (entry, _))| idx <= s.log().base_index || s.log().get(idx) == Some(entry))
 }
 
 /// Leader Completeness: if an entry is committed in a term, it is present in the logs of the
@@ -67,7 +68,7 @@ fn holds_committed(ghost: &Ghost, s: &ServerState, before: Term) -> bool {
 fn leader_completeness(_: &RaftModel, state: &SystemState) -> bool {
     up(state)
         .filter(|(_, s)| s.is_leader())
-        .all(|(_, s)| holds_committed(&state.ghost, s, s.term))
+        .all(|(_, s)| holds_committed(&state.ghost, s, s.term()))
 }
 
 /// Leader Completeness before the fact, from §5.4.3's proof: a committed entry is on a majority,
@@ -78,7 +79,7 @@ fn leader_completeness(_: &RaftModel, state: &SystemState) -> bool {
 /// overwrites the entry (Figure 8).
 fn electable_logs_hold_committed(_: &RaftModel, state: &SystemState) -> bool {
     let majority = state.servers.len() / 2 + 1;
-    let freshness = |s: &ServerState| (s.log.last_term(), s.log.last_index());
+    let freshness = |s: &ServerState| (s.log().last_term(), s.log().last_index());
     state.servers.iter().all(|s| {
         let outvotes = state
             .servers
@@ -100,7 +101,9 @@ fn commit_never_decreases(_: &RaftModel, state: &SystemState) -> bool {
 }
 
 fn applied_le_commit_le_last(_: &RaftModel, state: &SystemState) -> bool {
-    up(state).all(|(_, s)| s.last_applied <= s.commit_index && s.commit_index <= s.log.last_index())
+    up(state).all(|(_, s)| {
+        s.last_applied() <= s.commit_index() && s.commit_index() <= s.log().last_index()
+    })
 }
 
 fn linearizable(_: &RaftModel, state: &SystemState) -> bool {

@@ -3,6 +3,7 @@
 
 use crate::check::bfs::Stop;
 use crate::model::{Action, RaftModel, SystemState, DROP_EVENT};
+use crate::protocol::view::ServerView as _;
 use serde::Serialize;
 use stateright::Model;
 
@@ -104,11 +105,11 @@ fn view(model: &RaftModel, state: &SystemState) -> (Vec<ServerView>, Vec<String>
             } else {
                 s.role_name().to_string()
             },
-            term: s.term,
-            vote: s.voted_for,
-            log: s.log.summary(),
-            commit: s.commit_index,
-            applied: s.last_applied,
+            term: s.term(),
+            vote: s.voted_for(),
+            log: s.log().summary(),
+            commit: s.commit_index(),
+            applied: s.last_applied(),
             down: state.down[i],
         })
         .collect();
@@ -139,11 +140,11 @@ pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
             .expect("validated traces replay");
         if let Action::Restart(i) = action {
             let s = &state.servers[*i as usize];
-            let vote = s.voted_for.map_or("-".into(), |v| format!("S{v}"));
+            let vote = s.voted_for().map_or("-".into(), |v| format!("S{v}"));
             event.push_str(&format!(
                 " (restored t{} vote={vote} log={})",
-                s.term,
-                s.log.summary()
+                s.term(),
+                s.log().summary()
             ));
         }
         let (servers, clients) = view(model, &state);

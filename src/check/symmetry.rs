@@ -13,50 +13,24 @@ use crate::model::ghost::Ghost;
 use crate::model::shared::IdFree;
 use crate::model::shared::Shared;
 use crate::model::{Envelope, SystemState};
-use crate::protocol::server::{Role, ServerState, Storage};
-use crate::protocol::types::{ClientReply, Msg};
+use crate::protocol::server::{ServerState, Storage};
+use crate::protocol::view::{Renaming, ServerView, Symmetric};
 use smallvec::SmallVec;
 use std::hash::{Hash, Hasher};
 
+/// Servers and their storage hash their id-free part through the protocol's seam.
 impl IdFree for ServerState {
     fn id_free_hash(&self) -> u64 {
-        let ServerState {
-            term,
-            voted_for,
-            log,
-            snapshot,
-            role,
-            leader,
-            commit_index,
-            last_applied,
-            kv,
-        } = self;
         let mut h = hasher();
-        (term, log, snapshot, commit_index, last_applied, kv).hash(&mut h);
-        (voted_for.is_some(), leader.is_some()).hash(&mut h);
-        match role {
-            Role::Follower => 0u32.hash(&mut h),
-            Role::Candidate { votes } => (1, votes.count_ones()).hash(&mut h),
-            Role::Leader { match_index, .. } => {
-                let mut m = match_index.clone();
-                m.sort();
-                (2, m).hash(&mut h);
-            }
-        }
+        self.hash_without_ids(&mut h);
         h.finish()
     }
 }
 
 impl IdFree for Storage {
     fn id_free_hash(&self) -> u64 {
-        let Storage {
-            term,
-            voted_for,
-            log,
-            snapshot,
-        } = self;
         let mut h = hasher();
-        (term, log, snapshot, voted_for.is_some()).hash(&mut h);
+        self.hash_without_ids(&mut h);
         h.finish()
     }
 }
@@ -83,7 +57,7 @@ fn key(state: &SystemState, i: usize) -> (bool, u64) {
     let s = &state.servers[i];
     let me = Some(i as u64);
     let mut h = hasher();
-    (s.id_free_hash(), s.voted_for == me, s.leader == me).hash(&mut h);
+    (s.id_free_hash(), s.voted_for() == me, s.leader() == me).hash(&mut h);
     state.timers[i].hash(&mut h);
     let storage = state.storage[i].as_ref();
     storage
@@ -147,7 +121,7 @@ impl InvariantParts {
             down: _, // in the keys
         } = state;
         let n = servers.len();
-        let names_a_server = network.iter().any(|e| rename_msg(&e.msg, &|x| x).is_some());
+        let names_a_server = network.iter().any(|e| e.msg.names_a_server());
         let flows = (!names_a_server).then(|| {
             network
                 .chunk_by(|a, b| (a.src, a.dst) == (b.src, b.dst))
@@ -185,22 +159,9 @@ fn hash_renamed(
     let mut h = hasher();
     for &old in order {
         keys[old].hash(&mut h);
-        let s = &state.servers[old];
-        (s.voted_for.map(id), s.leader.map(id)).hash(&mut h);
-        match &s.role {
-            Role::Follower => {}
-            Role::Candidate { votes } => r.votes(*votes).hash(&mut h),
-            Role::Leader {
-                next_index,
-                match_index,
-            } => {
-                for (next, matched) in r.permuted(next_index).zip(r.permuted(match_index)) {
-                    (next, matched).hash(&mut h);
-                }
-            }
-        }
+        state.servers[old].hash_ids(&r, &mut h);
         if let Some(st) = &state.storage[old] {
-            st.voted_for.map(id).hash(&mut h);
+            st.hash_ids(&r, &mut h);
         }
     }
     match &invariant.flows {
@@ -225,7 +186,7 @@ fn hash_renamed(
             flows.sort_by_key(|&(src, dst, _)| (src, dst));
             for (src, dst, j) in flows {
                 let msg = &state.network[j].msg;
-                let renamed = rename_msg(msg, &id);
+                let renamed = msg.renamed(&r);
                 (
                     src,
                     dst,
@@ -279,47 +240,6 @@ fn permutations(order: &mut [usize], from: usize, end: usize, f: &mut dyn FnMut(
     }
 }
 
-/// A renaming of servers: old server `order[new]` becomes `new` (at most 7 servers).
-struct Renaming<'a> {
-    order: &'a [usize],
-    new_ids: [u64; 8],
-}
-
-impl<'a> Renaming<'a> {
-    fn new(order: &'a [usize]) -> Self {
-        let mut new_ids = [0u64; 8];
-        for (new, &old) in order.iter().enumerate() {
-            new_ids[old] = new as u64;
-        }
-        Renaming { order, new_ids }
-    }
-
-    /// A server's new id; other actors (clients, proposal sessions) keep theirs.
-    fn id(&self, x: u64) -> u64 {
-        if (x as usize) < self.order.len() {
-            self.new_ids[x as usize]
-        } else {
-            x
-        }
-    }
-
-    fn is_identity(&self) -> bool {
-        self.order.iter().enumerate().all(|(new, &old)| new == old)
-    }
-
-    /// Per-server values (timers, replication indices) in the renamed order.
-    fn permuted<'b, T: Copy>(&'b self, per_server: &'b [T]) -> impl Iterator<Item = T> + 'b {
-        self.order.iter().map(move |&old| per_server[old])
-    }
-
-    /// A candidate's set of voters, renamed.
-    fn votes(&self, votes: u64) -> u64 {
-        (0..self.order.len() as u64)
-            .filter(|v| votes & (1 << v) != 0)
-            .fold(0, |acc, v| acc | 1 << self.id(v))
-    }
-}
-
 /// Renames servers so that old server `order[new]` becomes `new`.
 fn apply(state: &SystemState, order: &[usize]) -> SystemState {
     let r = Renaming::new(order);
@@ -331,24 +251,21 @@ fn apply(state: &SystemState, order: &[usize]) -> SystemState {
 }
 
 fn permute(state: &SystemState, r: &Renaming) -> SystemState {
-    let (order, n) = (r.order, r.order.len());
+    let (order, n) = (r.order(), r.order().len());
     let id = |x: u64| r.id(x);
     // What renaming leaves equal is shared, not copied: logs and messages are most of a state.
     let servers = order
         .iter()
-        .map(|&old| rename_server(&state.servers[old], r))
+        .map(|&old| {
+            let s = &state.servers[old];
+            s.renamed(r).map_or_else(|| s.clone(), Shared::new)
+        })
         .collect();
     let storage = order
         .iter()
         .map(|&old| {
-            state.storage[old].as_ref().map(|s| {
-                if s.voted_for.map(id) == s.voted_for {
-                    return s.clone();
-                }
-                let mut s = (**s).clone();
-                s.voted_for = s.voted_for.map(id);
-                Shared::new(s)
-            })
+            let s = state.storage[old].as_ref()?;
+            Some(s.renamed(r).map_or_else(|| s.clone(), Shared::new))
         })
         .collect();
     let mut timers: Vec<u8> = r.permuted(&state.timers[..n]).collect();
@@ -359,7 +276,7 @@ fn permute(state: &SystemState, r: &Renaming) -> SystemState {
         .map(|e| Envelope {
             src: id(e.src as u64) as u8,
             dst: id(e.dst as u64) as u8,
-            msg: rename_msg(&e.msg, &id).map_or_else(|| e.msg.clone(), Shared::new),
+            msg: e.msg.renamed(r).map_or_else(|| e.msg.clone(), Shared::new),
         })
         .collect();
     // Stable: keeps FIFO order within a flow; for unordered networks the result is fully sorted
@@ -390,50 +307,6 @@ fn permute(state: &SystemState, r: &Renaming) -> SystemState {
         proposed: state.proposed,
         network,
         ghost,
-    }
-}
-
-/// The server with ids renamed; the same shared state when it names no server that moves.
-fn rename_server(s: &Shared<ServerState>, r: &Renaming) -> Shared<ServerState> {
-    let id = |x: u64| r.id(x);
-    let unchanged = matches!(s.role, Role::Follower)
-        && s.voted_for.map(id) == s.voted_for
-        && s.leader.map(id) == s.leader;
-    if unchanged {
-        return s.clone();
-    }
-    let mut s = (**s).clone();
-    s.voted_for = s.voted_for.map(id);
-    s.leader = s.leader.map(id);
-    s.role = match &s.role {
-        Role::Follower => Role::Follower,
-        Role::Candidate { votes } => Role::Candidate {
-            votes: r.votes(*votes),
-        },
-        Role::Leader {
-            next_index,
-            match_index,
-        } => Role::Leader {
-            next_index: r.permuted(next_index).collect(),
-            match_index: r.permuted(match_index).collect(),
-        },
-    };
-    Shared::new(s)
-}
-
-/// The message with server ids renamed; None when it names no server.
-fn rename_msg(msg: &Msg, id: &dyn Fn(u64) -> u64) -> Option<Msg> {
-    match msg {
-        Msg::ClientResponse {
-            request_id,
-            reply: ClientReply::NotLeader { leader },
-        } => Some(Msg::ClientResponse {
-            request_id: *request_id,
-            reply: ClientReply::NotLeader {
-                leader: leader.map(id),
-            },
-        }),
-        _ => None,
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::model::shared::Shared;
 use crate::protocol::server::ServerState;
 use crate::protocol::types::{Entry, KvStore, LogIndex, Op, OpResult, Term};
+use crate::protocol::view::ServerView;
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 use std::collections::BTreeMap;
 
@@ -61,26 +62,27 @@ impl Ghost {
         old: Option<&ServerState>,
         new: &ServerState,
     ) {
-        let elected = new.is_leader() && ghost.leaders.binary_search(&(new.term, i)).is_err();
+        let elected = new.is_leader() && ghost.leaders.binary_search(&(new.term(), i)).is_err();
         let mut violated = 0;
         let mut committed = Vec::new();
         if let Some(old) = old {
             // Leader Append-Only: "a leader never overwrites or deletes entries in its log".
-            if old.is_leader() && new.is_leader() && old.term == new.term {
-                let kept = (new.log.base_index + 1..=old.log.last_index())
-                    .all(|idx| old.log.get(idx).is_none() || old.log.get(idx) == new.log.get(idx));
+            if old.is_leader() && new.is_leader() && old.term() == new.term() {
+                let kept = (new.log().base_index + 1..=old.log().last_index()).all(|idx| {
+                    old.log().get(idx).is_none() || old.log().get(idx) == new.log().get(idx)
+                });
                 if !kept {
                     violated |= LEADER_APPEND_ONLY;
                 }
             }
-            if new.commit_index < old.commit_index {
+            if new.commit_index() < old.commit_index() {
                 violated |= COMMIT_MONOTONIC;
             }
             // State Machine Safety: no two servers commit (and so apply) different entries at
             // an index.
-            for idx in old.commit_index + 1..=new.commit_index {
+            for idx in old.commit_index() + 1..=new.commit_index() {
                 // Compacted in this very step: the entry is still in the old log.
-                let Some(entry) = new.log.get(idx).or_else(|| old.log.get(idx)) else {
+                let Some(entry) = new.log().get(idx).or_else(|| old.log().get(idx)) else {
                     continue; // Arrived inside an installed snapshot.
                 };
                 match ghost.committed.get(&idx) {
@@ -93,11 +95,11 @@ impl Ghost {
         if elected || !committed.is_empty() || ghost.violations | violated != ghost.violations {
             ghost.update(|g| {
                 if elected {
-                    g.leaders.push((new.term, i));
+                    g.leaders.push((new.term(), i));
                     g.leaders.sort();
                 }
                 for (idx, entry) in committed {
-                    g.committed.insert(idx, (entry, new.term));
+                    g.committed.insert(idx, (entry, new.term()));
                 }
                 g.violations |= violated;
             });

@@ -17,6 +17,7 @@ pub use render::DROP_EVENT;
 use crate::protocol::client::{ClientConfig, ClientState, KvClient};
 use crate::protocol::server::{RaftServer, ServerConfig, ServerState, Storage};
 use crate::protocol::types::*;
+use crate::protocol::view::ServerView;
 use ghost::Ghost;
 use shared::Shared;
 use spec::{ModelConfig, Semantics};
@@ -340,10 +341,10 @@ impl RaftModel {
     /// behind `eventually`, or every one), the first to reach it.
     fn election_allowed(&self, state: &SystemState, i: usize) -> bool {
         let timing = &self.cfg.file.timing;
-        let next_term = state.servers[i].term + 1;
+        let next_term = state.servers[i].term() + 1;
         let uncontested = timing.all_elections_uncontested
             || (timing.last_election_uncontested && next_term >= self.cfg.file.bounds.max_term);
-        !uncontested || state.servers.iter().all(|s| s.term < next_term)
+        !uncontested || state.servers.iter().all(|s| s.term() < next_term)
     }
 
     /// A cluster that has just started: every server a follower of term 0 with an empty log.
@@ -469,7 +470,7 @@ impl Model for RaftModel {
         state
             .servers
             .iter()
-            .all(|s| s.term <= b.max_term && s.log.last_index() <= b.max_log_len)
+            .all(|s| s.term() <= b.max_term && s.log().last_index() <= b.max_log_len)
             && b.max_messages.is_none_or(|m| state.network.len() <= m)
     }
 

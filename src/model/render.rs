@@ -4,6 +4,7 @@
 
 use super::{Action, RaftModel, SystemState};
 use crate::protocol::types::{AppendOutcome, ClientReply, Msg, Timer};
+use crate::protocol::view::ServerView;
 use std::fmt;
 
 /// How the description of a dropped message starts (trace tables group given drops by it).
@@ -102,7 +103,7 @@ impl RaftModel {
     pub fn server_summary(&self, state: &SystemState, i: usize) -> String {
         let s = &state.servers[i];
         if state.down[i] {
-            format!("down (t{} log={})", s.term, s.log.summary())
+            format!("down (t{} log={})", s.term(), s.log().summary())
         } else {
             format!("{s:?}")
         }

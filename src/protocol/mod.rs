@@ -15,3 +15,4 @@ pub mod client;
 pub mod log;
 pub mod server;
 pub mod types;
+pub mod view;
