@@ -70,10 +70,6 @@ impl Session {
         })
     }
 
-    pub fn session_id(&self) -> u64 {
-        self.session
-    }
-
     /// Runs `ops` in order, each once even across retries; returns their results, or an error
     /// when the whole run did not finish within the timeout (then some may have been applied).
     pub fn run(&mut self, ops: Vec<Op>) -> Result<Vec<OpResult>, String> {

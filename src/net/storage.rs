@@ -32,20 +32,18 @@
 //!   deleted. The rename is the commit point: a crash before it leaves the old meta and old log.
 //!
 //! Recovery (`load`): no meta file means a fresh node (the first save's meta rename is its commit
-//! point, so nothing was ever acknowledged), unless a `raft-state` file of the previous
-//! whole-state format is there, which is read instead and replaced by the first save. Otherwise
-//! the meta file must be intact and name this node and cluster, and its generation's log file must
-//! exist with an intact header and an intact first (checkpoint) record, which was fsynced before
-//! the meta rename. Every later record must be intact, with one exception: if the file ends inside
-//! its last record (fewer bytes than the record header, or than the length that the header, with
-//! its length complement matching, announces), that record is a torn append whose `fdatasync`
-//! never returned, so its save was never acknowledged and no message depending on it was sent; it
-//! is cut off (the file truncated to the last complete record and fsynced). Anything else (a bad
-//! checksum or length complement anywhere, a complete last record that fails its checksum, bad
-//! meta, a missing log file, a record whose start index does not fit) is an error naming the
-//! file: the node refuses to start rather than start empty and forget its votes and log. A
-//! truncation of fsynced data at exactly a record boundary cannot be told apart from a shorter
-//! log; fsync's contract is that it does not happen.
+//! point, so nothing was ever acknowledged). Otherwise the meta file must be intact and name this
+//! node and cluster, and its generation's log file must exist with an intact header and an intact
+//! first (checkpoint) record, which was fsynced before the meta rename. Every later record must be
+//! intact, with one exception: if the file ends inside its last record (fewer bytes than the record
+//! header, or than the length that the header, with its length complement matching, announces),
+//! that record is a torn append whose `fdatasync` never returned, so its save was never
+//! acknowledged and no message depending on it was sent; it is cut off (the file truncated to the
+//! last complete record and fsynced). Anything else (a bad checksum or length complement anywhere,
+//! a complete last record that fails its checksum, bad meta, a missing log file, a record whose
+//! start index does not fit) is an error naming the file: the node refuses to start rather than
+//! start empty and forget its votes and log. A truncation of fsynced data at exactly a record
+//! boundary cannot be told apart from a shorter log; fsync's contract is that it does not happen.
 
 use crate::protocol::log::Log;
 use crate::protocol::server::Storage;
@@ -59,10 +57,6 @@ use std::path::{Path, PathBuf};
 const META_MAGIC: &[u8; 8] = b"RAFTMETA";
 const LOG_MAGIC: &[u8; 8] = b"RAFTLOG\0";
 const VERSION: u32 = 2;
-/// The whole-state file of version 1, read once and replaced by the first save.
-const LEGACY_MAGIC: &[u8; 8] = b"RAFTSTOR";
-const LEGACY_VERSION: u32 = 1;
-const LEGACY_FILE: &str = "raft-state";
 /// magic | version | node | cluster | payload length (meta) or generation (log).
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 8;
 const DIGEST_LEN: usize = 32;
@@ -124,12 +118,9 @@ pub struct DurableStorage {
     dir: PathBuf,
     meta_path: PathBuf,
     meta_tmp: PathBuf,
-    legacy_path: PathBuf,
     node: u64,
     cluster: u64,
     disk: Option<OnDisk>,
-    /// The state was read from a legacy file, to be removed once the first save replaced it.
-    legacy_loaded: bool,
     /// Bytes of a torn final record cut off by the last `load`.
     torn_bytes: u64,
 }
@@ -151,11 +142,9 @@ impl DurableStorage {
             dir: dir.to_path_buf(),
             meta_path: dir.join(META_FILE),
             meta_tmp: dir.join(format!("{META_FILE}.tmp")),
-            legacy_path: dir.join(LEGACY_FILE),
             node,
             cluster,
             disk: None,
-            legacy_loaded: false,
             torn_bytes: 0,
         })
     }
@@ -181,11 +170,10 @@ impl DurableStorage {
     /// The saved state, `None` for a fresh node, or an error naming the damaged file.
     pub fn load(&mut self) -> Result<Option<Storage>, String> {
         self.disk = None;
-        self.legacy_loaded = false;
         self.torn_bytes = 0;
         let meta_bytes = match fs::read(&self.meta_path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.load_legacy(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
                 return Err(format!(
                     "cannot read state file {}: {e}",
@@ -243,30 +231,6 @@ impl DurableStorage {
             written: r.written,
             bare_records: r.bare_records,
         });
-        Ok(Some(storage))
-    }
-
-    fn load_legacy(&mut self) -> Result<Option<Storage>, String> {
-        let bytes = match fs::read(&self.legacy_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(format!(
-                    "cannot read state file {}: {e}",
-                    self.legacy_path.display()
-                ))
-            }
-        };
-        let storage: Storage = decode_framed(
-            &bytes,
-            LEGACY_MAGIC,
-            LEGACY_VERSION,
-            self.node,
-            self.cluster,
-        )
-        .and_then(|p| serde_json::from_slice(p).map_err(|e| format!("undecodable payload: {e}")))
-        .map_err(|why| unusable(&self.legacy_path, &why))?;
-        self.legacy_loaded = true;
         Ok(Some(storage))
     }
 
@@ -422,14 +386,10 @@ impl DurableStorage {
         })?;
         self.sync_dir()?;
 
-        // Committed: the previous generation (and a migrated legacy file) is garbage now.
+        // Committed: the previous generation is garbage now.
         if let Some(old) = self.disk.take() {
             drop(old.log);
             let _ = fs::remove_file(&old.log_path);
-        }
-        if self.legacy_loaded {
-            let _ = fs::remove_file(&self.legacy_path);
-            self.legacy_loaded = false;
         }
         self.disk = Some(OnDisk {
             written: new.log.entries.len() as u64,
@@ -957,31 +917,6 @@ mod tests {
         }
         assert_ne!(st.log_path().unwrap(), first);
         save_and_check(&mut st, &dir, &s);
-        let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_legacy_state_file_is_read_then_replaced() {
-        let dir = temp("legacy");
-        fs::create_dir_all(&dir).unwrap();
-        let s = storage(4, Some(0), vec![entry(3, 1), entry(4, 2)]);
-        let legacy = dir.join(LEGACY_FILE);
-        let bytes = encode_framed(
-            &serde_json::to_vec(&s).unwrap(),
-            LEGACY_MAGIC,
-            LEGACY_VERSION,
-            1,
-            99,
-        );
-        let mut bad = bytes.clone();
-        bad[50] ^= 1;
-        fs::write(&legacy, &bad).unwrap();
-        assert!(load_err(&dir).contains(&legacy.display().to_string()));
-        fs::write(&legacy, &bytes).unwrap();
-        let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
-        assert_eq!(st.load().unwrap().as_ref(), Some(&s));
-        save_and_check(&mut st, &dir, &s);
-        assert!(!legacy.exists());
         let _ = fs::remove_dir_all(&dir);
     }
 }
