@@ -331,60 +331,10 @@ impl DurableStorage {
             Some(d) => d.generation + 1,
             None => self.log_generations().into_iter().max().unwrap_or(0) + 1,
         };
-        let log_path = self.log_path_for(generation);
-        let mut bytes = log_header(self.node, self.cluster, generation);
-        bytes.extend_from_slice(&encode_record(&RecordOut {
-            term: new.term,
-            voted_for: new.voted_for,
-            start: new.log.base_index + 1,
-            entries: &new.log.entries,
-        })?);
-        let ctx = |p: &Path, what: &str, e: std::io::Error| format!("{what} {}: {e}", p.display());
-        let mut log = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
-            .map_err(|e| ctx(&log_path, "cannot create", e))?;
-        log.write_all(&bytes)
-            .map_err(|e| ctx(&log_path, "cannot write", e))?;
-        log.sync_all()
-            .map_err(|e| ctx(&log_path, "cannot fsync", e))?;
+        let (log, log_path) = self.write_log_generation(generation, &new)?;
         // The new log file's directory entry must be durable before the meta names it.
         self.sync_dir()?;
-
-        let meta = encode_framed(
-            &serde_json::to_vec(&MetaOut {
-                generation,
-                base_index: new.log.base_index,
-                base_term: new.log.base_term,
-                snapshot: new.snapshot.as_deref(),
-            })
-            .map_err(|e| format!("cannot encode the state: {e}"))?,
-            META_MAGIC,
-            VERSION,
-            self.node,
-            self.cluster,
-        );
-        let tmp = &self.meta_tmp;
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(tmp)
-            .map_err(|e| ctx(tmp, "cannot create", e))?;
-        f.write_all(&meta)
-            .map_err(|e| ctx(tmp, "cannot write", e))?;
-        f.sync_all().map_err(|e| ctx(tmp, "cannot fsync", e))?;
-        drop(f);
-        fs::rename(tmp, &self.meta_path).map_err(|e| {
-            format!(
-                "cannot rename {} to {}: {e}",
-                tmp.display(),
-                self.meta_path.display()
-            )
-        })?;
-        self.sync_dir()?;
+        self.replace_meta(generation, &new)?;
 
         // Committed: the previous generation is garbage now.
         if let Some(old) = self.disk.take() {
@@ -402,11 +352,73 @@ impl DurableStorage {
         Ok(())
     }
 
+    /// Writes and fsyncs log file `generation`: its header and one checkpoint record holding the
+    /// whole of `new`'s log. Returns it open for appends, with its path.
+    fn write_log_generation(
+        &self,
+        generation: u64,
+        new: &Storage,
+    ) -> Result<(File, PathBuf), String> {
+        let log_path = self.log_path_for(generation);
+        let mut bytes = log_header(self.node, self.cluster, generation);
+        bytes.extend_from_slice(&encode_record(&RecordOut {
+            term: new.term,
+            voted_for: new.voted_for,
+            start: new.log.base_index + 1,
+            entries: &new.log.entries,
+        })?);
+        let log = write_synced(&log_path, &bytes)?;
+        Ok((log, log_path))
+    }
+
+    /// Points the meta file at `generation` (with `new`'s snapshot boundary): written to a
+    /// temporary file, fsynced, renamed over the meta file, the directory fsynced. The rename
+    /// is the commit point of a rewrite.
+    fn replace_meta(&self, generation: u64, new: &Storage) -> Result<(), String> {
+        let meta = encode_framed(
+            &serde_json::to_vec(&MetaOut {
+                generation,
+                base_index: new.log.base_index,
+                base_term: new.log.base_term,
+                snapshot: new.snapshot.as_deref(),
+            })
+            .map_err(|e| format!("cannot encode the state: {e}"))?,
+            META_MAGIC,
+            VERSION,
+            self.node,
+            self.cluster,
+        );
+        let tmp = &self.meta_tmp;
+        drop(write_synced(tmp, &meta)?);
+        fs::rename(tmp, &self.meta_path).map_err(|e| {
+            format!(
+                "cannot rename {} to {}: {e}",
+                tmp.display(),
+                self.meta_path.display()
+            )
+        })?;
+        self.sync_dir()
+    }
+
     fn sync_dir(&self) -> Result<(), String> {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| format!("cannot fsync directory {}: {e}", self.dir.display()))
     }
+}
+
+/// Creates (or truncates) `path`, writes `bytes` and fsyncs them; returns the file, still open.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<File, String> {
+    let ctx = |what: &str, e: std::io::Error| format!("{what} {}: {e}", path.display());
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| ctx("cannot create", e))?;
+    f.write_all(bytes).map_err(|e| ctx("cannot write", e))?;
+    f.sync_all().map_err(|e| ctx("cannot fsync", e))?;
+    Ok(f)
 }
 
 fn unusable(path: &Path, why: &str) -> String {
@@ -556,6 +568,39 @@ struct Replayed {
     bare_records: u64,
 }
 
+impl Replayed {
+    /// Replays one record found at byte `pos`: it must start within the log replayed so far
+    /// (the checkpoint record, `first`, exactly at `base_index + 1`).
+    fn apply(
+        &mut self,
+        rec: RecordIn,
+        base_index: LogIndex,
+        pos: usize,
+        first: bool,
+    ) -> Result<(), String> {
+        let last = base_index + self.entries.len() as LogIndex;
+        let fits = if first {
+            rec.start == base_index + 1
+        } else {
+            rec.start > base_index && rec.start <= last + 1
+        };
+        if !fits {
+            return Err(format!(
+                "the record at byte {pos} starts at index {}, but the log holds {}..={last}",
+                rec.start,
+                base_index + 1
+            ));
+        }
+        self.entries.truncate((rec.start - base_index - 1) as usize);
+        self.written += rec.entries.len() as u64;
+        self.bare_records += u64::from(rec.entries.is_empty() && !first);
+        self.entries.extend(rec.entries);
+        self.term = rec.term;
+        self.voted_for = rec.voted_for;
+        Ok(())
+    }
+}
+
 /// Replays a log file (see the module docs for what is refused and what is cut off).
 fn replay(
     bytes: &[u8],
@@ -564,6 +609,39 @@ fn replay(
     generation: u64,
     base_index: LogIndex,
 ) -> Result<Replayed, String> {
+    let head = check_log_header(bytes, node, cluster, generation)?;
+    let mut r = Replayed {
+        term: 0,
+        voted_for: None,
+        entries: Vec::new(),
+        valid_len: head,
+        written: 0,
+        bare_records: 0,
+    };
+    let mut pos = head;
+    while pos < bytes.len() {
+        let first = pos == head;
+        let Some((rec, len)) = read_record(&bytes[pos..], pos, first)? else {
+            break;
+        };
+        r.apply(rec, base_index, pos, first)?;
+        pos += len;
+        r.valid_len = pos;
+    }
+    if r.valid_len == head {
+        return Err("truncated: no checkpoint record after the header".into());
+    }
+    Ok(r)
+}
+
+/// Checks a log file's header names this node, cluster and `generation`; returns its length
+/// (where the records start).
+fn check_log_header(
+    bytes: &[u8],
+    node: u64,
+    cluster: u64,
+    generation: u64,
+) -> Result<usize, String> {
     let head = HEADER_LEN + DIGEST_LEN;
     if bytes.len() < head {
         return Err(format!(
@@ -577,81 +655,48 @@ fn replay(
             "it is generation {file_generation}, {META_FILE} expects {generation}"
         ));
     }
-    let mut r = Replayed {
-        term: 0,
-        voted_for: None,
-        entries: Vec::new(),
-        valid_len: head,
-        written: 0,
-        bare_records: 0,
-    };
-    let mut pos = head;
-    let mut first = true;
-    while pos < bytes.len() {
-        let rest = &bytes[pos..];
-        let torn = |what: String| {
-            if first {
-                Err(format!(
-                    "truncated: the checkpoint record at byte {pos} is incomplete ({what})"
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        if rest.len() < 8 {
-            torn(format!("{} of 8 length bytes", rest.len()))?;
-            break;
-        }
-        let len = le_u32(&rest[..4]);
-        if le_u32(&rest[4..8]) != !len {
-            return Err(format!(
-                "corrupted record header at byte {pos}: length and its complement disagree"
-            ));
-        }
-        let end = RECORD_HEADER_LEN + len as usize;
-        if rest.len() < end {
-            torn(format!("{} of {end} bytes", rest.len()))?;
-            break;
-        }
-        let payload = &rest[RECORD_HEADER_LEN..end];
-        let digest = Sha256::new()
-            .chain_update(&rest[..4])
-            .chain_update(payload)
-            .finalize();
-        if digest.as_slice() != &rest[8..RECORD_HEADER_LEN] {
-            return Err(format!(
-                "checksum mismatch in the record at byte {pos}: the file is corrupted"
-            ));
-        }
-        let rec: RecordIn = serde_json::from_slice(payload)
-            .map_err(|e| format!("undecodable record at byte {pos}: {e}"))?;
-        let last = base_index + r.entries.len() as LogIndex;
-        let fits = if first {
-            rec.start == base_index + 1
+    Ok(head)
+}
+
+/// Reads the record at byte `pos` of a log file (`rest` is the file from there on): the record
+/// and its length in bytes, or `None` when the file ends inside it (a torn append, unless it is
+/// the `first`, checkpoint record: an error then), or an error when it is damaged.
+fn read_record(rest: &[u8], pos: usize, first: bool) -> Result<Option<(RecordIn, usize)>, String> {
+    let torn = |what: String| {
+        if first {
+            Err(format!(
+                "truncated: the checkpoint record at byte {pos} is incomplete ({what})"
+            ))
         } else {
-            rec.start > base_index && rec.start <= last + 1
-        };
-        if !fits {
-            return Err(format!(
-                "the record at byte {pos} starts at index {}, but the log holds {}..={last}",
-                rec.start,
-                base_index + 1
-            ));
+            Ok(None)
         }
-        r.entries.truncate((rec.start - base_index - 1) as usize);
-        r.written += rec.entries.len() as u64;
-        r.bare_records += u64::from(rec.entries.is_empty() && !first);
-        r.entries.extend(rec.entries);
-        r.term = rec.term;
-        r.voted_for = rec.voted_for;
-        pos += end;
-        r.valid_len = pos;
-        first = false;
+    };
+    if rest.len() < 8 {
+        return torn(format!("{} of 8 length bytes", rest.len()));
     }
-    if first {
-        return Err("truncated: no checkpoint record after the header".into());
+    let len = le_u32(&rest[..4]);
+    if le_u32(&rest[4..8]) != !len {
+        return Err(format!(
+            "corrupted record header at byte {pos}: length and its complement disagree"
+        ));
     }
-    Ok(r)
+    let end = RECORD_HEADER_LEN + len as usize;
+    if rest.len() < end {
+        return torn(format!("{} of {end} bytes", rest.len()));
+    }
+    let payload = &rest[RECORD_HEADER_LEN..end];
+    let digest = Sha256::new()
+        .chain_update(&rest[..4])
+        .chain_update(payload)
+        .finalize();
+    if digest.as_slice() != &rest[8..RECORD_HEADER_LEN] {
+        return Err(format!(
+            "checksum mismatch in the record at byte {pos}: the file is corrupted"
+        ));
+    }
+    let rec: RecordIn = serde_json::from_slice(payload)
+        .map_err(|e| format!("undecodable record at byte {pos}: {e}"))?;
+    Ok(Some((rec, end)))
 }
 
 #[cfg(test)]
