@@ -457,64 +457,67 @@ impl Reassembler {
 
     /// Takes a fragment (already authenticated, its `from` a sender allowed to fragment).
     pub fn insert(&mut self, frag: Fragment, now: std::time::Instant) -> FragmentOutcome {
-        let count = frag.count as usize;
-        let total = frag.total as usize;
-        if total > MAX_MESSAGE {
-            return FragmentOutcome::Oversize;
-        }
-        if count == 0
-            || count > MAX_FRAGMENTS
-            || frag.index as usize >= count
-            || frag.data.is_empty()
-            || frag.data.len() > MAX_CHUNK
-            || frag.data.len() > total
-            || total < count
-            || total > count * MAX_CHUNK
-        {
-            return FragmentOutcome::Malformed;
+        if let Some(refused) = refuse_fields(&frag) {
+            return refused;
         }
         self.expire(now);
-        let list = self.partials.entry(frag.from).or_default();
-        let pos = match list.iter().position(|p| p.msg_id == frag.msg_id) {
-            Some(pos) => {
-                let p = &list[pos];
-                if p.digest != frag.digest || p.total != frag.total || p.chunks.len() != count {
-                    list.remove(pos);
-                    return FragmentOutcome::Inconsistent;
-                }
-                pos
-            }
-            None => {
-                while list.len() >= MAX_PARTIALS {
-                    list.remove(0);
-                    self.evicted += 1;
-                }
-                list.push(Partial {
-                    msg_id: frag.msg_id,
-                    digest: frag.digest,
-                    total: frag.total,
-                    chunks: vec![None; count],
-                    have: 0,
-                    bytes: 0,
-                    started: now,
-                });
-                list.len() - 1
-            }
+        let Some(pos) = self.partial_for(&frag, now) else {
+            return FragmentOutcome::Inconsistent;
         };
-        let slot = frag.index as usize;
-        if let Some(old) = &list[pos].chunks[slot] {
-            if *old == frag.data {
-                return FragmentOutcome::Duplicate;
+        let list = self
+            .partials
+            .get_mut(&frag.from)
+            .expect("the sender has partials");
+        if let Some(refused) = refuse_piece(list, pos, &frag) {
+            return refused;
+        }
+        self.make_room(&frag);
+        let pos = self.partials[&frag.from]
+            .iter()
+            .position(|p| p.msg_id == frag.msg_id)
+            .expect("this message's partial is kept");
+        self.insert_at(frag, pos)
+    }
+
+    /// The position of `frag`'s partial message among its sender's, started if new (the
+    /// sender's oldest dropped beyond [`MAX_PARTIALS`]); `None` when `frag` contradicts it (count,
+    /// total or digest), which drops it.
+    fn partial_for(&mut self, frag: &Fragment, now: std::time::Instant) -> Option<usize> {
+        let list = self.partials.entry(frag.from).or_default();
+        if let Some(pos) = list.iter().position(|p| p.msg_id == frag.msg_id) {
+            let p = &list[pos];
+            if p.digest != frag.digest
+                || p.total != frag.total
+                || p.chunks.len() != frag.count as usize
+            {
+                list.remove(pos);
+                return None;
             }
-            list.remove(pos);
-            return FragmentOutcome::Inconsistent;
+            return Some(pos);
         }
-        if list[pos].bytes + frag.data.len() > total {
-            list.remove(pos);
-            return FragmentOutcome::Inconsistent;
+        while list.len() >= MAX_PARTIALS {
+            list.remove(0);
+            self.evicted += 1;
         }
-        // Bound the bytes buffered for this sender: drop its oldest other partials first (this
-        // one alone stays within MAX_MESSAGE, as its total does).
+        list.push(Partial {
+            msg_id: frag.msg_id,
+            digest: frag.digest,
+            total: frag.total,
+            chunks: vec![None; frag.count as usize],
+            have: 0,
+            bytes: 0,
+            started: now,
+        });
+        Some(list.len() - 1)
+    }
+
+    /// Bounds the bytes buffered for `frag`'s sender: drops its oldest other partials first
+    /// (`frag`'s alone stays within [`MAX_MESSAGE`], as its total does).
+    fn make_room(&mut self, frag: &Fragment) {
+        let list = self
+            .partials
+            .get_mut(&frag.from)
+            .expect("the sender has partials");
         let len = frag.data.len();
         while list.iter().map(|p| p.bytes).sum::<usize>() + len > MAX_MESSAGE {
             let Some(oldest) = list.iter().position(|p| p.msg_id != frag.msg_id) else {
@@ -523,11 +526,6 @@ impl Reassembler {
             list.remove(oldest);
             self.evicted += 1;
         }
-        let pos = list
-            .iter()
-            .position(|p| p.msg_id == frag.msg_id)
-            .expect("this message's partial is kept");
-        self.insert_at(frag, pos)
     }
 
     fn insert_at(&mut self, frag: Fragment, pos: usize) -> FragmentOutcome {
@@ -558,6 +556,40 @@ impl Reassembler {
         }
         FragmentOutcome::Complete(whole)
     }
+}
+
+/// Why `frag` cannot be right whatever the other pieces of its message say, if so: checked
+/// before anything is buffered for it.
+fn refuse_fields(frag: &Fragment) -> Option<FragmentOutcome> {
+    let count = frag.count as usize;
+    let total = frag.total as usize;
+    if total > MAX_MESSAGE {
+        return Some(FragmentOutcome::Oversize);
+    }
+    let malformed = count == 0
+        || count > MAX_FRAGMENTS
+        || frag.index as usize >= count
+        || frag.data.is_empty()
+        || frag.data.len() > MAX_CHUNK
+        || frag.data.len() > total
+        || total < count
+        || total > count * MAX_CHUNK;
+    malformed.then_some(FragmentOutcome::Malformed)
+}
+
+/// Why `frag` does not fit its partial message `list[pos]`, if so: its piece is already there
+/// (the same bytes: a duplicate; other bytes: a contradiction), or the pieces would add up to
+/// more than the total. A contradiction drops the partial.
+fn refuse_piece(list: &mut Vec<Partial>, pos: usize, frag: &Fragment) -> Option<FragmentOutcome> {
+    let p = &list[pos];
+    match &p.chunks[frag.index as usize] {
+        Some(old) if *old == frag.data => return Some(FragmentOutcome::Duplicate),
+        Some(_) => {}
+        None if p.bytes + frag.data.len() > frag.total as usize => {}
+        None => return None,
+    }
+    list.remove(pos);
+    Some(FragmentOutcome::Inconsistent)
 }
 
 /// The size of a client command as it travels in a log entry.
