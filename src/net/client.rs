@@ -13,14 +13,22 @@ use std::time::{Duration, Instant};
 /// server, so a client does not spin through the servers while they elect.
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
 
+/// What a [`Session`] needs to reach the cluster, and how long it may keep trying.
 pub struct ClientOptions {
+    /// Every server's address in id order, as the nodes' `--peers`: server ids and the cluster
+    /// id derive from it.
     pub peers: Vec<SocketAddr>,
+    /// The cluster's key when the nodes run with one: datagrams are then MAC'd both ways.
     pub key: Option<Key>,
+    /// How long one run may take before it fails: the caller's bound on waiting for a leader.
     pub timeout: Duration,
+    /// The range the actor's retry timer is drawn from: how long to wait for a reply before
+    /// asking the next server.
     pub retry: std::ops::Range<Duration>,
 }
 
 impl ClientOptions {
+    /// Options with the default retry range (400..600 ms).
     pub fn new(peers: Vec<SocketAddr>, key: Option<Key>, timeout: Duration) -> Self {
         ClientOptions {
             peers,
@@ -56,6 +64,8 @@ pub struct Session {
 }
 
 impl Session {
+    /// Binds a fresh socket and draws a random session id, so concurrent clients (and later
+    /// sessions of one) never share request ids.
     pub fn new(opts: ClientOptions) -> Result<Session, String> {
         let socket = bind_for(&opts.peers)?;
         let cluster = wire::cluster_id(&opts.peers);
@@ -390,7 +400,7 @@ pub fn status_json(id: usize, status: &Option<NodeStatus>) -> serde_json::Value 
     }
 }
 
-/// A human-readable status table.
+/// The `status` table for people: one line per node, unreachable ones marked as such.
 pub fn status_table(statuses: &[Option<NodeStatus>], peers: &[SocketAddr]) -> String {
     let mut out = format!(
         "{:<3} {:<22} {:<11} {:>5} {:>6} {:>7} {:>7} {:>7} {:>6}\n",

@@ -66,8 +66,11 @@ const RECORD_HEADER_LEN: usize = 4 + 4 + DIGEST_LEN;
 /// entries and this.
 const GARBAGE_MIN: u64 = if cfg!(test) { 16 } else { 4096 };
 
+/// The meta file's name in a data directory: its rename commits a rewrite, and it names the
+/// log file in use.
 pub const META_FILE: &str = "raft-meta";
-/// Log files are `raft-log.<generation>`.
+/// Log files are `raft-log.<generation>`: a rewrite writes the next generation beside the
+/// current one, so a crash mid-rewrite leaves the current one intact.
 pub const LOG_FILE_PREFIX: &str = "raft-log.";
 
 #[derive(Serialize)]
@@ -114,6 +117,8 @@ struct OnDisk {
     bare_records: u64,
 }
 
+/// A node's durable state in its data directory (see the module docs): what makes its votes and
+/// log survive a crash.
 pub struct DurableStorage {
     dir: PathBuf,
     meta_path: PathBuf,
@@ -149,6 +154,7 @@ impl DurableStorage {
         })
     }
 
+    /// The meta file's path, for messages and for tests that damage it.
     pub fn meta_path(&self) -> &Path {
         &self.meta_path
     }
