@@ -17,15 +17,19 @@ use std::time::{Duration, Instant};
     about = "Put throughput and latency of a Raft cluster over UDP"
 )]
 struct Args {
+    /// Concurrent clients, each putting one key after another in its own sessions.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
     clients: u64,
+    /// How long the clients put, in seconds.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Nodes of the cluster started here (ignored with --peers).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
     nodes: u64,
     /// Use this running cluster instead of starting one.
     #[arg(long)]
     peers: Option<String>,
+    /// The cluster's key file, passed to the nodes started here too (see `node --help`).
     #[arg(long)]
     key: Option<PathBuf>,
     /// Bytes per value.
