@@ -7,9 +7,8 @@ use raft_checked::net::cluster::{sibling_binary, LocalCluster};
 use raft_checked::net::wire::{self, Key};
 use raft_checked::protocol::types::Op;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
@@ -18,15 +17,19 @@ use std::time::{Duration, Instant};
     about = "Put throughput and latency of a Raft cluster over UDP"
 )]
 struct Args {
+    /// Concurrent clients, each putting one key after another in its own sessions.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
     clients: u64,
+    /// How long the clients put, in seconds.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Nodes of the cluster started here (ignored with --peers).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
     nodes: u64,
     /// Use this running cluster instead of starting one.
     #[arg(long)]
     peers: Option<String>,
+    /// The cluster's key file, passed to the nodes started here too (see `node --help`).
     #[arg(long)]
     key: Option<PathBuf>,
     /// Bytes per value.
@@ -65,88 +68,103 @@ fn run(args: Args) -> Result<(), String> {
     }
     let key = args.key.as_deref().map(Key::from_file).transpose()?;
     let tmp = std::env::temp_dir().join(format!("raft-bench-{}", std::process::id()));
-    let mut cluster = None;
-    let peers = match &args.peers {
-        Some(p) => wire::parse_peers(p)?,
+    let (peers, cluster) = match &args.peers {
+        Some(p) => (wire::parse_peers(p)?, None),
         None => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            let mut c = LocalCluster::new(
-                sibling_binary("node")?,
-                args.nodes as usize,
-                &tmp,
-                args.key.clone(),
-            )?;
-            c.quiet = true;
-            set_snapshot_after(&mut c, args.snapshot_after);
-            c.start_all()?;
-            let peers = c.peers.clone();
-            cluster = Some(c);
-            peers
+            let c = start_cluster(&args, &tmp)?;
+            (c.peers.clone(), Some(c))
         }
     };
     wait_for_leader(&peers, key.as_ref())?;
-    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
-    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let start = Instant::now();
     let stop_at = start + Duration::from_secs_f64(args.seconds);
     let value = "v".repeat(args.value_size);
     let threads: Vec<_> = (0..args.clients)
         .map(|c| {
             let (peers, key, value) = (peers.clone(), key.clone(), value.clone());
-            let (latencies, errors) = (latencies.clone(), errors.clone());
-            std::thread::spawn(move || {
-                let mut mine = Vec::new();
-                let mut chunk = 0u64;
-                while Instant::now() < stop_at {
-                    // A fresh session per chunk: request ids restart at 1 in each.
-                    let opts =
-                        ClientOptions::new(peers.clone(), key.clone(), Duration::from_secs(30));
-                    let mut session = match Session::new(opts) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            errors.lock().expect("lock").push(e);
-                            break;
-                        }
-                    };
-                    let ops = (0..1000)
-                        .map(|i| Op::Put {
-                            key: format!("c{c}-{chunk}-{i}"),
-                            value: value.clone(),
-                        })
-                        .collect();
-                    let r = session.run_until(ops, Some(stop_at), |_, _, lat| {
-                        mine.push(lat);
-                        true
-                    });
-                    if let Err(e) = r {
-                        errors.lock().expect("lock").push(e);
-                        break;
-                    }
-                    chunk += 1;
-                }
-                latencies.lock().expect("lock").extend(mine);
-            })
+            std::thread::spawn(move || client_loop(c, &peers, key, &value, stop_at))
         })
         .collect();
+    let mut lat = Vec::new();
+    let mut errors = Vec::new();
     for t in threads {
-        let _ = t.join();
+        if let Ok((mine, error)) = t.join() {
+            lat.extend(mine);
+            errors.extend(error);
+        }
     }
     let elapsed = start.elapsed().as_secs_f64();
     drop(cluster);
     let _ = std::fs::remove_dir_all(&tmp);
-    let mut lat = latencies.lock().expect("lock").clone();
-    for e in errors.lock().expect("lock").iter() {
+    for e in &errors {
         eprintln!("bench: client error: {e}");
     }
     if lat.is_empty() {
         return Err("no operation completed".into());
     }
+    report(args.clients, elapsed, lat);
+    Ok(())
+}
+
+/// Starts a fresh local cluster of `--nodes` nodes (their stderr discarded) with data in `tmp`.
+fn start_cluster(args: &Args, tmp: &Path) -> Result<LocalCluster, String> {
+    let _ = std::fs::remove_dir_all(tmp);
+    let mut c = LocalCluster::new(
+        sibling_binary("node")?,
+        args.nodes as usize,
+        tmp,
+        args.key.clone(),
+    )?;
+    c.quiet = true;
+    set_snapshot_after(&mut c, args.snapshot_after);
+    c.start_all()?;
+    Ok(c)
+}
+
+/// One client's work: puts in sessions of 1000 until `stop_at`. Returns the latencies of the
+/// puts done, and the error that ended it early, if one did.
+fn client_loop(
+    c: u64,
+    peers: &[SocketAddr],
+    key: Option<Key>,
+    value: &str,
+    stop_at: Instant,
+) -> (Vec<Duration>, Option<String>) {
+    let mut mine = Vec::new();
+    let mut chunk = 0u64;
+    while Instant::now() < stop_at {
+        // A fresh session per chunk: request ids restart at 1 in each.
+        let opts = ClientOptions::new(peers.to_vec(), key.clone(), Duration::from_secs(30));
+        let mut session = match Session::new(opts) {
+            Ok(s) => s,
+            Err(e) => return (mine, Some(e)),
+        };
+        let ops = (0..1000)
+            .map(|i| Op::Put {
+                key: format!("c{c}-{chunk}-{i}"),
+                value: value.to_string(),
+            })
+            .collect();
+        let r = session.run_until(ops, Some(stop_at), |_, _, lat| {
+            mine.push(lat);
+            true
+        });
+        if let Err(e) = r {
+            return (mine, Some(e));
+        }
+        chunk += 1;
+    }
+    (mine, None)
+}
+
+/// Prints throughput and latency percentiles of the puts done (`lat` is not empty).
+fn report(clients: u64, elapsed: f64, mut lat: Vec<Duration>) {
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
         "{} clients, {:.1} s, {} puts: {:.0} ops/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        args.clients,
+        clients,
         elapsed,
         lat.len(),
         lat.len() as f64 / elapsed,
@@ -154,7 +172,6 @@ fn run(args: Args) -> Result<(), String> {
         ms(pct(0.99)),
         ms(*lat.last().expect("non-empty"))
     );
-    Ok(())
 }
 
 fn set_snapshot_after(c: &mut LocalCluster, n: u64) {

@@ -41,6 +41,7 @@ enum Cmd {
     Get { key: String },
     /// Show every node's state.
     Status {
+        /// Print a JSON array, one object per node, instead of a table.
         #[arg(long)]
         json: bool,
     },

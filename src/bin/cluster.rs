@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
     about = "Run a local Raft cluster of node processes on 127.0.0.1"
 )]
 struct Args {
+    /// How many node processes to start.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
     nodes: u64,
     /// Data directory; node i keeps its state in DIR/node<i>.

@@ -30,10 +30,15 @@ struct Args {
     /// HMAC-SHA256. Without it the cluster is INSECURE: anyone who can reach it can forge messages.
     #[arg(long)]
     key: Option<PathBuf>,
+    /// Shortest election timeout, in ms: a follower that hears no leader for a random time
+    /// between this and --election-max-ms starts an election.
     #[arg(long, default_value_t = 300)]
     election_min_ms: u64,
+    /// Longest election timeout, in ms; the spread keeps candidates from splitting the vote.
     #[arg(long, default_value_t = 600)]
     election_max_ms: u64,
+    /// How often, in ms, a leader sends AppendEntries (heartbeats) to hold its followers; must
+    /// be below --election-min-ms.
     #[arg(long, default_value_t = 75)]
     heartbeat_ms: u64,
     /// Compact the log into a snapshot (the key/value map and the client dedup table) once this

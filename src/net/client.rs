@@ -6,7 +6,6 @@ use crate::net::wire::{self, Body, Envelope, Key, NodeStatus, CLIENT_ID_MIN};
 use crate::protocol::client::{ClientConfig, KvClient};
 use crate::protocol::types::{ClientReply, Msg, Op, OpResult};
 use stateright::actor::Id;
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -14,14 +13,22 @@ use std::time::{Duration, Instant};
 /// server, so a client does not spin through the servers while they elect.
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
 
+/// What a [`Session`] needs to reach the cluster, and how long it may keep trying.
 pub struct ClientOptions {
+    /// Every server's address in id order, as the nodes' `--peers`: server ids and the cluster
+    /// id derive from it.
     pub peers: Vec<SocketAddr>,
+    /// The cluster's key when the nodes run with one: datagrams are then MAC'd both ways.
     pub key: Option<Key>,
+    /// How long one run may take before it fails: the caller's bound on waiting for a leader.
     pub timeout: Duration,
+    /// The range the actor's retry timer is drawn from: how long to wait for a reply before
+    /// asking the next server.
     pub retry: std::ops::Range<Duration>,
 }
 
 impl ClientOptions {
+    /// Options with the default retry range (400..600 ms).
     pub fn new(peers: Vec<SocketAddr>, key: Option<Key>, timeout: Duration) -> Self {
         ClientOptions {
             peers,
@@ -57,6 +64,8 @@ pub struct Session {
 }
 
 impl Session {
+    /// Binds a fresh socket and draws a random session id, so concurrent clients (and later
+    /// sessions of one) never share request ids.
     pub fn new(opts: ClientOptions) -> Result<Session, String> {
         let socket = bind_for(&opts.peers)?;
         let cluster = wire::cluster_id(&opts.peers);
@@ -68,10 +77,6 @@ impl Session {
             socket,
             buf: vec![0u8; 65_536],
         })
-    }
-
-    pub fn session_id(&self) -> u64 {
-        self.session
     }
 
     /// Runs `ops` in order, each once even across retries; returns their results, or an error
@@ -93,23 +98,28 @@ impl Session {
         stop_at: Option<Instant>,
         mut on_done: impl FnMut(usize, OpResult, Duration) -> bool,
     ) -> Result<usize, String> {
-        for op in &ops {
-            let size = wire::command_size(&crate::protocol::types::Command {
-                client: u64::MAX,
-                request_id: u64::MAX,
-                op: op.clone(),
-            });
-            if size > wire::MAX_COMMAND_BYTES {
-                return Err(format!(
-                    "operation too large ({size} bytes encoded; at most {} allowed)",
-                    wire::MAX_COMMAND_BYTES
-                ));
-            }
-        }
-        let total = ops.len();
-        if total == 0 {
+        check_op_sizes(&ops)?;
+        if ops.is_empty() {
             return Ok(0);
         }
+        let mut run = self.start_run(ops, stop_at);
+        loop {
+            run.flush_sends(self);
+            let now = Instant::now();
+            if let Some(outcome) = run.outcome(now, self.opts.timeout) {
+                return outcome;
+            }
+            let wait = run.wait_time(now);
+            if let Some(done) = self.receive_one(&mut run, wait, &mut on_done)? {
+                return Ok(done);
+            }
+            run.driver.fire_due(Instant::now(), &mut run.fx);
+        }
+    }
+
+    /// Starts a [`KvClient`] actor for `ops` under this session's id and the run's clocks.
+    fn start_run(&self, ops: Vec<Op>, stop_at: Option<Instant>) -> Run {
+        let total = ops.len();
         let actor = KvClient {
             cfg: ClientConfig {
                 session: self.session,
@@ -119,76 +129,40 @@ impl Session {
             },
         };
         let started = Instant::now();
-        let deadline = started + self.opts.timeout;
         let mut fx = Effects::default();
-        let mut driver = Driver::start(actor, Id::from(self.session as usize), None, &mut fx);
-        let mut op_started = Instant::now();
-        let mut held_until: Option<Instant> = None;
-        let mut held: Vec<(Id, Msg)> = Vec::new();
-        loop {
-            // Send what the actor asked for (unless held back after a leaderless redirect).
-            held.append(&mut fx.sends);
-            if held_until.is_none_or(|t| Instant::now() >= t) {
-                held_until = None;
-                for (to, msg) in held.drain(..) {
-                    self.send_to_server(usize::from(to), msg);
-                }
-            }
-            let done = driver.state().next_op();
-            if done >= total {
-                return Ok(done);
-            }
-            let now = Instant::now();
-            if stop_at.is_some_and(|s| now >= s) {
-                return Ok(done);
-            }
-            if now >= deadline {
-                return Err(format!(
-                    "timed out after {:.1}s: no leader answered (completed {done} of {total} \
-                     operations; the one in flight may still be applied)",
-                    self.opts.timeout.as_secs_f64()
-                ));
-            }
-            let mut wake = driver.next_deadline().unwrap_or(deadline).min(deadline);
-            if let Some(h) = held_until {
-                wake = wake.min(h);
-            }
-            if let Some(s) = stop_at {
-                wake = wake.min(s);
-            }
-            let wait = wake
-                .saturating_duration_since(now)
-                .clamp(Duration::from_micros(100), Duration::from_millis(200));
-            self.socket
-                .set_read_timeout(Some(wait))
-                .map_err(|e| format!("socket: {e}"))?;
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((len, from)) => {
-                    if let Some((server, msg)) = self.accept(len, from) {
-                        let before = driver.state().next_op();
-                        if let Msg::ClientResponse {
-                            reply: ClientReply::NotLeader { leader: None },
-                            ..
-                        } = &msg
-                        {
-                            held_until = Some(Instant::now() + NO_LEADER_BACKOFF);
-                        }
-                        driver.deliver(Id::from(server), msg, &mut fx);
-                        if let Some(r) = driver.state().results.get(before) {
-                            let now = Instant::now();
-                            let keep_going = on_done(before, r.clone(), now - op_started);
-                            op_started = now;
-                            if !keep_going {
-                                return Ok(before + 1);
-                            }
-                        }
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(_) => {}
-            }
-            driver.fire_due(Instant::now(), &mut fx);
+        let driver = Driver::start(actor, Id::from(self.session as usize), None, &mut fx);
+        Run {
+            driver,
+            fx,
+            total,
+            deadline: started + self.opts.timeout,
+            stop_at,
+            op_started: Instant::now(),
+            held: Vec::new(),
+            held_until: None,
         }
+    }
+
+    /// Waits up to `wait` for one datagram and hands a server's reply to the actor. `Some(n)`
+    /// when `on_done` asked to stop, `n` operations having finished.
+    fn receive_one(
+        &mut self,
+        run: &mut Run,
+        wait: Duration,
+        on_done: &mut impl FnMut(usize, OpResult, Duration) -> bool,
+    ) -> Result<Option<usize>, String> {
+        self.socket
+            .set_read_timeout(Some(wait))
+            .map_err(|e| format!("socket: {e}"))?;
+        // A timeout (WouldBlock / TimedOut) or an error such as an ICMP port unreachable for an
+        // earlier send: nothing to deliver this time.
+        let Ok((len, from)) = self.socket.recv_from(&mut self.buf) else {
+            return Ok(None);
+        };
+        let Some((server, msg)) = self.accept(len, from) else {
+            return Ok(None);
+        };
+        Ok(run.deliver(server, msg, on_done))
     }
 
     /// A datagram from one of the servers carrying a protocol message, else `None`.
@@ -216,6 +190,116 @@ impl Session {
         if let Some(bytes) = wire::encode(&env, self.opts.key.as_ref()) {
             let _ = self.socket.send_to(&bytes, addr);
         }
+    }
+}
+
+/// Refuses an operation whose command would exceed what a server accepts
+/// ([`wire::MAX_COMMAND_BYTES`]), before anything is sent: retrying it could never succeed.
+fn check_op_sizes(ops: &[Op]) -> Result<(), String> {
+    for op in ops {
+        let size = wire::command_size(&crate::protocol::types::Command {
+            client: u64::MAX,
+            request_id: u64::MAX,
+            op: op.clone(),
+        });
+        if size > wire::MAX_COMMAND_BYTES {
+            return Err(format!(
+                "operation too large ({size} bytes encoded; at most {} allowed)",
+                wire::MAX_COMMAND_BYTES
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The loop state of one [`Session::run_until`]: the actor, what it asked to send, and the
+/// clocks that end the run or hold sends back.
+struct Run {
+    driver: Driver<KvClient>,
+    fx: Effects,
+    /// How many operations the run has.
+    total: usize,
+    /// The whole run fails (timeout) once this passes.
+    deadline: Instant,
+    /// The run stops early (not an error) once this passes.
+    stop_at: Option<Instant>,
+    /// When the operation in flight started, for its latency.
+    op_started: Instant,
+    /// Sends held back after a leaderless redirect, until `held_until`.
+    held: Vec<(Id, Msg)>,
+    held_until: Option<Instant>,
+}
+
+impl Run {
+    /// Sends what the actor asked for, unless held back after a leaderless redirect.
+    fn flush_sends(&mut self, session: &Session) {
+        self.held.append(&mut self.fx.sends);
+        if self.held_until.is_none_or(|t| Instant::now() >= t) {
+            self.held_until = None;
+            for (to, msg) in self.held.drain(..) {
+                session.send_to_server(usize::from(to), msg);
+            }
+        }
+    }
+
+    /// `Some` once the run is over: all done or `stop_at` passed (how many finished), or the
+    /// timeout passed (an error).
+    fn outcome(&self, now: Instant, timeout: Duration) -> Option<Result<usize, String>> {
+        let done = self.driver.state().next_op();
+        if done >= self.total || self.stop_at.is_some_and(|s| now >= s) {
+            return Some(Ok(done));
+        }
+        if now >= self.deadline {
+            return Some(Err(format!(
+                "timed out after {:.1}s: no leader answered (completed {done} of {} \
+                 operations; the one in flight may still be applied)",
+                timeout.as_secs_f64(),
+                self.total
+            )));
+        }
+        None
+    }
+
+    /// How long to wait for a datagram: until the next timer, the held sends' release, the
+    /// stop or the deadline, whichever is first (within 100 µs..200 ms).
+    fn wait_time(&self, now: Instant) -> Duration {
+        let mut wake = self
+            .driver
+            .next_deadline()
+            .unwrap_or(self.deadline)
+            .min(self.deadline);
+        if let Some(h) = self.held_until {
+            wake = wake.min(h);
+        }
+        if let Some(s) = self.stop_at {
+            wake = wake.min(s);
+        }
+        wake.saturating_duration_since(now)
+            .clamp(Duration::from_micros(100), Duration::from_millis(200))
+    }
+
+    /// Hands a server's reply to the actor, holding sends back after "no leader known", and
+    /// reports an operation it completes to `on_done`. `Some(n)` when `on_done` asked to stop.
+    fn deliver(
+        &mut self,
+        server: usize,
+        msg: Msg,
+        on_done: &mut impl FnMut(usize, OpResult, Duration) -> bool,
+    ) -> Option<usize> {
+        let before = self.driver.state().next_op();
+        if let Msg::ClientResponse {
+            reply: ClientReply::NotLeader { leader: None },
+            ..
+        } = &msg
+        {
+            self.held_until = Some(Instant::now() + NO_LEADER_BACKOFF);
+        }
+        self.driver.deliver(Id::from(server), msg, &mut self.fx);
+        let r = self.driver.state().results.get(before)?;
+        let now = Instant::now();
+        let keep_going = on_done(before, r.clone(), now - self.op_started);
+        self.op_started = now;
+        (!keep_going).then_some(before + 1)
     }
 }
 
@@ -316,7 +400,7 @@ pub fn status_json(id: usize, status: &Option<NodeStatus>) -> serde_json::Value 
     }
 }
 
-/// A human-readable status table.
+/// The `status` table for people: one line per node, unreachable ones marked as such.
 pub fn status_table(statuses: &[Option<NodeStatus>], peers: &[SocketAddr]) -> String {
     let mut out = format!(
         "{:<3} {:<22} {:<11} {:>5} {:>6} {:>7} {:>7} {:>7} {:>6}\n",

@@ -1,4 +1,5 @@
-//! Local clusters of node processes on 127.0.0.1 (for `cluster`, `bench` and the tests).
+//! Local clusters of node processes on 127.0.0.1 (for `cluster`, `bench` and the tests): free
+//! ports, the `node` binary, and starting, killing and reaping the processes.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ pub fn free_local_addrs(n: usize) -> Result<Vec<SocketAddr>, String> {
         .collect()
 }
 
+/// The `--peers` argument naming `peers`, to pass to nodes and to print for clients.
 pub fn peers_string(peers: &[SocketAddr]) -> String {
     peers
         .iter()
@@ -43,19 +45,27 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
 /// A local cluster of node processes. Each child exits when its stdin closes, so the nodes die
 /// with the process that started them even when it is killed; dropping this kills them too.
 pub struct LocalCluster {
+    /// The `node` executable each node runs.
     pub node_bin: PathBuf,
+    /// Every node's address (free loopback ports), in id order.
     pub peers: Vec<SocketAddr>,
+    /// The parent of the nodes' data directories (see [`Self::data_dir`]).
     pub data: PathBuf,
+    /// The key file passed to every node, when the cluster runs keyed.
     pub key: Option<PathBuf>,
+    /// More arguments for every node (e.g. `--snapshot-after`), so callers can tune the nodes
+    /// without a field per flag.
     pub extra_args: Vec<String>,
     /// Where each node binds, when not at its peers address (see `node --bind`).
     pub binds: Option<Vec<SocketAddr>>,
     /// Discard the nodes' stderr (else they share ours).
     pub quiet: bool,
+    /// Each node's process; `None` while it is not running (not started, killed or exited).
     pub children: Vec<Option<Child>>,
 }
 
 impl LocalCluster {
+    /// A cluster of `n` nodes on free loopback ports, none of them started yet.
     pub fn new(
         node_bin: PathBuf,
         n: usize,
@@ -74,10 +84,12 @@ impl LocalCluster {
         })
     }
 
+    /// Node `i`'s data directory, so that tests can inspect or damage its files.
     pub fn data_dir(&self, i: usize) -> PathBuf {
         self.data.join(format!("node{i}"))
     }
 
+    /// Starts node `i`; again after a kill, it recovers from its data directory.
     pub fn start(&mut self, i: usize) -> Result<(), String> {
         let mut cmd = Command::new(&self.node_bin);
         cmd.arg("--id")
@@ -106,6 +118,7 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Starts every node.
     pub fn start_all(&mut self) -> Result<(), String> {
         (0..self.peers.len()).try_for_each(|i| self.start(i))
     }
@@ -118,6 +131,7 @@ impl LocalCluster {
         }
     }
 
+    /// Kills every node, as dropping the cluster does.
     pub fn kill_all(&mut self) {
         (0..self.peers.len()).for_each(|i| self.kill(i));
     }

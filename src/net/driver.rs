@@ -16,6 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded from the clock, the process id and `salt`, so that processes and
+    /// sessions started at the same moment still draw differently.
     pub fn seeded(salt: u64) -> Rng {
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -31,6 +33,7 @@ impl Rng {
         rng
     }
 
+    /// The next 64 pseudo-random bits (session ids, message ids, timer jitter).
     pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
@@ -54,11 +57,14 @@ impl Rng {
 /// What a batch of handler invocations asks of the outside world.
 #[derive(Debug, Default)]
 pub struct Effects {
+    /// Messages to send, in order; only once `save` (if any) is durable.
     pub sends: Vec<(Id, Msg)>,
     /// The last state saved: it contains everything saved before it in the batch.
     pub save: Option<Storage>,
 }
 
+/// Runs one actor in real time: its state, its armed timers as deadlines, and the randomness
+/// that picks them; the loop around it (node or client session) owns the socket and files.
 pub struct Driver<A: Actor> {
     actor: A,
     id: Id,
@@ -74,6 +80,7 @@ impl<A> Driver<A>
 where
     A: Actor<Msg = Msg, Timer = Timer, Storage = Storage>,
 {
+    /// Starts the actor (from `storage` when restarting) and collects its first commands in `fx`.
     pub fn start(actor: A, id: Id, storage: Option<Storage>, fx: &mut Effects) -> Self {
         let mut out = Out::new();
         let state = actor.on_start(id, &storage, &mut out);
@@ -88,12 +95,14 @@ where
         d
     }
 
+    /// The actor's current state, for status reports and progress checks.
     pub fn state(&self) -> &A::State {
         self.state
             .as_ref()
             .expect("the state is back once a handler returns")
     }
 
+    /// Hands `msg` from `src` to the actor and collects what it asks for in `fx`.
     pub fn deliver(&mut self, src: Id, msg: Msg, fx: &mut Effects) {
         let mut out = Out::new();
         let mut cow = Cow::Owned(self.state.take().expect("not inside a handler"));

@@ -35,19 +35,27 @@ const MAX_CLIENTS: usize = 10_000;
 /// one takes a while to arrive and install. A lost one is resent once this passes.
 const SNAPSHOT_RESEND: Duration = Duration::from_millis(250);
 
+/// How to run one server: its place in the cluster, its data, its key and the protocol's tuning.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
+    /// This server's index in `peers`: its actor id, and the address it binds by default.
     pub id: usize,
+    /// Every server's address in id order (the same on every node); also fixes the cluster id.
     pub peers: Vec<SocketAddr>,
     /// Bind here instead of `peers[id]` (e.g. behind a proxy that owns the advertised address).
     pub bind: Option<SocketAddr>,
+    /// Directory of this node's durable state (see [`DurableStorage`]).
     pub data: PathBuf,
+    /// The cluster's key: with it every datagram is MAC'd and unsigned ones are refused.
     pub key: Option<Key>,
+    /// The server actor's configuration (timeouts, batching, compaction).
     pub config: ServerConfig,
     /// Refuse server-to-server messages whose source address is not that server's address.
     pub check_source: bool,
 }
 
+/// One running server: the actor's driver, its durable storage and socket, and what the current
+/// round has received and has yet to send.
 pub struct Node {
     opts: NodeOptions,
     cluster: u64,
@@ -123,14 +131,17 @@ impl Node {
         })
     }
 
+    /// The cluster id this node accepts (a hash of its peers), for its startup line.
     pub fn cluster_id(&self) -> u64 {
         self.cluster
     }
 
+    /// The actor's state, e.g. what was restored, for the startup line.
     pub fn state(&self) -> &ServerState {
         self.driver.state()
     }
 
+    /// What the node answers to a `status` query: the actor's view and the runtime's counters.
     pub fn status(&self) -> NodeStatus {
         let s = self.driver.state();
         let mut counters = self.counters.clone();
@@ -435,6 +446,7 @@ pub fn set_recv_buffer(socket: &UdpSocket, bytes: usize) -> std::io::Result<usiz
     Ok(usize::try_from(got).unwrap_or(0))
 }
 
+/// Elsewhere the default buffer is kept: reports 0 granted.
 #[cfg(not(unix))]
 pub fn set_recv_buffer(_socket: &UdpSocket, _bytes: usize) -> std::io::Result<usize> {
     Ok(0)

@@ -32,20 +32,18 @@
 //!   deleted. The rename is the commit point: a crash before it leaves the old meta and old log.
 //!
 //! Recovery (`load`): no meta file means a fresh node (the first save's meta rename is its commit
-//! point, so nothing was ever acknowledged), unless a `raft-state` file of the previous
-//! whole-state format is there, which is read instead and replaced by the first save. Otherwise
-//! the meta file must be intact and name this node and cluster, and its generation's log file must
-//! exist with an intact header and an intact first (checkpoint) record, which was fsynced before
-//! the meta rename. Every later record must be intact, with one exception: if the file ends inside
-//! its last record (fewer bytes than the record header, or than the length that the header, with
-//! its length complement matching, announces), that record is a torn append whose `fdatasync`
-//! never returned, so its save was never acknowledged and no message depending on it was sent; it
-//! is cut off (the file truncated to the last complete record and fsynced). Anything else (a bad
-//! checksum or length complement anywhere, a complete last record that fails its checksum, bad
-//! meta, a missing log file, a record whose start index does not fit) is an error naming the
-//! file: the node refuses to start rather than start empty and forget its votes and log. A
-//! truncation of fsynced data at exactly a record boundary cannot be told apart from a shorter
-//! log; fsync's contract is that it does not happen.
+//! point, so nothing was ever acknowledged). Otherwise the meta file must be intact and name this
+//! node and cluster, and its generation's log file must exist with an intact header and an intact
+//! first (checkpoint) record, which was fsynced before the meta rename. Every later record must be
+//! intact, with one exception: if the file ends inside its last record (fewer bytes than the record
+//! header, or than the length that the header, with its length complement matching, announces),
+//! that record is a torn append whose `fdatasync` never returned, so its save was never
+//! acknowledged and no message depending on it was sent; it is cut off (the file truncated to the
+//! last complete record and fsynced). Anything else (a bad checksum or length complement anywhere,
+//! a complete last record that fails its checksum, bad meta, a missing log file, a record whose
+//! start index does not fit) is an error naming the file: the node refuses to start rather than
+//! start empty and forget its votes and log. A truncation of fsynced data at exactly a record
+//! boundary cannot be told apart from a shorter log; fsync's contract is that it does not happen.
 
 use crate::protocol::log::Log;
 use crate::protocol::server::Storage;
@@ -59,10 +57,6 @@ use std::path::{Path, PathBuf};
 const META_MAGIC: &[u8; 8] = b"RAFTMETA";
 const LOG_MAGIC: &[u8; 8] = b"RAFTLOG\0";
 const VERSION: u32 = 2;
-/// The whole-state file of version 1, read once and replaced by the first save.
-const LEGACY_MAGIC: &[u8; 8] = b"RAFTSTOR";
-const LEGACY_VERSION: u32 = 1;
-const LEGACY_FILE: &str = "raft-state";
 /// magic | version | node | cluster | payload length (meta) or generation (log).
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 8;
 const DIGEST_LEN: usize = 32;
@@ -72,8 +66,11 @@ const RECORD_HEADER_LEN: usize = 4 + 4 + DIGEST_LEN;
 /// entries and this.
 const GARBAGE_MIN: u64 = if cfg!(test) { 16 } else { 4096 };
 
+/// The meta file's name in a data directory: its rename commits a rewrite, and it names the
+/// log file in use.
 pub const META_FILE: &str = "raft-meta";
-/// Log files are `raft-log.<generation>`.
+/// Log files are `raft-log.<generation>`: a rewrite writes the next generation beside the
+/// current one, so a crash mid-rewrite leaves the current one intact.
 pub const LOG_FILE_PREFIX: &str = "raft-log.";
 
 #[derive(Serialize)]
@@ -120,16 +117,15 @@ struct OnDisk {
     bare_records: u64,
 }
 
+/// A node's durable state in its data directory (see the module docs): what makes its votes and
+/// log survive a crash.
 pub struct DurableStorage {
     dir: PathBuf,
     meta_path: PathBuf,
     meta_tmp: PathBuf,
-    legacy_path: PathBuf,
     node: u64,
     cluster: u64,
     disk: Option<OnDisk>,
-    /// The state was read from a legacy file, to be removed once the first save replaced it.
-    legacy_loaded: bool,
     /// Bytes of a torn final record cut off by the last `load`.
     torn_bytes: u64,
 }
@@ -151,15 +147,14 @@ impl DurableStorage {
             dir: dir.to_path_buf(),
             meta_path: dir.join(META_FILE),
             meta_tmp: dir.join(format!("{META_FILE}.tmp")),
-            legacy_path: dir.join(LEGACY_FILE),
             node,
             cluster,
             disk: None,
-            legacy_loaded: false,
             torn_bytes: 0,
         })
     }
 
+    /// The meta file's path, for messages and for tests that damage it.
     pub fn meta_path(&self) -> &Path {
         &self.meta_path
     }
@@ -181,11 +176,10 @@ impl DurableStorage {
     /// The saved state, `None` for a fresh node, or an error naming the damaged file.
     pub fn load(&mut self) -> Result<Option<Storage>, String> {
         self.disk = None;
-        self.legacy_loaded = false;
         self.torn_bytes = 0;
         let meta_bytes = match fs::read(&self.meta_path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.load_legacy(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
                 return Err(format!(
                     "cannot read state file {}: {e}",
@@ -243,30 +237,6 @@ impl DurableStorage {
             written: r.written,
             bare_records: r.bare_records,
         });
-        Ok(Some(storage))
-    }
-
-    fn load_legacy(&mut self) -> Result<Option<Storage>, String> {
-        let bytes = match fs::read(&self.legacy_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(format!(
-                    "cannot read state file {}: {e}",
-                    self.legacy_path.display()
-                ))
-            }
-        };
-        let storage: Storage = decode_framed(
-            &bytes,
-            LEGACY_MAGIC,
-            LEGACY_VERSION,
-            self.node,
-            self.cluster,
-        )
-        .and_then(|p| serde_json::from_slice(p).map_err(|e| format!("undecodable payload: {e}")))
-        .map_err(|why| unusable(&self.legacy_path, &why))?;
-        self.legacy_loaded = true;
         Ok(Some(storage))
     }
 
@@ -367,6 +337,34 @@ impl DurableStorage {
             Some(d) => d.generation + 1,
             None => self.log_generations().into_iter().max().unwrap_or(0) + 1,
         };
+        let (log, log_path) = self.write_log_generation(generation, &new)?;
+        // The new log file's directory entry must be durable before the meta names it.
+        self.sync_dir()?;
+        self.replace_meta(generation, &new)?;
+
+        // Committed: the previous generation is garbage now.
+        if let Some(old) = self.disk.take() {
+            drop(old.log);
+            let _ = fs::remove_file(&old.log_path);
+        }
+        self.disk = Some(OnDisk {
+            written: new.log.entries.len() as u64,
+            storage: new,
+            generation,
+            log,
+            log_path,
+            bare_records: 0,
+        });
+        Ok(())
+    }
+
+    /// Writes and fsyncs log file `generation`: its header and one checkpoint record holding the
+    /// whole of `new`'s log. Returns it open for appends, with its path.
+    fn write_log_generation(
+        &self,
+        generation: u64,
+        new: &Storage,
+    ) -> Result<(File, PathBuf), String> {
         let log_path = self.log_path_for(generation);
         let mut bytes = log_header(self.node, self.cluster, generation);
         bytes.extend_from_slice(&encode_record(&RecordOut {
@@ -375,20 +373,14 @@ impl DurableStorage {
             start: new.log.base_index + 1,
             entries: &new.log.entries,
         })?);
-        let ctx = |p: &Path, what: &str, e: std::io::Error| format!("{what} {}: {e}", p.display());
-        let mut log = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
-            .map_err(|e| ctx(&log_path, "cannot create", e))?;
-        log.write_all(&bytes)
-            .map_err(|e| ctx(&log_path, "cannot write", e))?;
-        log.sync_all()
-            .map_err(|e| ctx(&log_path, "cannot fsync", e))?;
-        // The new log file's directory entry must be durable before the meta names it.
-        self.sync_dir()?;
+        let log = write_synced(&log_path, &bytes)?;
+        Ok((log, log_path))
+    }
 
+    /// Points the meta file at `generation` (with `new`'s snapshot boundary): written to a
+    /// temporary file, fsynced, renamed over the meta file, the directory fsynced. The rename
+    /// is the commit point of a rewrite.
+    fn replace_meta(&self, generation: u64, new: &Storage) -> Result<(), String> {
         let meta = encode_framed(
             &serde_json::to_vec(&MetaOut {
                 generation,
@@ -403,16 +395,7 @@ impl DurableStorage {
             self.cluster,
         );
         let tmp = &self.meta_tmp;
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(tmp)
-            .map_err(|e| ctx(tmp, "cannot create", e))?;
-        f.write_all(&meta)
-            .map_err(|e| ctx(tmp, "cannot write", e))?;
-        f.sync_all().map_err(|e| ctx(tmp, "cannot fsync", e))?;
-        drop(f);
+        drop(write_synced(tmp, &meta)?);
         fs::rename(tmp, &self.meta_path).map_err(|e| {
             format!(
                 "cannot rename {} to {}: {e}",
@@ -420,26 +403,7 @@ impl DurableStorage {
                 self.meta_path.display()
             )
         })?;
-        self.sync_dir()?;
-
-        // Committed: the previous generation (and a migrated legacy file) is garbage now.
-        if let Some(old) = self.disk.take() {
-            drop(old.log);
-            let _ = fs::remove_file(&old.log_path);
-        }
-        if self.legacy_loaded {
-            let _ = fs::remove_file(&self.legacy_path);
-            self.legacy_loaded = false;
-        }
-        self.disk = Some(OnDisk {
-            written: new.log.entries.len() as u64,
-            storage: new,
-            generation,
-            log,
-            log_path,
-            bare_records: 0,
-        });
-        Ok(())
+        self.sync_dir()
     }
 
     fn sync_dir(&self) -> Result<(), String> {
@@ -447,6 +411,20 @@ impl DurableStorage {
             .and_then(|d| d.sync_all())
             .map_err(|e| format!("cannot fsync directory {}: {e}", self.dir.display()))
     }
+}
+
+/// Creates (or truncates) `path`, writes `bytes` and fsyncs them; returns the file, still open.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<File, String> {
+    let ctx = |what: &str, e: std::io::Error| format!("{what} {}: {e}", path.display());
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| ctx("cannot create", e))?;
+    f.write_all(bytes).map_err(|e| ctx("cannot write", e))?;
+    f.sync_all().map_err(|e| ctx("cannot fsync", e))?;
+    Ok(f)
 }
 
 fn unusable(path: &Path, why: &str) -> String {
@@ -596,6 +574,39 @@ struct Replayed {
     bare_records: u64,
 }
 
+impl Replayed {
+    /// Replays one record found at byte `pos`: it must start within the log replayed so far
+    /// (the checkpoint record, `first`, exactly at `base_index + 1`).
+    fn apply(
+        &mut self,
+        rec: RecordIn,
+        base_index: LogIndex,
+        pos: usize,
+        first: bool,
+    ) -> Result<(), String> {
+        let last = base_index + self.entries.len() as LogIndex;
+        let fits = if first {
+            rec.start == base_index + 1
+        } else {
+            rec.start > base_index && rec.start <= last + 1
+        };
+        if !fits {
+            return Err(format!(
+                "the record at byte {pos} starts at index {}, but the log holds {}..={last}",
+                rec.start,
+                base_index + 1
+            ));
+        }
+        self.entries.truncate((rec.start - base_index - 1) as usize);
+        self.written += rec.entries.len() as u64;
+        self.bare_records += u64::from(rec.entries.is_empty() && !first);
+        self.entries.extend(rec.entries);
+        self.term = rec.term;
+        self.voted_for = rec.voted_for;
+        Ok(())
+    }
+}
+
 /// Replays a log file (see the module docs for what is refused and what is cut off).
 fn replay(
     bytes: &[u8],
@@ -604,6 +615,39 @@ fn replay(
     generation: u64,
     base_index: LogIndex,
 ) -> Result<Replayed, String> {
+    let head = check_log_header(bytes, node, cluster, generation)?;
+    let mut r = Replayed {
+        term: 0,
+        voted_for: None,
+        entries: Vec::new(),
+        valid_len: head,
+        written: 0,
+        bare_records: 0,
+    };
+    let mut pos = head;
+    while pos < bytes.len() {
+        let first = pos == head;
+        let Some((rec, len)) = read_record(&bytes[pos..], pos, first)? else {
+            break;
+        };
+        r.apply(rec, base_index, pos, first)?;
+        pos += len;
+        r.valid_len = pos;
+    }
+    if r.valid_len == head {
+        return Err("truncated: no checkpoint record after the header".into());
+    }
+    Ok(r)
+}
+
+/// Checks a log file's header names this node, cluster and `generation`; returns its length
+/// (where the records start).
+fn check_log_header(
+    bytes: &[u8],
+    node: u64,
+    cluster: u64,
+    generation: u64,
+) -> Result<usize, String> {
     let head = HEADER_LEN + DIGEST_LEN;
     if bytes.len() < head {
         return Err(format!(
@@ -617,81 +661,48 @@ fn replay(
             "it is generation {file_generation}, {META_FILE} expects {generation}"
         ));
     }
-    let mut r = Replayed {
-        term: 0,
-        voted_for: None,
-        entries: Vec::new(),
-        valid_len: head,
-        written: 0,
-        bare_records: 0,
-    };
-    let mut pos = head;
-    let mut first = true;
-    while pos < bytes.len() {
-        let rest = &bytes[pos..];
-        let torn = |what: String| {
-            if first {
-                Err(format!(
-                    "truncated: the checkpoint record at byte {pos} is incomplete ({what})"
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        if rest.len() < 8 {
-            torn(format!("{} of 8 length bytes", rest.len()))?;
-            break;
-        }
-        let len = le_u32(&rest[..4]);
-        if le_u32(&rest[4..8]) != !len {
-            return Err(format!(
-                "corrupted record header at byte {pos}: length and its complement disagree"
-            ));
-        }
-        let end = RECORD_HEADER_LEN + len as usize;
-        if rest.len() < end {
-            torn(format!("{} of {end} bytes", rest.len()))?;
-            break;
-        }
-        let payload = &rest[RECORD_HEADER_LEN..end];
-        let digest = Sha256::new()
-            .chain_update(&rest[..4])
-            .chain_update(payload)
-            .finalize();
-        if digest.as_slice() != &rest[8..RECORD_HEADER_LEN] {
-            return Err(format!(
-                "checksum mismatch in the record at byte {pos}: the file is corrupted"
-            ));
-        }
-        let rec: RecordIn = serde_json::from_slice(payload)
-            .map_err(|e| format!("undecodable record at byte {pos}: {e}"))?;
-        let last = base_index + r.entries.len() as LogIndex;
-        let fits = if first {
-            rec.start == base_index + 1
+    Ok(head)
+}
+
+/// Reads the record at byte `pos` of a log file (`rest` is the file from there on): the record
+/// and its length in bytes, or `None` when the file ends inside it (a torn append, unless it is
+/// the `first`, checkpoint record: an error then), or an error when it is damaged.
+fn read_record(rest: &[u8], pos: usize, first: bool) -> Result<Option<(RecordIn, usize)>, String> {
+    let torn = |what: String| {
+        if first {
+            Err(format!(
+                "truncated: the checkpoint record at byte {pos} is incomplete ({what})"
+            ))
         } else {
-            rec.start > base_index && rec.start <= last + 1
-        };
-        if !fits {
-            return Err(format!(
-                "the record at byte {pos} starts at index {}, but the log holds {}..={last}",
-                rec.start,
-                base_index + 1
-            ));
+            Ok(None)
         }
-        r.entries.truncate((rec.start - base_index - 1) as usize);
-        r.written += rec.entries.len() as u64;
-        r.bare_records += u64::from(rec.entries.is_empty() && !first);
-        r.entries.extend(rec.entries);
-        r.term = rec.term;
-        r.voted_for = rec.voted_for;
-        pos += end;
-        r.valid_len = pos;
-        first = false;
+    };
+    if rest.len() < 8 {
+        return torn(format!("{} of 8 length bytes", rest.len()));
     }
-    if first {
-        return Err("truncated: no checkpoint record after the header".into());
+    let len = le_u32(&rest[..4]);
+    if le_u32(&rest[4..8]) != !len {
+        return Err(format!(
+            "corrupted record header at byte {pos}: length and its complement disagree"
+        ));
     }
-    Ok(r)
+    let end = RECORD_HEADER_LEN + len as usize;
+    if rest.len() < end {
+        return torn(format!("{} of {end} bytes", rest.len()));
+    }
+    let payload = &rest[RECORD_HEADER_LEN..end];
+    let digest = Sha256::new()
+        .chain_update(&rest[..4])
+        .chain_update(payload)
+        .finalize();
+    if digest.as_slice() != &rest[8..RECORD_HEADER_LEN] {
+        return Err(format!(
+            "checksum mismatch in the record at byte {pos}: the file is corrupted"
+        ));
+    }
+    let rec: RecordIn = serde_json::from_slice(payload)
+        .map_err(|e| format!("undecodable record at byte {pos}: {e}"))?;
+    Ok(Some((rec, end)))
 }
 
 #[cfg(test)]
@@ -957,31 +968,6 @@ mod tests {
         }
         assert_ne!(st.log_path().unwrap(), first);
         save_and_check(&mut st, &dir, &s);
-        let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_legacy_state_file_is_read_then_replaced() {
-        let dir = temp("legacy");
-        fs::create_dir_all(&dir).unwrap();
-        let s = storage(4, Some(0), vec![entry(3, 1), entry(4, 2)]);
-        let legacy = dir.join(LEGACY_FILE);
-        let bytes = encode_framed(
-            &serde_json::to_vec(&s).unwrap(),
-            LEGACY_MAGIC,
-            LEGACY_VERSION,
-            1,
-            99,
-        );
-        let mut bad = bytes.clone();
-        bad[50] ^= 1;
-        fs::write(&legacy, &bad).unwrap();
-        assert!(load_err(&dir).contains(&legacy.display().to_string()));
-        fs::write(&legacy, &bytes).unwrap();
-        let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
-        assert_eq!(st.load().unwrap().as_ref(), Some(&s));
-        save_and_check(&mut st, &dir, &s);
-        assert!(!legacy.exists());
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -1,4 +1,6 @@
-//! The datagram format of the UDP deployment.
+//! The datagram format of the UDP deployment, and everything that must agree on it: encoding
+//! and authentication, fragmentation and reassembly, the status query's types and counters, the
+//! size limits, peer lists and the cluster id.
 //!
 //! ```text
 //! "RKV" | version (1 byte) | flags (1 byte, bit 0: MAC present) | JSON envelope | [HMAC-SHA256, 32 bytes]
@@ -36,13 +38,17 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
+/// The first bytes of every datagram: anything else reaching the port is refused at once.
 pub const MAGIC: &[u8; 3] = b"RKV";
+/// The format version after [`MAGIC`]: nodes of another format are refused, not misread.
 pub const WIRE_VERSION: u8 = 1;
 const FLAG_MAC: u8 = 1;
 const FLAG_FRAGMENT: u8 = 2;
 const HEADER_LEN: usize = 5;
+/// Bytes of the HMAC-SHA256 tag that ends a datagram when the cluster has a key.
 pub const MAC_LEN: usize = 32;
-/// No datagram larger than this is sent or accepted.
+/// No datagram larger than this is sent or accepted: below UDP's 65,507-byte payload limit, with
+/// room to spare.
 pub const MAX_DATAGRAM: usize = 60 * 1024;
 /// cluster | from | message id | digest | total | index | count.
 const FRAGMENT_HEADER_LEN: usize = 8 + 8 + 8 + 8 + 4 + 2 + 2;
@@ -69,16 +75,25 @@ type HmacSha256 = Hmac<Sha256>;
 /// What a node reports about itself (the `status` query).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatus {
+    /// The node's server index, so a reply can be matched to the peer asked.
     pub id: u64,
+    /// `leader`, `candidate` or `follower`: who to ask, and whether an election is on.
     pub role: String,
+    /// The node's current term, to compare nodes and spot a stuck election.
     pub term: u64,
+    /// The leader the node believes in, if any, as of its current term.
     pub leader: Option<u64>,
+    /// Whom the node voted for in its current term (durable state, shown for diagnosis).
     pub voted_for: Option<u64>,
+    /// Highest log index known committed: how far the cluster has agreed.
     pub commit_index: u64,
+    /// Highest log index applied to the key/value store: how far reads reflect.
     pub last_applied: u64,
     /// Index of the last log entry (compacted entries included).
     pub log_len: u64,
+    /// Last index folded into the snapshot (0 if none): how far the log was compacted.
     pub snapshot_index: u64,
+    /// What the node dropped and handled since it started, to diagnose a sick network or peer.
     pub counters: Counters,
 }
 
@@ -86,41 +101,64 @@ pub struct NodeStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Counters {
+    /// Datagrams received, whatever became of them: the base the drops are a share of.
     pub received: u64,
+    /// Datagrams the socket accepted for sending.
     pub sent: u64,
+    /// Dropped: not a datagram of this format (bad header or flags, undecodable envelope).
     pub malformed: u64,
+    /// Dropped: larger than [`MAX_DATAGRAM`], so nothing of it is even parsed.
     pub oversize: u64,
+    /// Dropped: another [`WIRE_VERSION`], i.e. a node of another build.
     pub wrong_version: u64,
+    /// Dropped: MAC missing or wrong (or present while this node has no key): forged, or a
+    /// different `--key`.
     pub bad_mac: u64,
+    /// Dropped: another cluster's id, i.e. a node started with different `--peers`.
     pub wrong_cluster: u64,
+    /// Dropped: a sender that may not send this (a server message from a non-peer or the wrong
+    /// address, a client request under another session id, a reply sent to a server).
     pub unknown_sender: u64,
+    /// Dropped: a client command over [`MAX_COMMAND_BYTES`], which could never be replicated.
     pub oversize_command: u64,
+    /// Not sent: a message whose encoding exceeds [`MAX_MESSAGE`] even in fragments.
     pub oversize_out: u64,
+    /// Not sent: a reply to a client session whose address is unknown (or forgotten).
     pub no_route: u64,
+    /// Not sent: the socket refused the datagram.
     pub send_errors: u64,
+    /// States made durable (one per round with a save): the fsyncs that group commit shares.
     pub saves: u64,
-    /// Server messages not sent, or not delivered to the actor, because a later one of the same
-    /// round (to or from the same server) carries everything they do.
+    /// Server messages not sent because a later one of the same round to the same server
+    /// carries everything they do.
     pub coalesced_out: u64,
+    /// Server messages not delivered to the actor because a later one of the same round from
+    /// the same server carries everything they do.
     pub coalesced_in: u64,
-    /// Fragment datagrams sent and received (each also counts in `sent` / `received`).
+    /// Fragment datagrams sent (each also counts in `sent`).
     pub fragments_out: u64,
+    /// Fragment datagrams received (each also counts in `received`).
     pub fragments_in: u64,
-    /// Messages sent in fragments, and messages reassembled from them.
+    /// Messages sent in fragments because they did not fit in one datagram.
     pub fragmented_out: u64,
+    /// Messages reassembled from fragments and handed on.
     pub reassembled: u64,
-    /// Fragments dropped: bad fields (count 0 or too many, index out of range, empty chunk,
-    /// lengths that cannot add up), a declared total over [`MAX_MESSAGE`], a fragment or a
-    /// completed message that contradicts its partial (count, total, digest, a duplicate index
-    /// with other bytes, a wrong length or digest, an undecodable envelope), an exact duplicate,
-    /// or one from a sender that may not send fragments (clients).
+    /// Fragments dropped for bad fields (count 0 or too many, index out of range, empty chunk,
+    /// lengths that cannot add up).
     pub frag_malformed: u64,
+    /// Fragments dropped for a declared total over [`MAX_MESSAGE`].
     pub frag_oversize: u64,
+    /// Fragments (or completed messages) dropped for contradicting their partial: count, total,
+    /// digest, a repeated index with other bytes, a wrong length or digest, an undecodable
+    /// envelope.
     pub frag_inconsistent: u64,
+    /// Fragments dropped as exact duplicates of one already held (the network repeats).
     pub frag_duplicate: u64,
+    /// Fragments dropped because their sender may not send fragments (clients, non-peers).
     pub frag_unknown_sender: u64,
-    /// Partial messages dropped unfinished: too old, or pushed out by newer ones of the sender.
+    /// Partial messages dropped unfinished after [`FRAGMENT_TTL`] (a fragment was lost).
     pub frag_expired: u64,
+    /// Partial messages dropped unfinished, pushed out by newer ones of the same sender.
     pub frag_evicted: u64,
     /// InstallSnapshot messages not sent because the same snapshot went to the same server
     /// moments before (it is still in flight or being installed).
@@ -128,6 +166,7 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Counts a datagram refused by [`decode_datagram`] under its reason's counter.
     pub fn count(&mut self, e: &DecodeError) {
         match e {
             DecodeError::Malformed(_) => self.malformed += 1,
@@ -138,6 +177,9 @@ impl Counters {
         }
     }
 
+    /// Received datagrams refused as bad or unauthorised, all such reasons together: the
+    /// `drops` column of `status` (duplicate fragments and expired partials, which a lossy but
+    /// honest network produces, are left out).
     pub fn dropped(&self) -> u64 {
         self.malformed
             + self.oversize
@@ -155,33 +197,51 @@ impl Counters {
 
 // A status response is rare and short-lived: not worth boxing for the size of the others.
 #[allow(clippy::large_enum_variant)]
+/// What an [`Envelope`] carries: a protocol message, or a runtime-level status exchange that
+/// the actor never sees.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Body {
     /// A protocol message, delivered to the actor as is.
     Raft(Msg),
     /// Runtime-level: "tell me your state"; answered by the runtime, not the actor.
     StatusRequest {
+        /// Echoed in the response, so a late answer to an earlier query is not taken for this
+        /// one.
         nonce: u64,
     },
+    /// Runtime-level: the answer to a [`Body::StatusRequest`].
     StatusResponse {
+        /// The request's nonce.
         nonce: u64,
+        /// The answering node's state and counters.
         status: NodeStatus,
     },
 }
 
+/// One message as it travels (JSON): who sent it in which cluster, and what it carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
+    /// The sender's [`cluster_id`]: datagrams of another cluster are refused.
     pub cluster: u64,
+    /// The sender: a server index `0..n`, or a client session id `>= CLIENT_ID_MIN`; checked
+    /// against the source address and the message before the actor sees it.
     pub from: u64,
+    /// The message itself.
     pub body: Body,
 }
 
+/// Why a datagram was refused: each reason has its own counter in [`Counters`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DecodeError {
+    /// Not a datagram of this format; the text says what was wrong.
     Malformed(String),
+    /// Larger than [`MAX_DATAGRAM`].
     Oversize,
+    /// Another wire version (the one found).
     WrongVersion(u8),
+    /// MAC missing, wrong, or present while this node has no key.
     BadMac,
+    /// Another cluster's id (the one found).
     WrongCluster(u64),
 }
 
@@ -223,6 +283,7 @@ impl Key {
         Ok(Key(key))
     }
 
+    /// A key from raw bytes, unchecked: for tests and tools that make their own keys.
     pub fn from_bytes(bytes: &[u8]) -> Key {
         Key(bytes.to_vec())
     }
@@ -232,7 +293,8 @@ impl Key {
     }
 }
 
-/// Encodes an envelope; `None` if it would exceed [`MAX_DATAGRAM`].
+/// Encodes an envelope as one datagram (for clients and status queries, whose messages are
+/// small); `None` if it would exceed [`MAX_DATAGRAM`].
 pub fn encode(env: &Envelope, key: Option<&Key>) -> Option<Vec<u8>> {
     let mut buf = Vec::with_capacity(256);
     buf.extend_from_slice(MAGIC);
@@ -302,19 +364,28 @@ pub fn encode_message(env: &Envelope, key: Option<&Key>, msg_id: u64) -> Option<
 /// against each other (that is [`Reassembler::insert`]'s job).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fragment {
+    /// The sender (a server index): partial messages are kept per sender.
     pub from: u64,
+    /// Which of the sender's messages this is a piece of.
     pub msg_id: u64,
+    /// FNV-1a of the whole envelope, checked once all pieces are in.
     pub digest: u64,
+    /// Bytes of the whole envelope, bounding what is buffered for it.
     pub total: u32,
+    /// This piece's place, `0..count`.
     pub index: u16,
+    /// How many pieces the message has.
     pub count: u16,
+    /// This piece's bytes of the envelope.
     pub data: Vec<u8>,
 }
 
 /// A checked datagram: a whole message, or a fragment of one.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Datagram {
+    /// A message that fitted in one datagram (boxed: it is much larger than a fragment).
     Whole(Box<Envelope>),
+    /// One piece of a larger message, for a [`Reassembler`].
     Fragment(Fragment),
 }
 
@@ -327,7 +398,8 @@ pub fn decode(bytes: &[u8], key: Option<&Key>, cluster: u64) -> Result<Envelope,
     }
 }
 
-/// Decodes the JSON envelope of a reassembled message.
+/// Decodes the JSON envelope of a reassembled message (its fragments were authenticated one by
+/// one, so only the cluster is left to check).
 pub fn decode_envelope(payload: &[u8], cluster: u64) -> Result<Envelope, DecodeError> {
     let env: Envelope =
         serde_json::from_slice(payload).map_err(|e| DecodeError::Malformed(e.to_string()))?;
@@ -428,12 +500,16 @@ struct Partial {
 #[derive(Debug, Default)]
 pub struct Reassembler {
     partials: std::collections::HashMap<u64, Vec<Partial>>,
-    /// Partial messages dropped unfinished so far: (expired, evicted).
+    /// Partial messages dropped unfinished so far because they grew older than
+    /// [`FRAGMENT_TTL`] (reported as `frag_expired`).
     pub expired: u64,
+    /// Partial messages dropped unfinished so far to keep a sender within [`MAX_PARTIALS`] and
+    /// [`MAX_MESSAGE`] bytes (reported as `frag_evicted`).
     pub evicted: u64,
 }
 
 impl Reassembler {
+    /// An empty reassembler, holding nothing.
     pub fn new() -> Self {
         Self::default()
     }
@@ -457,64 +533,67 @@ impl Reassembler {
 
     /// Takes a fragment (already authenticated, its `from` a sender allowed to fragment).
     pub fn insert(&mut self, frag: Fragment, now: std::time::Instant) -> FragmentOutcome {
-        let count = frag.count as usize;
-        let total = frag.total as usize;
-        if total > MAX_MESSAGE {
-            return FragmentOutcome::Oversize;
-        }
-        if count == 0
-            || count > MAX_FRAGMENTS
-            || frag.index as usize >= count
-            || frag.data.is_empty()
-            || frag.data.len() > MAX_CHUNK
-            || frag.data.len() > total
-            || total < count
-            || total > count * MAX_CHUNK
-        {
-            return FragmentOutcome::Malformed;
+        if let Some(refused) = refuse_fields(&frag) {
+            return refused;
         }
         self.expire(now);
-        let list = self.partials.entry(frag.from).or_default();
-        let pos = match list.iter().position(|p| p.msg_id == frag.msg_id) {
-            Some(pos) => {
-                let p = &list[pos];
-                if p.digest != frag.digest || p.total != frag.total || p.chunks.len() != count {
-                    list.remove(pos);
-                    return FragmentOutcome::Inconsistent;
-                }
-                pos
-            }
-            None => {
-                while list.len() >= MAX_PARTIALS {
-                    list.remove(0);
-                    self.evicted += 1;
-                }
-                list.push(Partial {
-                    msg_id: frag.msg_id,
-                    digest: frag.digest,
-                    total: frag.total,
-                    chunks: vec![None; count],
-                    have: 0,
-                    bytes: 0,
-                    started: now,
-                });
-                list.len() - 1
-            }
+        let Some(pos) = self.partial_for(&frag, now) else {
+            return FragmentOutcome::Inconsistent;
         };
-        let slot = frag.index as usize;
-        if let Some(old) = &list[pos].chunks[slot] {
-            if *old == frag.data {
-                return FragmentOutcome::Duplicate;
+        let list = self
+            .partials
+            .get_mut(&frag.from)
+            .expect("the sender has partials");
+        if let Some(refused) = refuse_piece(list, pos, &frag) {
+            return refused;
+        }
+        self.make_room(&frag);
+        let pos = self.partials[&frag.from]
+            .iter()
+            .position(|p| p.msg_id == frag.msg_id)
+            .expect("this message's partial is kept");
+        self.insert_at(frag, pos)
+    }
+
+    /// The position of `frag`'s partial message among its sender's, started if new (the
+    /// sender's oldest dropped beyond [`MAX_PARTIALS`]); `None` when `frag` contradicts it (count,
+    /// total or digest), which drops it.
+    fn partial_for(&mut self, frag: &Fragment, now: std::time::Instant) -> Option<usize> {
+        let list = self.partials.entry(frag.from).or_default();
+        if let Some(pos) = list.iter().position(|p| p.msg_id == frag.msg_id) {
+            let p = &list[pos];
+            if p.digest != frag.digest
+                || p.total != frag.total
+                || p.chunks.len() != frag.count as usize
+            {
+                list.remove(pos);
+                return None;
             }
-            list.remove(pos);
-            return FragmentOutcome::Inconsistent;
+            return Some(pos);
         }
-        if list[pos].bytes + frag.data.len() > total {
-            list.remove(pos);
-            return FragmentOutcome::Inconsistent;
+        while list.len() >= MAX_PARTIALS {
+            list.remove(0);
+            self.evicted += 1;
         }
-        // Bound the bytes buffered for this sender: drop its oldest other partials first (this
-        // one alone stays within MAX_MESSAGE, as its total does).
+        list.push(Partial {
+            msg_id: frag.msg_id,
+            digest: frag.digest,
+            total: frag.total,
+            chunks: vec![None; frag.count as usize],
+            have: 0,
+            bytes: 0,
+            started: now,
+        });
+        Some(list.len() - 1)
+    }
+
+    /// Bounds the bytes buffered for `frag`'s sender: drops its oldest other partials first
+    /// (`frag`'s alone stays within [`MAX_MESSAGE`], as its total does).
+    fn make_room(&mut self, frag: &Fragment) {
+        let list = self
+            .partials
+            .get_mut(&frag.from)
+            .expect("the sender has partials");
         let len = frag.data.len();
         while list.iter().map(|p| p.bytes).sum::<usize>() + len > MAX_MESSAGE {
             let Some(oldest) = list.iter().position(|p| p.msg_id != frag.msg_id) else {
@@ -523,11 +602,6 @@ impl Reassembler {
             list.remove(oldest);
             self.evicted += 1;
         }
-        let pos = list
-            .iter()
-            .position(|p| p.msg_id == frag.msg_id)
-            .expect("this message's partial is kept");
-        self.insert_at(frag, pos)
     }
 
     fn insert_at(&mut self, frag: Fragment, pos: usize) -> FragmentOutcome {
@@ -560,12 +634,48 @@ impl Reassembler {
     }
 }
 
-/// The size of a client command as it travels in a log entry.
+/// Why `frag` cannot be right whatever the other pieces of its message say, if so: checked
+/// before anything is buffered for it.
+fn refuse_fields(frag: &Fragment) -> Option<FragmentOutcome> {
+    let count = frag.count as usize;
+    let total = frag.total as usize;
+    if total > MAX_MESSAGE {
+        return Some(FragmentOutcome::Oversize);
+    }
+    let malformed = count == 0
+        || count > MAX_FRAGMENTS
+        || frag.index as usize >= count
+        || frag.data.is_empty()
+        || frag.data.len() > MAX_CHUNK
+        || frag.data.len() > total
+        || total < count
+        || total > count * MAX_CHUNK;
+    malformed.then_some(FragmentOutcome::Malformed)
+}
+
+/// Why `frag` does not fit its partial message `list[pos]`, if so: its piece is already there
+/// (the same bytes: a duplicate; other bytes: a contradiction), or the pieces would add up to
+/// more than the total. A contradiction drops the partial.
+fn refuse_piece(list: &mut Vec<Partial>, pos: usize, frag: &Fragment) -> Option<FragmentOutcome> {
+    let p = &list[pos];
+    match &p.chunks[frag.index as usize] {
+        Some(old) if *old == frag.data => return Some(FragmentOutcome::Duplicate),
+        Some(_) => {}
+        None if p.bytes + frag.data.len() > frag.total as usize => {}
+        None => return None,
+    }
+    list.remove(pos);
+    Some(FragmentOutcome::Inconsistent)
+}
+
+/// The size of a client command as it travels in a log entry: what [`MAX_COMMAND_BYTES`]
+/// limits.
 pub fn command_size(command: &Command) -> usize {
     serde_json::to_vec(command).map_or(usize::MAX, |v| v.len())
 }
 
-/// 64-bit FNV-1a.
+/// 64-bit FNV-1a: a fast hash for the cluster id and fragment digests, which only guard
+/// against mistakes (the MAC, not this, guards against forgery).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for &b in bytes {
