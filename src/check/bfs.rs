@@ -7,12 +7,13 @@
 //! so the trace is the same on every run and thread count. Visited states cost one
 //! fingerprint → (parent, level) entry; only two levels of full states are held at once.
 
+use crate::check::liveness::{Edge, Expansion, Graph, LevelRecord, Recording};
 use rayon::prelude::*;
 use stateright::{Expectation, Model};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ struct Discovery {
     parent: Fingerprint,
     /// Its BFS level; 0 for an initial state.
     level: u32,
+    /// Its index in the recorded graph (dense, in order of discovery).
+    index: u32,
 }
 
 type Visited = HashMap<Fingerprint, Discovery, BuildHasherDefault<IdentityHasher>>;
@@ -132,7 +135,7 @@ pub struct BfsResult<M: Model> {
 /// hundreds of MB, and chunks are filled in place where one vector would be copied each time
 /// it outgrew its allocation, and again when the threads' parts are joined.
 struct Level<S> {
-    chunks: Vec<Vec<(S, Fingerprint)>>,
+    chunks: Vec<Vec<(S, Fingerprint, u32)>>,
 }
 
 impl<S> Default for Level<S> {
@@ -146,12 +149,12 @@ impl<S> Level<S> {
     /// their memory rather than faulting in fresh pages.
     const CHUNK: usize = 64;
 
-    fn push(&mut self, state: S, fp: Fingerprint) {
+    fn push(&mut self, state: S, fp: Fingerprint, index: u32) {
         match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < Self::CHUNK => chunk.push((state, fp)),
+            Some(chunk) if chunk.len() < Self::CHUNK => chunk.push((state, fp, index)),
             _ => {
                 let mut chunk = Vec::with_capacity(Self::CHUNK);
-                chunk.push((state, fp));
+                chunk.push((state, fp, index));
                 self.chunks.push(chunk);
             }
         }
@@ -179,7 +182,27 @@ where
         .num_threads(limits.threads.max(1))
         .build()
         .expect("thread pool");
-    pool.install(|| run(model, limits, symmetry, progress))
+    pool.install(|| run(model, limits, symmetry, progress, None))
+}
+
+/// `check`, recording the explored graph for the liveness pass (`crate::check::liveness`).
+pub fn check_recording<M>(
+    model: &M,
+    limits: &Limits,
+    symmetry: Option<Symmetry<M::State>>,
+    progress: &Progress,
+    recording: &Recording<M>,
+) -> BfsResult<M>
+where
+    M: Model + Sync,
+    M::State: Hash + Clone + Send + Sync + 'static,
+    M::Action: Clone + Send,
+{
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(limits.threads.max(1))
+        .build()
+        .expect("thread pool");
+    pool.install(|| run(model, limits, symmetry, progress, Some(recording)))
 }
 
 fn run<M>(
@@ -187,13 +210,14 @@ fn run<M>(
     limits: &Limits,
     symmetry: Option<Symmetry<M::State>>,
     progress: &Progress,
+    recording: Option<&Recording<M>>,
 ) -> BfsResult<M>
 where
     M: Model + Sync,
     M::State: Hash + Clone + Send + Sync + 'static,
     M::Action: Clone + Send,
 {
-    let mut search = Search::new(model, limits, symmetry, progress);
+    let mut search = Search::new(model, limits, symmetry, progress, recording);
     let (mut frontier, initial_found) = search.seed();
     let mut depth = 0;
     let mut stopped = None;
@@ -211,10 +235,14 @@ where
             stopped = Some(stop);
             break;
         }
-        let (next, level_found) = search.expand(std::mem::take(&mut frontier), depth as u32 + 1);
+        let (next, level_found, record) =
+            search.expand(std::mem::take(&mut frontier), depth as u32 + 1);
         if let Some(stop) = Stop::from_code(search.cut.load(Ordering::Relaxed)) {
             stopped = Some(stop);
             break;
+        }
+        if let Some(graph) = &mut search.graph {
+            graph.merge(record);
         }
         let failed = search.record(level_found);
         frontier = next;
@@ -253,6 +281,12 @@ struct Search<'a, M: Model> {
     /// Set (to a `Stop` code) when a limit is hit in the middle of a level.
     cut: AtomicU8,
     found: Found,
+    /// How to record the graph, when the liveness pass wants it.
+    recording: Option<&'a Recording<'a, M>>,
+    /// The graph recorded so far.
+    graph: Option<Graph>,
+    /// The next state's index in the graph.
+    next_index: AtomicU32,
 }
 
 impl<'a, M> Search<'a, M>
@@ -266,8 +300,12 @@ where
         limits: &'a Limits,
         symmetry: Option<Symmetry<M::State>>,
         progress: &'a Progress,
+        recording: Option<&'a Recording<'a, M>>,
     ) -> Self {
         Search {
+            recording,
+            graph: recording.map(|r| Graph::new(r.classes)),
+            next_index: AtomicU32::new(0),
             model,
             limits,
             properties: model.properties(),
@@ -364,8 +402,10 @@ where
     }
 
     /// The first level: the initial states within the model's boundary.
-    fn seed(&self) -> (Level<M::State>, Found) {
+    fn seed(&mut self) -> (Level<M::State>, Found) {
         let mut frontier = Level::default();
+        let mut record = LevelRecord::default();
+        let mut initial = Vec::new();
         let mut found = HashMap::new();
         let pending = self.pending();
         for s in self.model.init_states() {
@@ -374,105 +414,152 @@ where
             }
             let fp = self.key(&s);
             self.progress.states.fetch_add(1, Ordering::Relaxed);
-            let root = Discovery {
-                parent: 0,
-                level: 0,
-            };
-            if self.shard(fp).lock().unwrap().insert(fp, root).is_none() {
+            let mut v = self.shard(fp).lock().unwrap();
+            if let Entry::Vacant(e) = v.entry(fp) {
+                let index = self.next_index.fetch_add(1, Ordering::Relaxed);
+                e.insert(Discovery {
+                    parent: 0,
+                    level: 0,
+                    index,
+                });
+                drop(v);
                 self.progress.unique.fetch_add(1, Ordering::Relaxed);
                 self.examine(&pending, &s, fp, &mut found);
-                frontier.push(s, fp);
+                if let Some(r) = self.recording {
+                    record.discovered.push((index, fp, (r.goals)(&s)));
+                    initial.push(index);
+                }
+                frontier.push(s, fp, index);
             }
+        }
+        if let Some(graph) = &mut self.graph {
+            graph.merge(record);
+            graph.initial = initial;
         }
         (frontier, found)
     }
 
     /// Expands every state of `frontier` in parallel into the states of `level` not seen before,
-    /// and what they showed. Each state is dropped as soon as it is expanded, so the memory it
-    /// frees serves the states generated next (fewer fresh pages to fault in, lower peak).
-    fn expand(&self, frontier: Level<M::State>, level: u32) -> (Level<M::State>, Found) {
+    /// and what they showed (and, when recording, the graph's part of this level). Each state is
+    /// dropped as soon as it is expanded, so the memory it frees serves the states generated
+    /// next (fewer fresh pages to fault in, lower peak).
+    fn expand(
+        &self,
+        frontier: Level<M::State>,
+        level: u32,
+    ) -> (Level<M::State>, Found, LevelRecord) {
         let pending = self.pending();
         frontier
             .chunks
             .into_par_iter()
             .flat_map_iter(|chunk| chunk.into_iter())
             .fold(
-                || (Level::default(), Found::new(), Vec::new()),
-                |(mut next, mut found, mut actions), (state, fp)| {
+                || {
+                    let to = (Level::default(), Found::new(), LevelRecord::default());
+                    (to, Vec::new())
+                },
+                |(mut to, mut actions), (state, fp, index)| {
                     if self.cut.load(Ordering::Relaxed) != 0 {
-                        return (next, found, actions);
+                        return (to, actions);
                     }
                     if fp & 0x3ff == 0 {
                         if let Some(stop) = self.over_limit() {
                             self.cut.store(stop.code(), Ordering::Relaxed);
-                            return (next, found, actions);
+                            return (to, actions);
                         }
                     }
                     let step = Step {
                         pending: &pending,
                         level,
-                        next: &mut next,
-                        found: &mut found,
+                        next: &mut to.0,
+                        found: &mut to.1,
+                        record: &mut to.2,
                     };
-                    self.expand_state(state, fp, &mut actions, step);
-                    (next, found, actions)
+                    self.expand_state(state, (fp, index), &mut actions, step);
+                    (to, actions)
                 },
             )
-            .map(|(next, found, _)| (next, found))
+            .map(|(to, _)| to)
             .reduce(
-                || (Level::default(), HashMap::new()),
-                |(mut a, mut fa), (b, fb)| {
+                || (Level::default(), HashMap::new(), LevelRecord::default()),
+                |(mut a, mut fa, mut ra), (b, fb, rb)| {
                     a.chunks.extend(b.chunks);
                     for (name, fp) in fb {
                         keep_smallest(&mut fa, name, fp);
                     }
-                    (a, fa)
+                    ra.join(rb);
+                    (a, fa, ra)
                 },
             )
     }
 
     /// Generates the successors of one state: a new one joins the next level (and is examined);
     /// one seen before at the same level may get a smaller parent, so traces do not depend on
-    /// thread timing.
+    /// thread timing. When recording, every transition becomes an edge and the state's enabled
+    /// fairness classes are noted, including those whose successors fall outside the bounds.
     fn expand_state(
         &self,
         state: M::State,
-        fp: Fingerprint,
+        (fp, index): (Fingerprint, u32),
         actions: &mut Vec<M::Action>,
         to: Step<'_, M::State>,
     ) {
         let model = self.model;
         let mut terminal = true;
+        let mut expansion = Expansion::default();
         model.actions(&state, actions);
         for action in actions.drain(..) {
+            let fairness = self.recording.map(|r| (r.classify)(&state, &action));
             let Some(succ) = model.next_state(&state, action) else {
                 continue;
             };
-            if !model.within_boundary(&succ) {
+            let inside = model.within_boundary(&succ);
+            if let Some(f) = fairness {
+                expansion.note(f, inside);
+            }
+            if !inside {
                 continue;
             }
             terminal = false;
             self.progress.states.fetch_add(1, Ordering::Relaxed);
             let sfp = self.key(&succ);
             let mut v = self.shard(sfp).lock().unwrap();
-            match v.entry(sfp) {
+            let dst = match v.entry(sfp) {
                 Entry::Vacant(e) => {
+                    let dst = self.next_index.fetch_add(1, Ordering::Relaxed);
                     e.insert(Discovery {
                         parent: fp,
                         level: to.level,
+                        index: dst,
                     });
                     drop(v);
                     self.progress.unique.fetch_add(1, Ordering::Relaxed);
                     self.examine(to.pending, &succ, sfp, to.found);
-                    to.next.push(succ, sfp);
+                    if let Some(r) = self.recording {
+                        to.record.discovered.push((dst, sfp, (r.goals)(&succ)));
+                    }
+                    to.next.push(succ, sfp, dst);
+                    dst
                 }
                 Entry::Occupied(mut e) => {
                     let first = e.get_mut();
                     if first.level == to.level && fp < first.parent {
                         first.parent = fp;
                     }
+                    first.index
                 }
+            };
+            if let Some(f) = fairness {
+                let class = f.code();
+                to.record.edges.push(Edge {
+                    src: index,
+                    dst,
+                    class,
+                });
             }
+        }
+        if self.recording.is_some() {
+            to.record.expanded.push((index, expansion));
         }
         if terminal {
             self.examine_terminal(to.pending, &state, fp, to.found);
@@ -519,6 +606,7 @@ struct Step<'s, S> {
     level: u32,
     next: &'s mut Level<S>,
     found: &'s mut Found,
+    record: &'s mut LevelRecord,
 }
 
 /// Follows parent links back to an initial state, then replays the path forward: at each step,

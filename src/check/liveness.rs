@@ -42,7 +42,8 @@ const UNFAIR: u16 = u16::MAX - 1;
 const FAULT: u16 = u16::MAX;
 
 impl Fairness {
-    fn code(self) -> u16 {
+    /// How the class is stored on an edge.
+    pub fn code(self) -> u16 {
         match self {
             Fairness::Fair(c) => c,
             Fairness::Unfair => UNFAIR,
@@ -62,13 +63,16 @@ pub struct Edge {
     pub class: u16,
 }
 
+/// The most fairness classes a model may declare.
+pub const MAX_CLASSES: usize = 256;
+
 /// What the BFS learned about one state when it expanded it, for the liveness pass.
 #[derive(Clone, Debug, Default)]
 pub struct Expansion {
     /// Weakly fair classes with a successor inside the bounds.
-    pub inside: Vec<u64>,
+    pub inside: [u64; MAX_CLASSES / 64],
     /// Weakly fair classes with a successor outside the bounds.
-    pub outside: Vec<u64>,
+    pub outside: [u64; MAX_CLASSES / 64],
     /// Whether some non-fault action leads to a successor inside the bounds.
     pub moves_inside: bool,
     /// Whether some non-fault action leads outside the bounds.
@@ -76,17 +80,6 @@ pub struct Expansion {
 }
 
 impl Expansion {
-    /// An empty record for `classes` fairness classes.
-    pub fn new(classes: usize) -> Self {
-        let words = classes.div_ceil(64).max(1);
-        Expansion {
-            inside: vec![0; words],
-            outside: vec![0; words],
-            moves_inside: false,
-            moves_outside: false,
-        }
-    }
-
     /// Notes one enabled action of class `fairness`, leading inside the bounds or not.
     pub fn note(&mut self, fairness: Fairness, inside: bool) {
         if fairness != Fairness::Fault {
@@ -127,8 +120,9 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// An empty graph for `classes` fairness classes.
+    /// An empty graph for `classes` fairness classes (at most `MAX_CLASSES`).
     pub fn new(classes: usize) -> Self {
+        assert!(classes <= MAX_CLASSES, "{classes} fairness classes");
         Graph {
             words: classes.div_ceil(64).max(1),
             ..Graph::default()
@@ -158,8 +152,8 @@ impl Graph {
         let i = index as usize;
         self.grow(i + 1);
         let w = self.words;
-        self.enabled[i * 2 * w..i * 2 * w + w].copy_from_slice(&e.inside);
-        self.enabled[i * 2 * w + w..(i + 1) * 2 * w].copy_from_slice(&e.outside);
+        self.enabled[i * 2 * w..i * 2 * w + w].copy_from_slice(&e.inside[..w]);
+        self.enabled[i * 2 * w + w..(i + 1) * 2 * w].copy_from_slice(&e.outside[..w]);
         self.moves[i] = u8::from(e.moves_inside) | u8::from(e.moves_outside) << 1 | 4;
     }
 
@@ -186,6 +180,50 @@ impl Graph {
     /// States whose only non-fault successors lie outside the bounds: runs the bounds cut.
     pub fn bound_stops(&self) -> usize {
         self.moves.iter().filter(|&&m| m & 3 == 2).count()
+    }
+}
+
+/// What the BFS needs to record the graph for a model: how many fairness classes it has, how
+/// each action counts, and which liveness goals hold in a state (one bit per property).
+pub struct Recording<'a, M: stateright::Model> {
+    /// The number of fairness classes (`Fairness::Fair` values are below it).
+    pub classes: usize,
+    /// How an action taken at a state counts for fairness.
+    pub classify: &'a (dyn Fn(&M::State, &M::Action) -> Fairness + Sync),
+    /// Which goals hold at a state: bit k for the k-th liveness property.
+    pub goals: &'a (dyn Fn(&M::State) -> u8 + Sync),
+}
+
+/// What one BFS thread recorded in one level, merged into the graph after the level.
+#[derive(Default)]
+pub struct LevelRecord {
+    /// Newly discovered states: index, fingerprint, goals.
+    pub discovered: Vec<(u32, Fingerprint, u8)>,
+    /// Expanded states.
+    pub expanded: Vec<(u32, Expansion)>,
+    /// Transitions.
+    pub edges: Vec<Edge>,
+}
+
+impl LevelRecord {
+    /// Adds another thread's record.
+    pub fn join(&mut self, other: LevelRecord) {
+        self.discovered.extend(other.discovered);
+        self.expanded.extend(other.expanded);
+        self.edges.extend(other.edges);
+    }
+}
+
+impl Graph {
+    /// Merges what a level recorded.
+    pub fn merge(&mut self, record: LevelRecord) {
+        for (index, fp, goals) in record.discovered {
+            self.discovered(index, fp, goals);
+        }
+        for (index, e) in &record.expanded {
+            self.expanded(*index, e);
+        }
+        self.edges.extend(record.edges);
     }
 }
 
@@ -574,7 +612,7 @@ mod tests {
         g.initial = vec![0];
         for s in 0..n {
             g.discovered(s, s as u64, u8::from(goal.contains(&s)));
-            let mut e = Expansion::new(4);
+            let mut e = Expansion::default();
             for &(src, _, f) in edges.iter().filter(|e| e.0 == s) {
                 let _ = src;
                 e.note(f, true);
