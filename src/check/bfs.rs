@@ -49,13 +49,19 @@ struct Discovery {
 type Visited = HashMap<Fingerprint, Discovery, BuildHasherDefault<IdentityHasher>>;
 const SHARDS: usize = 64;
 
+/// What bounds a search, and how many threads run it; a search cut by a limit is incomplete
+/// (`Stop`), so its verdicts are unknown.
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
+    /// Paths of at most this many steps: states at this level are examined but not expanded.
     pub max_depth: Option<usize>,
+    /// Stop once this many distinct states have been visited.
     pub max_states: Option<usize>,
+    /// Stop once the search has run this long.
     pub timeout: Option<Duration>,
     /// Stop (incomplete) rather than let the search be killed for lack of memory.
     pub max_memory_bytes: Option<u64>,
+    /// Worker threads that expand each level (at least 1 is used).
     pub threads: usize,
 }
 
@@ -63,14 +69,20 @@ pub struct Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stop {
+    /// `Limits::max_depth` was reached: deeper states were not explored.
     Depth,
+    /// `Limits::max_states` was reached.
     States,
+    /// `Limits::timeout` was reached.
     Time,
+    /// Resident memory reached `Limits::max_memory_bytes`.
     Memory,
+    /// An `always` or `eventually` property was violated: the search stopped after that level.
     Violation,
 }
 
 impl Stop {
+    /// The reason in words, for the report's `incomplete: stopped at ...` line.
     pub fn describe(self) -> &'static str {
         match self {
             Stop::Depth => "the depth limit",
@@ -112,16 +124,26 @@ pub type Symmetry<S> = fn(&S) -> Fingerprint;
 /// Live counters a progress printer can read while the search runs.
 #[derive(Default)]
 pub struct Progress {
+    /// States generated so far, counting each time one is reached again.
     pub states: AtomicU64,
+    /// Distinct states (symmetry classes, with symmetry) visited so far.
     pub unique: AtomicU64,
+    /// The level being expanded.
     pub depth: AtomicUsize,
+    /// Set when the search ends, so the progress printer stops.
     pub done: AtomicBool,
 }
 
+/// What a search found and how far it got; the runner puts stateright's DFS and simulation results
+/// in the same shape.
 pub struct BfsResult<M: Model> {
+    /// States generated, counting each time one is reached again.
     pub states: u64,
+    /// Distinct states visited (with symmetry, distinct classes).
     pub unique: u64,
+    /// The deepest level reached: steps from an initial state to the farthest state visited.
     pub max_depth: usize,
+    /// Wall-clock time the search took.
     pub elapsed: Duration,
     /// True when every reachable state within the model's boundary was visited.
     pub complete: bool,

@@ -33,6 +33,8 @@ pub fn models_dir() -> PathBuf {
     }
 }
 
+/// Resolves `arg` (`resolve`), reads the file and parses it as the model named by its path under
+/// `models/`: what `check` and suites load a model with.
 pub fn load(arg: &str) -> Result<ModelConfig, ConfigError> {
     let path = resolve(arg)?;
     let text = std::fs::read_to_string(&path)

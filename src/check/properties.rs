@@ -122,20 +122,41 @@ fn get_returns_written_value(_: &RaftModel, state: &SystemState) -> bool {
     state.ghost.read_a_write
 }
 
+/// Figure 3's Election Safety: at most one leader is elected in a term (§5.2). Property names are
+/// the keys of reports and suites.
 pub const ELECTION_SAFETY: &str = "Election Safety";
+/// Figure 3's Leader Append-Only: a leader never overwrites or deletes entries in its log (§5.3).
 pub const LEADER_APPEND_ONLY_NAME: &str = "Leader Append-Only";
+/// Figure 3's Log Matching: two logs with an entry of the same index and term agree up to it
+/// (§5.3).
 pub const LOG_MATCHING: &str = "Log Matching";
+/// Figure 3's Leader Completeness: a leader holds every entry committed in an earlier term (§5.4).
 pub const LEADER_COMPLETENESS: &str = "Leader Completeness";
+/// Leader Completeness before any election: a server that could win one holds every committed
+/// entry, so a wrong commit fails at once, not terms later (Figure 8).
 pub const ELECTABLE_LOGS_HOLD_COMMITTED: &str = "electable logs hold every committed entry";
+/// Figure 3's State Machine Safety: no two servers apply different entries at an index (§5.4.3).
 pub const STATE_MACHINE_SAFETY_NAME: &str = "State Machine Safety";
+/// A server's commitIndex never goes back (a restart, which starts it over, excepted).
 pub const COMMIT_NEVER_DECREASES: &str = "commit index never decreases";
+/// Every running server applies only committed entries it holds: lastApplied <= commitIndex <= its
+/// last log index.
 pub const APPLIED_LE_COMMIT: &str = "applied <= commit <= last log index";
+/// The clients' operations, as invoked and answered, are linearizable against a plain key/value
+/// map: retries and leader changes neither lose nor repeat a write (§8).
 pub const LINEARIZABLE: &str = "client operations are linearizable";
+/// Reachability: some run elects a leader; without it, a model where nothing happens would hold.
 pub const SOME_LEADER: &str = "a leader is elected";
+/// Reachability: some run commits an entry, so the safety properties about commits are not vacuous.
 pub const SOME_COMMIT: &str = "an entry is committed";
+/// Reachability: some client Get returns a written value (a Put's or an Append's).
 pub const SOME_READ: &str = "a Get returns a value a Put wrote";
+/// Liveness: every run that ends within the bounds has elected a leader, under the model's timing
+/// assumptions (`[timing]`).
 pub const EVENTUALLY_LEADER: &str = "a leader is eventually elected";
 
+/// Every property the checker checks, in report order: Figure 3's, the invariants, linearizability,
+/// reachability and liveness. The model is handed these (`with_properties`).
 pub fn all() -> Vec<Property<RaftModel>> {
     vec![
         Property::always(ELECTION_SAFETY, election_safety),
@@ -154,6 +175,7 @@ pub fn all() -> Vec<Property<RaftModel>> {
     ]
 }
 
+/// `always`, `sometimes` or `eventually`: the property's `kind` in reports.
 pub fn kind(expectation: &Expectation) -> &'static str {
     match expectation {
         Expectation::Always => "always",

@@ -7,17 +7,24 @@ use crate::protocol::view::ServerView as _;
 use serde::Serialize;
 use stateright::Model;
 
+/// A property's verdict: `status` in `check --json`, and what suites expect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// An `always` or `eventually` property held in a complete search: proved within the bounds.
     Holds,
+    /// Some state (for `eventually`, some run's end) breaks the property; `trace` leads there.
     Violated,
+    /// A `sometimes` property: some reachable state shows it; `trace` leads there.
     ExampleFound,
+    /// A `sometimes` property no state of a complete search shows: unreachable within the bounds.
     NoExample,
+    /// Not decided: the search stopped early (`stopped_by`) without a trace for it.
     Unknown,
 }
 
 impl Status {
+    /// The word `check` prints, the same as in JSON.
     pub fn name(self) -> &'static str {
         match self {
             Status::Holds => "holds",
@@ -29,45 +36,76 @@ impl Status {
     }
 }
 
+/// One server at one trace step: an element of `servers` in a trace step of `check --json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct ServerView {
+    /// The server's id: `S<id>` in events.
     pub id: usize,
+    /// `follower`, `candidate` or `leader`, or `down` while it is crashed.
     pub role: String,
+    /// Its currentTerm (Figure 2) after the event.
     pub term: u64,
+    /// Its votedFor in that term (a server id), or null.
     pub vote: Option<u64>,
+    /// Its log as `[term:op ...]`, with `…N|` first when indices through N are in a snapshot.
     pub log: String,
+    /// Its commitIndex: the entries through it are committed, as far as it knows.
     pub commit: u64,
+    /// Its lastApplied: entries through this index are in its state machine.
     pub applied: u64,
+    /// True while it is crashed; the other fields then show its state when it crashed.
     pub down: bool,
 }
 
+/// One step of a trace: the event and every server and client after it (an element of a property's
+/// `trace` in `check --json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct TraceStep {
+    /// 0 for the initial state, then one per event; the model's given steps come first.
     pub step: usize,
+    /// What happened, in the words traces and given steps use (`S0 → S1: RequestVote(t1, ...)`).
     pub event: String,
     /// One of the model's given steps, taken before the search started.
     pub given: bool,
+    /// Every server after the event, in id order.
     pub servers: Vec<ServerView>,
+    /// Every client after the event, e.g. `C0: 1/2 ops, #2 get x → S1` (operations done, the one in
+    /// flight and the server it is sent to).
     pub clients: Vec<String>,
 }
 
+/// One property's verdict: an element of `properties` in `check --json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct PropertyReport {
+    /// The property's name, as in the paper where it has one (`Election Safety`): suites key on it.
     pub name: String,
+    /// `always` (in every state), `sometimes` (in some state) or `eventually` (by every run's end).
     pub kind: &'static str,
+    /// `holds`, `violated`, `example_found`, `no_example` or `unknown`.
     pub status: Status,
+    /// Absent unless violated or example_found: the steps from the fresh cluster to the state that
+    /// shows it (shortest with `bfs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<Vec<TraceStep>>,
 }
 
+/// What one check found: the object `check --json` prints (its keys are a contract).
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// The model's name (`default`, `bugs/figure8`).
     pub model: String,
+    /// Which checker ran (`--checker`): `bfs`, `dfs` or `simulation`.
     pub checker: &'static str,
+    /// States generated, counting each one as often as it was reached.
     pub states: u64,
+    /// Distinct states visited (symmetry classes with `--symmetry`): the size of the state space.
     pub unique_states: u64,
+    /// The most steps from the search's start (after the given steps) to a state it visited.
     pub max_depth: usize,
+    /// Wall-clock seconds the search took.
     pub elapsed_s: f64,
+    /// True when every reachable state within the model's bounds was visited: only then can a
+    /// property be `holds` or `no_example`.
     pub complete: bool,
     /// Why the search ended early (absent when complete).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +113,7 @@ pub struct Report {
     /// Peak resident memory of this process so far (Linux), for the bytes-per-state figure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// One verdict per property, in the order of `properties::all`.
     pub properties: Vec<PropertyReport>,
 }
 

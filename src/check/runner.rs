@@ -17,15 +17,20 @@ use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// Which checker explores the model (`--checker`, or a suite entry's `checker`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckerKind {
+    /// This crate's parallel BFS (`bfs`): shortest, reproducible traces; the default.
     Bfs,
+    /// stateright's DFS: complete only without a depth limit, and its traces need not be shortest.
     Dfs,
+    /// stateright's seeded random walks: a sample, never complete (10 s unless bounded otherwise).
     Simulation,
 }
 
 impl CheckerKind {
+    /// The checker's name in reports (`checker` in JSON).
     pub fn name(self) -> &'static str {
         match self {
             CheckerKind::Bfs => "bfs",
@@ -35,13 +40,20 @@ impl CheckerKind {
     }
 }
 
+/// How to run one check: the `check` command's flags, or a suite entry's settings.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
+    /// Which checker to run.
     pub checker: CheckerKind,
+    /// Worker threads for the checker (default 2).
     pub threads: usize,
+    /// Paths of at most this many steps (the run is then incomplete); overrides `bounds.max_depth`.
     pub depth: Option<usize>,
+    /// Stop after this many distinct states (the run is then incomplete).
     pub max_states: Option<usize>,
+    /// Seed of the simulation's random walks, so that a simulation can be repeated.
     pub seed: u64,
+    /// Stop after this long (the run is then incomplete).
     pub timeout: Option<Duration>,
     /// Symmetry reduction over server ids (models without clients only).
     pub symmetry: bool,
@@ -79,6 +91,8 @@ pub fn check_options(cfg: &ModelConfig, opts: &RunOptions) -> Result<(), String>
     Ok(())
 }
 
+/// Runs the chosen checker on the model and turns what it found into a report: a verdict per
+/// property, and each discovery replayed, validated and shortened into a trace.
 pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
     let model = crate::check::model_with_properties(cfg.clone());
     let depth = opts.depth.or(cfg.file.bounds.max_depth);

@@ -12,28 +12,39 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+/// A suite file (`checks/*.toml`) as written: its `[[entry]]` tables.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuiteFile {
+    /// The entries; all are run, and the suite passes only if every expectation matches.
     #[serde(rename = "entry")]
     pub entries: Vec<EntryFile>,
 }
 
+/// One `[[entry]]` as written: a model, how to check it, and the verdicts it must get.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntryFile {
     /// Defaults to the model name.
     pub name: Option<String>,
+    /// The model to check: a name under `models/` or a path.
     pub model: String,
+    /// `bfs` (default), `dfs` or `simulation`.
     #[serde(default = "bfs")]
     pub checker: CheckerKind,
+    /// Threads for this entry's checker (default 1: entries already run side by side).
     #[serde(default = "one")]
     pub threads: usize,
+    /// Depth limit, as `check --depth`; overrides the model's `bounds.max_depth`.
     pub depth: Option<usize>,
+    /// State limit, as `check --max-states`.
     pub max_states: Option<usize>,
+    /// Simulation seed, as `check --seed` (default 0).
     #[serde(default)]
     pub seed: u64,
+    /// Time limit in seconds, as `check --timeout`.
     pub timeout_s: Option<f64>,
+    /// Symmetry reduction, as `check --symmetry` (models without clients only).
     #[serde(default)]
     pub symmetry: bool,
     /// Check a bug model with correct Raft: its knobs and given steps alone must break nothing.
@@ -53,14 +64,23 @@ fn one() -> usize {
     1
 }
 
+/// A validated suite entry, ready to run: the model loaded, the options and what to compare.
 pub struct Entry {
+    /// The name result rows show: `name`, else the model's (`... without its bug` for
+    /// `without_bug`).
     pub name: String,
+    /// The loaded model, its bug taken out when `without_bug`.
     pub model: ModelConfig,
+    /// How to run it: the entry's settings, with half the usual memory budget.
     pub opts: RunOptions,
+    /// Property name → the status it must get.
     pub expect: BTreeMap<String, Status>,
+    /// Property name → the exact number of searched steps its trace must have.
     pub trace_len: BTreeMap<String, usize>,
 }
 
+/// Reads and validates a suite file: every model loads, every property named exists, options are
+/// sound. Errors name the file, the entry and the field.
 pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
     let at = |m: String| ConfigError(format!("{}: {m}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read: {e}")))?;
@@ -122,13 +142,21 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
     Ok(entries)
 }
 
+/// One expectation of one entry and what the run gave: a line of the suite's table.
 pub struct Row {
+    /// The entry's name: the table's first column.
     pub entry: String,
+    /// The property this row compares.
     pub property: String,
+    /// The expected status, with ` in N` when a trace length is pinned.
     pub expected: String,
+    /// The status the run gave, with ` in N` when it has a trace.
     pub got: String,
+    /// Distinct states the entry's run visited.
     pub states: u64,
+    /// How long the entry's run took, in seconds.
     pub seconds: f64,
+    /// Whether the status, and the trace length if pinned, are as expected.
     pub ok: bool,
 }
 
@@ -169,6 +197,7 @@ pub fn run(entries: &[Entry]) -> Vec<Row> {
     rows
 }
 
+/// The suite's table: one row per expectation, `MISMATCH` on each that failed, and the counts.
 pub fn render(rows: &[Row]) -> String {
     let w = |f: &dyn Fn(&Row) -> usize, min: usize| rows.iter().map(f).max().unwrap_or(0).max(min);
     let (we, wp, wx, wg) = (

@@ -66,6 +66,8 @@ fn key(state: &SystemState, i: usize) -> (bool, u64) {
     (state.down[i], h.finish())
 }
 
+/// The representative of `state`'s symmetry class: servers renamed into representative order. The
+/// explorer's `Representative` and the tests use it; the BFS needs only its fingerprint.
 pub fn canonical(state: &SystemState) -> SystemState {
     apply(state, &representative_order(state).1)
 }

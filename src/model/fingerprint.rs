@@ -3,6 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 
+/// A 64-bit hash of a state or value: what the BFS keeps of each state it has visited.
 pub type Fingerprint = u64;
 
 /// A fixed-seed foldhash (quality variant): fast, well mixed, and the same on every run and

@@ -22,18 +22,27 @@ impl SequentialSpec for KvSpec {
 }
 
 /// Transition invariants that a state alone cannot show; set when a step breaks them.
+/// This bit: a leader overwrote or deleted an entry of its own log in its term (Figure 3).
 pub const LEADER_APPEND_ONLY: u8 = 1;
+/// Bit set when a server's commitIndex went backwards without a restart.
 pub const COMMIT_MONOTONIC: u8 = 2;
+/// Bit set when a server committed, at some index, another entry than the one first committed there
+/// (State Machine Safety, Figure 3).
 pub const STATE_MACHINE_SAFETY: u8 = 4;
 
+/// The ghost history each state carries: the facts about its run's past that the history properties
+/// (Figure 3, linearizability) check, updated by the model at each step.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Ghost {
     /// Every (term, server) that was ever leader: Election Safety.
     pub leaders: Vec<(Term, usize)>,
     /// The first entry seen committed at each index and the term in which it was seen.
     pub committed: BTreeMap<LogIndex, (Entry, Term)>,
+    /// The transition invariants some step broke, as bits (`LEADER_APPEND_ONLY`...); never cleared.
     pub violations: u8,
+    /// The clients' invocations and returns, for stateright's linearizability tester (`KvSpec`).
     pub history: LinearizabilityTester<u64, KvSpec>,
+    /// False once the client history has no linearization: the linearizability property reads it.
     pub linearizable: bool,
     /// A Get returned a value some Put or Append wrote.
     pub read_a_write: bool,
@@ -106,6 +115,7 @@ impl Ghost {
         }
     }
 
+    /// Client `client` starts `op` (None: it has none left); records the invocation in `history`.
     pub fn client_invoked(&mut self, client: u64, op: Option<&Op>) {
         if let Some(op) = op {
             if self.history.on_invoke(client, op.clone()).is_err() {

@@ -30,35 +30,53 @@ use std::time::Duration;
 /// A message in flight. Servers are actors 0..n, clients n..n+c.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Envelope {
+    /// Sender's actor id (servers 0..n, clients n..n+c); the receiver sees it as the RPC's source.
     pub src: u8,
+    /// Receiver's actor id; only sends to existing actors enter the network.
     pub dst: u8,
+    /// The message, shared so that every state holding it in flight hashes it once.
     pub msg: Shared<Msg>,
 }
 
+/// One state of the whole cluster as the checker explores it: every actor's state and storage,
+/// armed timers, crashes, the messages in flight and the ghost history.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct SystemState {
+    /// Each server's state, shared with earlier states until a step changes it.
     pub servers: Vec<Shared<ServerState>>,
+    /// Each client's state: the server it targets and the results of its finished operations.
     pub clients: Vec<ClientState>,
     /// What each server last saved; restarts restore from it.
     pub storage: Vec<Option<Shared<Storage>>>,
     /// Armed timers per actor, one bit per `Timer`.
     pub timers: Vec<u8>,
+    /// Which servers are crashed: no delivery to them and no timers until they restart.
     pub down: Vec<bool>,
+    /// Crashes so far in this run; restarts do not give them back (`faults.max_crashes`).
     pub crashes: u8,
     /// How many of the workload's proposals a leader has accepted.
     pub proposed: u8,
     /// Canonical order: sorted for unordered networks (a set or a multiset), grouped by
     /// (src, dst) in send order for the ordered network.
     pub network: Vec<Envelope>,
+    /// What the properties need of the run's past (leaders, commits, client history); the protocol
+    /// never reads it.
     pub ghost: Shared<Ghost>,
 }
 
+/// One step of the model: the checker chooses among the enabled ones in a state; traces and given
+/// steps name each in one line (`describe`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Action {
+    /// The network hands this message to its receiver, which must be up.
     Deliver(Envelope),
+    /// The network loses this message (lossy networks, and given steps that clear the network).
     Drop(Envelope),
+    /// Actor `.0`'s armed timer `.1` fires; durations are ignored, so any armed timer may fire.
     Timeout(u8, Timer),
+    /// Server `.0` stops: its timers are cleared and its messages wait, until it restarts.
     Crash(u8),
+    /// Crashed server `.0` starts again as a follower from what it last saved (Figure 2).
     Restart(u8),
     /// Server `.0`, which leads, accepts workload proposal `.1`.
     Propose(u8, u8),
@@ -68,15 +86,20 @@ pub enum Action {
 type ServerStep = (Option<ServerState>, Out<RaftServer>);
 type ClientStep = (Option<ClientState>, Out<KvClient>);
 
+/// Raft as a stateright `Model`: the unchanged actors, the model file's settings, and the start
+/// state (after the given steps) every search begins from.
 #[derive(Clone)]
 pub struct RaftModel {
+    /// The parsed model file: cluster, clients, workload, network, faults, bounds, timing, bug.
     pub cfg: ModelConfig,
     /// False drops the `eventually` property: stateright's simulation reports any revisited
     /// state in a walk as a liveness violation, which is meaningless here (timers always fire).
     pub check_liveness: bool,
     /// True (the default) discards moot replies as soon as they are moot (`discard_moot`).
     pub discard_moot: bool,
+    /// One server actor per server id, all with the same configuration.
     pub servers: Vec<RaftServer>,
+    /// One client actor per `[[client]]` table, in order; client `c` is actor `n + c`.
     pub clients: Vec<KvClient>,
     /// The model's given steps (`[given]`), replayed from a fresh cluster; searches start from
     /// the state they lead to.
@@ -137,10 +160,12 @@ impl RaftModel {
         self
     }
 
+    /// Number of servers; they are actors 0..n and the clients follow them.
     pub fn n(&self) -> usize {
         self.servers.len()
     }
 
+    /// `S<i>` for a server, `C<j>` for a client: the names traces and given steps use.
     pub fn actor_name(&self, id: u8) -> String {
         let n = self.n() as u8;
         if id < n {

@@ -46,6 +46,8 @@ impl RaftModel {
         }
     }
 
+    /// A message as traces print it (`RequestVote(t1, last=0@t0)`, `Vote(t1, yes)`): also the words
+    /// given steps are written in.
     pub fn describe_msg(&self, msg: &Msg) -> String {
         match msg {
             Msg::RequestVote {

@@ -22,6 +22,7 @@ struct Inner<T> {
 }
 
 impl<T: Hash> Shared<T> {
+    /// Wraps `value` and fingerprints it once, for every state that will share it.
     pub fn new(value: T) -> Self {
         let hash = fingerprint(&value);
         Shared(Arc::new(Inner {
@@ -114,6 +115,7 @@ impl<T: Hash + Default> Default for Shared<T> {
 /// of it hash alike. `Shared` values cache it: a server's log and state machine are hashed
 /// once, not once per state and renaming.
 pub trait IdFree {
+    /// This value's hash with every server id in it left out: equal for a value and its renamings.
     fn id_free_hash(&self) -> u64;
 }
 

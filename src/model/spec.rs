@@ -7,30 +7,39 @@ use crate::protocol::types::Op;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// A model file as written (`models/*.toml`), before `parse` validates it: the TOML schema.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelFile {
     /// One line saying what the model is for (shown in `check` output).
     #[serde(default)]
     pub description: String,
+    /// How many servers, 1..=7 (default 3); traces call them S0, S1, ...
     #[serde(default = "default_servers")]
     pub servers: usize,
     /// One table per client, each with the operations it runs in order.
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientFile>,
+    /// Commands leaders accept with no client actor (`[workload]`).
     #[serde(default)]
     pub workload: WorkloadFile,
+    /// How the network may reorder, duplicate and lose messages (`[network]`).
     #[serde(default)]
     pub network: NetworkFile,
+    /// How many crashes a run may contain (`[faults]`).
     #[serde(default)]
     pub faults: FaultsFile,
+    /// Required limits that make the state space finite (`[bounds]`).
     pub bounds: BoundsFile,
+    /// What the checker assumes about timeouts in place of clocks (`[timing]`).
     #[serde(default)]
     pub timing: TimingFile,
+    /// When servers compact their logs (`[snapshot]`).
     #[serde(default)]
     pub snapshot: SnapshotFile,
     /// Inject one classic mistake (absent: correct Raft).
     pub bug: Option<Bug>,
+    /// Steps replayed before every search, and the messages they leave in flight (`[given]`).
     #[serde(default)]
     pub given: GivenFile,
 }
@@ -51,6 +60,8 @@ pub struct GivenFile {
     pub keep_in_flight: Option<Vec<String>>,
 }
 
+/// One `[[client]]` table: a client actor that runs its operations in order, following redirects
+/// and retrying, so the history can be checked for linearizability.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientFile {
@@ -70,6 +81,7 @@ pub struct WorkloadFile {
     pub proposals: Vec<String>,
 }
 
+/// What the network may do to a message besides losing it: reorder it, duplicate it, or neither.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Semantics {
@@ -82,9 +94,11 @@ pub enum Semantics {
     Ordered,
 }
 
+/// The `[network]` table: the network Raft is checked against.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkFile {
+    /// Reordering and duplication (default: both, as UDP may).
     #[serde(default)]
     pub semantics: Semantics,
     /// Whether the checker may drop messages.
@@ -92,6 +106,7 @@ pub struct NetworkFile {
     pub lossy: bool,
 }
 
+/// The `[faults]` table: crashes; a crashed server may restart from what it saved.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultsFile {
@@ -100,6 +115,8 @@ pub struct FaultsFile {
     pub max_crashes: u8,
 }
 
+/// The `[bounds]` table: limits that make the state space finite; the checker does not explore past
+/// them, so a property holds only within them.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BoundsFile {
@@ -113,6 +130,7 @@ pub struct BoundsFile {
     pub max_depth: Option<usize>,
 }
 
+/// The `[timing]` table: what the checker assumes about timeouts, since it has no clock.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimingFile {
@@ -143,6 +161,7 @@ impl Default for TimingFile {
     }
 }
 
+/// The `[snapshot]` table: log compaction (§7).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotFile {
@@ -161,13 +180,20 @@ fn yes() -> bool {
 /// A parsed and validated model.
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
+    /// The model's name, as reports show it: its path under `models/` without `.toml`
+    /// (`bugs/figure8`), or the path it was given.
     pub name: String,
+    /// The file it was read from, for messages that name it.
     pub path: PathBuf,
+    /// The file as parsed.
     pub file: ModelFile,
+    /// Each client's operations, parsed from its `ops`.
     pub client_ops: Vec<Vec<Op>>,
+    /// The workload's proposals, parsed from `workload.proposals`.
     pub proposals: Vec<Op>,
 }
 
+/// Why a model file cannot be checked: one message that names the file and the field.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
 
@@ -179,6 +205,8 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Parses and validates a model file's `text`, and replays its given steps: a model that parses can
+/// be checked. `name` and `path` are for reports and error messages.
 pub fn parse(name: &str, path: &Path, text: &str) -> Result<ModelConfig, ConfigError> {
     let at = |field: &str, msg: String| ConfigError(format!("{}: {field}: {msg}", path.display()));
     let file: ModelFile = toml::from_str(text)

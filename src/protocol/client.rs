@@ -8,12 +8,17 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::time::Duration;
 
+/// What a client is given at start: its session, the cluster size and the operations to run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientConfig {
     /// The client's session id; in the model it is also its actor id.
     pub session: u64,
+    /// Cluster size: with no leader hint the client tries servers 0..servers in turn.
     pub servers: usize,
+    /// The operations to run, one at a time, in this order.
     pub ops: Vec<Op>,
+    /// How long to wait for an answer before retrying at the next server (the checker lets the
+    /// timer fire at any time).
     pub retry_timeout: Range<Duration>,
 }
 
@@ -40,8 +45,10 @@ impl ClientState {
     }
 }
 
+/// The key/value client actor: the model explores it and the UDP client runs it, unchanged.
 #[derive(Clone, Debug)]
 pub struct KvClient {
+    /// Its fixed configuration; everything that changes is in `ClientState`.
     pub cfg: ClientConfig,
 }
 

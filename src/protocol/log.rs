@@ -4,20 +4,27 @@
 use crate::protocol::types::{Entry, LogIndex, Term};
 use serde::{Deserialize, Serialize};
 
+/// A server's log[] (Figure 2) after compaction (§7): only the entries not yet in the snapshot are
+/// stored, but every index stays the one the paper would use.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Log {
     /// Index of the last entry folded into the snapshot (0 when there is no snapshot).
     pub base_index: LogIndex,
     /// Term of that entry (0 when there is no snapshot).
     pub base_term: Term,
+    /// The kept entries, in order: `entries[0]` is entry `base_index + 1`.
     pub entries: Vec<Entry>,
 }
 
 impl Log {
+    /// Index of the last entry, or of the snapshot boundary when none is kept: the RequestVote
+    /// lastLogIndex (§5.4.1), and the leader's nextIndex - 1 after an election.
     pub fn last_index(&self) -> LogIndex {
         self.base_index + self.entries.len() as LogIndex
     }
 
+    /// Term of the last entry, or of the snapshot boundary when none is kept: the RequestVote
+    /// lastLogTerm, compared first in the up-to-date check (§5.4.1).
     pub fn last_term(&self) -> Term {
         self.entries.last().map_or(self.base_term, |e| e.term)
     }
@@ -31,6 +38,7 @@ impl Log {
         }
     }
 
+    /// The entry at `index`, if kept: None past the end or inside the snapshot.
     pub fn get(&self, index: LogIndex) -> Option<&Entry> {
         if index <= self.base_index {
             return None;
@@ -63,6 +71,7 @@ impl Log {
             .map(|p| self.base_index + 1 + p as LogIndex)
     }
 
+    /// Appends one entry at `last_index() + 1`: a leader's new command, or AppendEntries rule 4.
     pub fn push(&mut self, entry: Entry) {
         self.entries.push(entry);
     }

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// A term number: Raft's logical clock; each election starts a new term, with at most one leader
+/// per term (§5.1).
 pub type Term = u64;
 /// Log positions start at 1; index 0 is the empty prefix (Figure 2).
 pub type LogIndex = u64;
@@ -12,16 +14,23 @@ pub type LogIndex = u64;
 /// A key/value operation as a client asks for it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Op {
+    /// Sets the key to `value`, replacing what was there.
     Put {
+        /// The key to overwrite.
         key: String,
+        /// Its new value.
         value: String,
     },
     /// Appends `value` to the key's current value (6.5840's Append): a retry applied twice shows.
     Append {
+        /// The key to extend; a key never written counts as empty.
         key: String,
+        /// The text added to the end of the key's value.
         value: String,
     },
+    /// Reads the key; it goes through the log like a write, so a read never sees stale state (§8).
     Get {
+        /// The key to read.
         key: String,
     },
 }
@@ -29,7 +38,9 @@ pub enum Op {
 /// What an applied operation returned: `Get` returns the value, writes return nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OpResult {
+    /// A `Put` or `Append` was applied; writes return no value.
     Written,
+    /// What a `Get` read: the key's value, or None when the key was never written.
     Value(Option<String>),
 }
 
@@ -37,14 +48,23 @@ pub enum OpResult {
 /// and its request number, which grows by one per operation).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Command {
+    /// The client's session id: it keys the deduplication table, and the leader sends the result to
+    /// it.
     pub client: u64,
+    /// The client's request number; a retry reuses it, so a server sees it was applied already
+    /// (§8).
     pub request_id: u64,
+    /// The operation to apply to the key/value map once the entry commits.
     pub op: Op,
 }
 
+/// A log entry (Figure 2): a client command and the term in which the leader received it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Entry {
+    /// The term the leader received the command in; two logs with an entry of the same index and
+    /// term agree up to it (Log Matching, §5.3).
     pub term: Term,
+    /// The command applied to the state machine once the entry is committed.
     pub command: Command,
 }
 
@@ -52,14 +72,22 @@ pub struct Entry {
 /// leader skip a whole conflicting term per round trip (6.5840's accelerated log backtracking).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AppendOutcome {
+    /// Figure 2's `success = true`: the entry at prevLogIndex matched, and the new entries are
+    /// stored.
     Matched {
+        /// The last index the follower now shares with the leader (prevLogIndex + entries):
+        /// matchIndex.
         match_index: LogIndex,
     },
     /// `term` is the follower's term at `prev_log_index` and `first_index` its first index with
     /// that term; `term: None` means the follower's log ends before `prev_log_index` and
     /// `first_index` is its length + 1.
     Conflict {
+        /// The follower's term at prevLogIndex (the conflicting one), or None if its log is
+        /// shorter.
         term: Option<Term>,
+        /// Where the leader may resume: the follower's first index of `term`, or its last index +
+        /// 1.
         first_index: LogIndex,
     },
 }
@@ -67,9 +95,11 @@ pub enum AppendOutcome {
 /// What a server tells a client.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ClientReply {
+    /// The command is committed and applied (now or, for a retry, earlier): its result.
     Done(OpResult),
     /// The server is not the leader; `leader` is the one it last heard from, if any.
     NotLeader {
+        /// Its last known leader in its term; with None the client tries the next server.
         leader: Option<u64>,
     },
 }
@@ -78,7 +108,10 @@ pub enum ClientReply {
 /// (client session → its last applied request and result), so a retried request is applied once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct KvStore {
+    /// The key/value map the clients read and write.
     pub data: BTreeMap<String, String>,
+    /// Per client session: its last applied request id and that request's result, so a retry is
+    /// answered with the old result instead of being applied again (§8).
     pub sessions: BTreeMap<u64, (u64, OpResult)>,
 }
 
@@ -102,8 +135,12 @@ impl KvStore {
 /// A snapshot of the state machine through `last_index` (Figure 13).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// lastIncludedIndex (Figure 13): the index of the last entry the snapshot replaces.
     pub last_index: LogIndex,
+    /// lastIncludedTerm (Figure 13): that entry's term, so the AppendEntries consistency check
+    /// still works at the snapshot boundary.
     pub last_term: Term,
+    /// The state machine (map and deduplication table) after every entry through `last_index`.
     pub state: KvStore,
 }
 
@@ -111,9 +148,13 @@ pub struct Snapshot {
 /// interface. Every RPC and reply carries the sender's term.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Msg {
+    /// Invoked by a candidate to gather votes (Figure 2, §5.2).
     RequestVote {
+        /// term: the candidate's term, the one it started by incrementing currentTerm.
         term: Term,
+        /// lastLogIndex: index of the candidate's last entry, for the up-to-date check (§5.4.1).
         last_log_index: LogIndex,
+        /// lastLogTerm: term of the candidate's last entry, compared first in that check (§5.4.1).
         last_log_term: Term,
     },
     /// RequestVote's reply. Named `Vote` on the wire (and `Vote(t1, yes)` in traces), as
@@ -125,28 +166,51 @@ pub enum Msg {
         /// True means the candidate received the vote.
         granted: bool,
     },
+    /// Sent by the leader to replicate log entries (§5.3); with no entries, a heartbeat (§5.2).
     AppendEntries {
+        /// term: the leader's term; a receiver with a higher term rejects the RPC (§5.1).
         term: Term,
+        /// prevLogIndex: index of the log entry immediately preceding the new ones.
         prev_log_index: LogIndex,
+        /// prevLogTerm: term of the prevLogIndex entry; the follower accepts only if its own entry
+        /// there has this term, which keeps logs consistent (§5.3).
         prev_log_term: Term,
+        /// entries[]: the entries to store (none in a heartbeat), at most `max_entries_per_append`.
         entries: Vec<Entry>,
+        /// leaderCommit: the leader's commitIndex, so followers learn which entries they may apply.
         leader_commit: LogIndex,
     },
+    /// AppendEntries' reply: Figure 2's `success`, carrying the matched index or a conflict hint.
     AppendEntriesReply {
+        /// term: the follower's currentTerm, for the leader to update itself (and step down).
         term: Term,
+        /// success: the index now matched, or the hint telling the leader how far to back up.
         outcome: AppendOutcome,
     },
+    /// Sent by the leader when a follower needs entries it has compacted away (Figure 13, §7); the
+    /// snapshot travels whole in one message, so Figure 13's `offset` and `done` are not needed.
     InstallSnapshot {
+        /// term: the leader's term.
         term: Term,
+        /// lastIncludedIndex, lastIncludedTerm and the state machine (Figure 13's `data`).
         snapshot: Snapshot,
     },
+    /// InstallSnapshot's reply. Figure 13's carries only the term; this one also says what the
+    /// follower now holds, so the leader can advance matchIndex without waiting for a heartbeat.
     InstallSnapshotReply {
+        /// term: the follower's currentTerm, for the leader to update itself.
         term: Term,
+        /// The snapshot's lastIncludedIndex, now held by the follower: the leader's matchIndex for
+        /// it (0 in the reply to a stale term, which the leader ignores).
         last_index: LogIndex,
     },
+    /// A client asks the server it believes leads to apply a command (§8).
     ClientRequest(Command),
+    /// A server answers a client: the command's result, or a redirect to the leader.
     ClientResponse {
+        /// The id of the request answered, so the client can ignore answers to finished ones.
         request_id: u64,
+        /// The result, or the redirect.
         reply: ClientReply,
     },
 }
@@ -154,14 +218,19 @@ pub enum Msg {
 /// Timers: durations matter only in the UDP runtime; the checker lets any armed timer fire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Timer {
+    /// Followers and candidates: no leader heard from in time, so start an election (§5.2).
     Election,
+    /// Leaders: time to send empty AppendEntries so followers do not start elections (§5.2).
     Heartbeat,
+    /// Clients: no answer in time, so send the same request to the next server.
     ClientRetry,
 }
 
 impl Timer {
+    /// Every timer, for the model to enumerate the armed ones in its bit set.
     pub const ALL: [Timer; 3] = [Timer::Election, Timer::Heartbeat, Timer::ClientRetry];
 
+    /// This timer's bit in the model's per-actor bit set of armed timers.
     pub fn bit(self) -> u8 {
         1 << (self as u8)
     }

@@ -16,20 +16,29 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What a server is given at start and never changes: cluster size, the bug to inject, compaction,
+/// message size and timing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
     /// Cluster size; servers are ids 0..servers.
     pub servers: usize,
+    /// The classic mistake to inject, or None to run the protocol as the paper gives it.
     pub bug: Option<Bug>,
     /// Snapshot once this many applied entries sit in the log (None: never compact).
     pub snapshot_after: Option<u64>,
     /// Cap on entries per AppendEntries (keeps a UDP datagram small).
     pub max_entries_per_append: usize,
+    /// Range the election timeout is drawn from, randomized so split votes resolve (§5.2); only the
+    /// UDP node waits for it.
     pub election_timeout: Range<Duration>,
+    /// How often a leader sends heartbeats: well below the election timeout, so followers that hear
+    /// from it do not start elections (§5.6).
     pub heartbeat_interval: Duration,
 }
 
 impl ServerConfig {
+    /// The defaults for a cluster of `servers`: no bug, no compaction, 64 entries per
+    /// AppendEntries, elections after 300-600 ms, heartbeats every 75 ms.
     pub fn new(servers: usize) -> Self {
         ServerConfig {
             servers,
@@ -49,39 +58,60 @@ impl ServerConfig {
 /// What Figure 2 says is "updated on stable storage before responding to RPCs", plus the snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Storage {
+    /// currentTerm: the latest term this server has seen (Figure 2).
     pub term: Term,
+    /// votedFor: who got this server's vote in `term`; saved so a restart cannot vote twice (§5.2).
     pub voted_for: Option<u64>,
+    /// log[]: the entries after the snapshot, with the snapshot boundary.
     pub log: Log,
     /// Shared, not copied, by every save that does not change it.
     pub snapshot: Option<Arc<Snapshot>>,
 }
 
+/// The three roles of §5.1, each with the volatile state only it keeps (Figure 2).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Role {
+    /// Answers leaders and candidates; becomes a candidate if no leader is heard from in time.
     Follower,
     /// `votes` is a bit set of the servers that granted their vote in this term.
     Candidate {
+        /// Bit `i` set: server `i` granted its vote; the candidate's own bit is set from the start.
         votes: u64,
     },
+    /// Replicates its log and serves clients; its state is Figure 2's "volatile state on leaders",
+    /// reinitialized after each election.
     Leader {
+        /// nextIndex[]: per server, the next log index to send it (starts after the leader's last).
         next_index: Vec<LogIndex>,
+        /// matchIndex[]: per server, the highest index known to be replicated on it (starts at 0).
         match_index: Vec<LogIndex>,
     },
 }
 
+/// A server's whole state: Figure 2's persistent and volatile state, the snapshot, and the
+/// key/value state machine it applies committed entries to.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServerState {
     // Persistent state (Figure 2), restored from `Storage`.
+    /// currentTerm: the latest term this server has seen (Figure 2), saved before it answers.
     pub term: Term,
+    /// votedFor: the candidate that received this server's vote in the current term, or None.
     pub voted_for: Option<u64>,
+    /// log[]: the entries after the snapshot boundary, with indices kept logical.
     pub log: Log,
+    /// The latest snapshot (Figure 13), sent to followers that need compacted entries; shared, not
+    /// copied, by every state and save that does not change it.
     pub snapshot: Option<Arc<Snapshot>>,
     // Volatile state.
+    /// Follower, candidate or leader, with that role's volatile state.
     pub role: Role,
     /// The leader this server last heard from in its current term (for client redirects).
     pub leader: Option<u64>,
+    /// commitIndex: index of the highest log entry known to be committed (Figure 2).
     pub commit_index: LogIndex,
+    /// lastApplied: index of the highest log entry applied to `kv` (Figure 2).
     pub last_applied: LogIndex,
+    /// The state machine: the key/value store with every entry through `last_applied` applied.
     pub kv: KvStore,
 }
 
@@ -114,10 +144,12 @@ impl ServerState {
         }
     }
 
+    /// Whether it leads its current term: only a leader accepts client commands.
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader { .. })
     }
 
+    /// `"follower"`, `"candidate"` or `"leader"`, for traces, reports and node status.
     pub fn role_name(&self) -> &'static str {
         match self.role {
             Role::Follower => "follower",
@@ -147,10 +179,12 @@ impl fmt::Debug for ServerState {
 /// The Raft server actor.
 #[derive(Clone, Debug)]
 pub struct RaftServer {
+    /// The fixed configuration; everything that changes is in `ServerState`.
     pub cfg: ServerConfig,
 }
 
 impl RaftServer {
+    /// The server actor for `cfg`; one value serves every server id of the cluster.
     pub fn new(cfg: ServerConfig) -> Self {
         RaftServer { cfg }
     }
