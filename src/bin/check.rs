@@ -29,10 +29,18 @@ struct Args {
     /// A model name under models/ (e.g. `default`, `bugs/figure8`) or a path to a model file.
     #[arg(default_value = "default")]
     model: String,
+    /// `bfs` (this crate's: shortest traces, liveness), or stateright's `dfs` or `simulation`.
     #[arg(long, value_enum, default_value_t = CheckerKind::Bfs)]
     checker: CheckerKind,
+    /// Worker threads of the checker.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=256))]
     threads: u64,
+    /// Check only this property (repeatable), e.g. --property "Election Safety".
+    #[arg(long = "property", value_name = "NAME")]
+    properties: Vec<String>,
+    /// Do not check liveness (no graph is recorded: less memory, a little faster).
+    #[arg(long)]
+    no_liveness: bool,
     /// Check paths of up to this many steps, and go no deeper (the search is then not complete).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     depth: Option<u64>,
@@ -105,6 +113,8 @@ fn run(args: Args) -> Result<ExitCode, String> {
         symmetry: args.symmetry,
         max_memory_bytes: args.max_memory.map(|m| m * 1024 * 1024),
         progress: !args.json,
+        properties: args.properties.clone(),
+        liveness: !args.no_liveness,
     };
     runner::check_options(&cfg, &opts)?;
     let report = runner::run(&cfg, &opts);

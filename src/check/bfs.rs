@@ -151,6 +151,8 @@ pub struct BfsResult<M: Model> {
     pub stopped: Option<Stop>,
     /// Property name → shortest path (as actions from the initial state).
     pub discoveries: HashMap<&'static str, Vec<M::Action>>,
+    /// The explored graph, when it was recorded (`check_recording`).
+    pub graph: Option<Graph>,
 }
 
 /// One BFS level of states and their fingerprints, in fixed-size chunks: a level grows to
@@ -617,6 +619,7 @@ where
             complete: stopped.is_none(),
             stopped,
             discoveries,
+            graph: self.graph,
         }
     }
 }
@@ -631,9 +634,7 @@ struct Step<'s, S> {
     record: &'s mut LevelRecord,
 }
 
-/// Follows parent links back to an initial state, then replays the path forward: at each step,
-/// the first action that leads to the next fingerprint. (With symmetry, the state replayed may be
-/// another renaming than the one the search held, so the action is found again by fingerprint.)
+/// Follows parent links back to an initial state, then replays the path forward (`replay`).
 fn reconstruct<M>(
     model: &M,
     target: Fingerprint,
@@ -654,6 +655,23 @@ where
         chain.push(found.parent);
     }
     chain.reverse();
+    replay(model, key, &chain)
+}
+
+/// The actions of a path given by the fingerprints of its states (the first an initial
+/// state's): at each step, the first action that leads to the next fingerprint. (With symmetry,
+/// the state replayed may be another renaming than the one the search held, so the action is
+/// found again by fingerprint.)
+pub fn replay<M>(
+    model: &M,
+    key: &dyn Fn(&M::State) -> Fingerprint,
+    chain: &[Fingerprint],
+) -> Vec<M::Action>
+where
+    M: Model,
+    M::State: Hash + Clone,
+    M::Action: Clone,
+{
     let mut state = model
         .init_states()
         .into_iter()

@@ -10,6 +10,7 @@
 //! - [`suite`]: check suites that pin verdicts, state counts and trace lengths.
 
 pub mod bfs;
+pub mod fairness;
 pub mod liveness;
 pub mod load;
 pub mod properties;

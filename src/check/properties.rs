@@ -5,6 +5,7 @@
 //! Properties that are about history (who was ever leader, what was ever committed, how a log
 //! changed within a step) read ghost state that the model records; the protocol never reads it.
 
+use crate::check::liveness::Kind;
 use crate::model::ghost::{Ghost, COMMIT_MONOTONIC, LEADER_APPEND_ONLY, STATE_MACHINE_SAFETY};
 use crate::model::{RaftModel, SystemState};
 use crate::protocol::server::ServerState;
@@ -171,8 +172,104 @@ pub fn all() -> Vec<Property<RaftModel>> {
         Property::sometimes(SOME_LEADER, leader_elected),
         Property::sometimes(SOME_COMMIT, entry_committed),
         Property::sometimes(SOME_READ, get_returns_written_value),
-        Property::eventually(EVENTUALLY_LEADER, leader_elected),
     ]
+}
+
+/// A liveness property: its goal, and which runs must reach it (`liveness::Kind`). Checked on
+/// the explored graph under the model's fairness (`check::liveness`, `check::fairness`).
+pub struct LivenessProperty {
+    /// Its name in reports and suites.
+    pub name: &'static str,
+    /// `Eventually`: every fair run reaches the goal; `AlwaysEventually`: every fair run
+    /// reaches it again from every state (a leads-to).
+    pub kind: Kind,
+    /// The goal, as a condition on a state.
+    pub goal: fn(&RaftModel, &SystemState) -> bool,
+    /// Whether only periodic heartbeats guarantee it: followers learn a commit index from
+    /// AppendEntries, and without heartbeats (`[timing] heartbeats = false`) none may come.
+    /// Such a model makes no claim about it, and it is not checked there.
+    pub needs_heartbeats: bool,
+}
+
+/// Every client operation eventually completes.
+pub const EVENTUALLY_CLIENTS_DONE: &str = "every client operation eventually completes";
+/// What a live leader has committed is eventually applied by every live server.
+pub const EVENTUALLY_APPLIED: &str =
+    "every entry a live leader committed is eventually applied by every live server";
+/// An entry accepted by a leader that stays leader is eventually committed.
+pub const EVENTUALLY_COMMITTED: &str =
+    "an entry accepted by a leader that stays leader is eventually committed";
+
+/// The liveness properties, in report order (after `all()`'s).
+pub fn liveness() -> Vec<LivenessProperty> {
+    vec![
+        LivenessProperty {
+            name: EVENTUALLY_LEADER,
+            kind: Kind::Eventually,
+            goal: leader_elected,
+            needs_heartbeats: false,
+        },
+        LivenessProperty {
+            name: EVENTUALLY_CLIENTS_DONE,
+            kind: Kind::Eventually,
+            goal: clients_done,
+            needs_heartbeats: false,
+        },
+        LivenessProperty {
+            name: EVENTUALLY_APPLIED,
+            kind: Kind::AlwaysEventually,
+            goal: committed_entries_applied,
+            needs_heartbeats: true,
+        },
+        LivenessProperty {
+            name: EVENTUALLY_COMMITTED,
+            kind: Kind::AlwaysEventually,
+            goal: leaders_entries_committed,
+            needs_heartbeats: false,
+        },
+    ]
+}
+
+/// Every client has run all its operations. Monotone: a client never takes an operation back,
+/// so the `eventually` check's stem through goal-missing states is a real run.
+fn clients_done(m: &RaftModel, state: &SystemState) -> bool {
+    (0..state.clients.len()).all(|c| state.clients[c].next_op() >= m.clients[c].cfg.ops.len())
+}
+
+/// Every live server has applied everything a live leader has committed (a snapshot counts as
+/// applied). Why not every entry ever seen committed: a leader learns that an earlier term's
+/// entry is committed only by committing one of its own term (§5.4.2), so without a new command
+/// (or the no-op entry of §8, which this server does not append) a follower may never learn it.
+fn committed_entries_applied(_: &RaftModel, state: &SystemState) -> bool {
+    let leaders = up(state).filter(|(_, s)| s.is_leader());
+    let Some(commit) = leaders.map(|(_, s)| s.commit_index()).max() else {
+        return true;
+    };
+    up(state).all(|(_, s)| s.last_applied() >= commit)
+}
+
+/// Every live leader has committed every entry it accepted in its own term.
+fn leaders_entries_committed(_: &RaftModel, state: &SystemState) -> bool {
+    up(state).filter(|(_, s)| s.is_leader()).all(|(_, s)| {
+        s.log()
+            .last_index_of_term(s.term())
+            .is_none_or(|own| s.commit_index() >= own)
+    })
+}
+
+/// The name of every property the checker knows, safety and reachability first, then liveness:
+/// what `--property` and suites may name.
+pub fn names() -> Vec<&'static str> {
+    let safety = all().into_iter().map(|p| p.name);
+    safety.chain(liveness().into_iter().map(|p| p.name)).collect()
+}
+
+/// The kind a liveness property reports (`kind` in JSON).
+pub fn liveness_kind(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Eventually => "eventually",
+        Kind::AlwaysEventually => "leads_to",
+    }
 }
 
 /// `always`, `sometimes` or `eventually`: the property's `kind` in reports.

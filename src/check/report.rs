@@ -79,7 +79,8 @@ pub struct TraceStep {
 pub struct PropertyReport {
     /// The property's name, as in the paper where it has one (`Election Safety`): suites key on it.
     pub name: String,
-    /// `always` (in every state), `sometimes` (in some state) or `eventually` (by every run's end).
+    /// `always` (in every state), `sometimes` (in some state), `eventually` (every fair run
+    /// reaches it) or `leads_to` (every fair run reaches it again, from every state).
     pub kind: &'static str,
     /// `holds`, `violated`, `example_found`, `no_example` or `unknown`.
     pub status: Status,
@@ -87,6 +88,11 @@ pub struct PropertyReport {
     /// shows it (shortest with `bfs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<Vec<TraceStep>>,
+    /// For a liveness counterexample that is a lasso: the step of `trace` the cycle returns to
+    /// (the trace's last step leads back to it, forever). Absent for a deadlock: the run stays
+    /// at the trace's last state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loop_from: Option<usize>,
 }
 
 /// What one check found: the object `check --json` prints (its keys are a contract).
@@ -113,7 +119,12 @@ pub struct Report {
     /// Peak resident memory of this process so far (Linux), for the bytes-per-state figure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
-    /// One verdict per property, in the order of `properties::all`.
+    /// States whose every run breaking a liveness property is cut short by a bound
+    /// (`max_term`, `max_log_len`, `max_messages`): not counterexamples, only where the model
+    /// ends. Present when liveness was checked on a complete search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound_stops: Option<u64>,
+    /// One verdict per property, in the order of `properties::all`, then `properties::liveness`.
     pub properties: Vec<PropertyReport>,
 }
 
@@ -287,6 +298,22 @@ pub fn render_trace(steps: &[TraceStep]) -> String {
     out
 }
 
+/// How a liveness counterexample goes on after its last step: around its cycle forever, or
+/// nowhere (only faults could still happen).
+fn ending(p: &PropertyReport, steps: usize) -> String {
+    match (p.kind, p.loop_from) {
+        (_, Some(k)) => format!(
+            "   ↻ back to step {k}: steps {}-{} repeat forever, and every fair action enabled throughout is taken in them\n",
+            k + 1,
+            steps - 1
+        ),
+        ("eventually" | "leads_to", None) => {
+            "   ■ the run ends here: nothing but faults can happen, so it stays here forever\n".into()
+        }
+        _ => String::new(),
+    }
+}
+
 /// The human report: one row per property, the figures, then each violation's trace.
 pub fn render(report: &Report, description: &str) -> String {
     let mut out = format!("model {} ({})", report.model, report.checker);
@@ -329,6 +356,11 @@ pub fn render(report: &Report, description: &str) -> String {
             rss as f64 / report.unique_states.max(1) as f64
         ));
     }
+    if let Some(stops) = report.bound_stops {
+        out.push_str(&format!(
+            "liveness: {stops} states stop at a bound (runs the bounds cut short: not counterexamples)\n"
+        ));
+    }
     for p in &report.properties {
         if let (Status::Violated, Some(trace)) = (p.status, &p.trace) {
             let given = trace.iter().filter(|s| s.given);
@@ -347,6 +379,7 @@ pub fn render(report: &Report, description: &str) -> String {
                 searched_steps(trace),
                 render_trace(trace)
             ));
+            out.push_str(&ending(p, trace.len()));
         }
     }
     out

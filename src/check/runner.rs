@@ -2,7 +2,9 @@
 //! the figures, and replayed, validated traces.
 
 use crate::check::bfs::{self, Limits, Progress, Stop};
-use crate::check::properties;
+use crate::check::fairness;
+use crate::check::liveness::{self, Adjacency, Graph, Recording};
+use crate::check::properties::{self, LivenessProperty};
 use crate::check::report::peak_rss_bytes;
 pub use crate::check::report::{
     render, render_trace, searched_steps, trace, PropertyReport, Report, ServerView, Status,
@@ -61,6 +63,10 @@ pub struct RunOptions {
     pub max_memory_bytes: Option<u64>,
     /// Print a progress line on stderr (only when stderr is a terminal).
     pub progress: bool,
+    /// Check only these properties (by name); empty: all.
+    pub properties: Vec<String>,
+    /// Check the liveness properties (BFS only: it records the graph they are checked on).
+    pub liveness: bool,
 }
 
 impl Default for RunOptions {
@@ -75,12 +81,25 @@ impl Default for RunOptions {
             symmetry: false,
             max_memory_bytes: None,
             progress: false,
+            properties: Vec::new(),
+            liveness: true,
         }
     }
 }
 
 /// Refuses option combinations that would make the verdict meaningless.
 pub fn check_options(cfg: &ModelConfig, opts: &RunOptions) -> Result<(), String> {
+    let known = properties::names();
+    if let Some(name) = opts
+        .properties
+        .iter()
+        .find(|p| !known.contains(&p.as_str()))
+    {
+        return Err(format!(
+            "--property '{name}': no such property (known: {})",
+            known.join(", ")
+        ));
+    }
     if opts.symmetry && !cfg.client_ops.is_empty() {
         return Err(format!(
             "symmetry: model {} has clients, and clients try servers in id order, so servers \
@@ -94,33 +113,28 @@ pub fn check_options(cfg: &ModelConfig, opts: &RunOptions) -> Result<(), String>
 /// Runs the chosen checker on the model and turns what it found into a report: a verdict per
 /// property, and each discovery replayed, validated and shortened into a trace.
 pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
-    let model = crate::check::model_with_properties(cfg.clone());
-    let depth = opts.depth.or(cfg.file.bounds.max_depth);
-    let result = match opts.checker {
-        CheckerKind::Bfs => {
-            let limits = Limits {
-                max_depth: depth,
-                max_states: opts.max_states,
-                timeout: opts.timeout,
-                max_memory_bytes: opts.max_memory_bytes.or_else(default_memory_limit),
-                threads: opts.threads,
-            };
-            let progress = Progress::default();
-            std::thread::scope(|s| {
-                if opts.progress && std::io::stderr().is_terminal() {
-                    s.spawn(|| show_progress(&progress));
-                }
-                let symmetry = opts.symmetry.then_some(
-                    crate::check::symmetry::canonical_fingerprint as bfs::Symmetry<SystemState>,
-                );
-                bfs::check(&model, &limits, symmetry, &progress)
-            })
-        }
-        CheckerKind::Dfs | CheckerKind::Simulation => run_stateright(cfg, opts, depth),
+    let selected =
+        |name: &str| opts.properties.is_empty() || opts.properties.iter().any(|p| p == name);
+    let safety: Vec<_> = properties::all()
+        .into_iter()
+        .filter(|p| selected(p.name))
+        .collect();
+    let live: Vec<LivenessProperty> = match opts.liveness {
+        true => properties::liveness()
+            .into_iter()
+            .filter(|p| selected(p.name))
+            .filter(|p| cfg.file.timing.heartbeats || !p.needs_heartbeats)
+            .collect(),
+        false => Vec::new(),
     };
-
+    let model = RaftModel::new(cfg.clone()).with_properties(safety);
+    let depth = opts.depth.or(cfg.file.bounds.max_depth);
+    let mut result = match opts.checker {
+        CheckerKind::Bfs => run_bfs(&model, opts, depth, &live),
+        CheckerKind::Dfs | CheckerKind::Simulation => run_stateright(&model, opts, depth),
+    };
     let mut out = Vec::new();
-    for p in properties::all() {
+    for p in model.properties() {
         let found = result
             .discoveries
             .get(p.name)
@@ -137,8 +151,12 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
             kind: properties::kind(&p.expectation),
             status,
             trace: found.map(|path| trace(&model, &path)),
+            loop_from: None,
         });
     }
+    let graph = result.graph.take().filter(|_| result.complete);
+    let bound_stops = graph.as_ref().map(|g| g.bound_stops() as u64);
+    out.extend(check_liveness(&model, opts, graph, &live));
     Report {
         model: cfg.name.clone(),
         checker: opts.checker.name(),
@@ -149,8 +167,99 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
         complete: result.complete,
         stopped_by: result.stopped,
         peak_rss_bytes: peak_rss_bytes(),
+        bound_stops,
         properties: out,
     }
+}
+
+/// The crate's BFS, recording the explored graph when liveness properties are to be checked.
+fn run_bfs(
+    model: &RaftModel,
+    opts: &RunOptions,
+    depth: Option<usize>,
+    live: &[LivenessProperty],
+) -> bfs::BfsResult<RaftModel> {
+    let limits = Limits {
+        max_depth: depth,
+        max_states: opts.max_states,
+        timeout: opts.timeout,
+        max_memory_bytes: opts.max_memory_bytes.or_else(default_memory_limit),
+        threads: opts.threads,
+    };
+    let progress = Progress::default();
+    let symmetry = opts
+        .symmetry
+        .then_some(crate::check::symmetry::canonical_fingerprint as bfs::Symmetry<SystemState>);
+    let classify = |s: &SystemState, a: &Action| fairness::classify(model, s, a);
+    let goals = |s: &SystemState| {
+        live.iter()
+            .enumerate()
+            .fold(0u8, |bits, (k, p)| bits | u8::from((p.goal)(model, s)) << k)
+    };
+    let recording = Recording {
+        classes: fairness::classes(model),
+        classify: &classify,
+        goals: &goals,
+    };
+    std::thread::scope(|s| {
+        if opts.progress && std::io::stderr().is_terminal() {
+            s.spawn(|| show_progress(&progress));
+        }
+        match live.is_empty() {
+            true => bfs::check(model, &limits, symmetry, &progress),
+            false => bfs::check_recording(model, &limits, symmetry, &progress, &recording),
+        }
+    })
+}
+
+/// Verdicts of the liveness properties: from the recorded graph of a complete search, or
+/// `unknown` (an incomplete search, or a checker that records no graph).
+fn check_liveness(
+    model: &RaftModel,
+    opts: &RunOptions,
+    graph: Option<Graph>,
+    live: &[LivenessProperty],
+) -> Vec<PropertyReport> {
+    let mut graph = graph;
+    let adjacency = graph.as_mut().map(Adjacency::new);
+    let key = |s: &SystemState| match opts.symmetry {
+        true => crate::check::symmetry::canonical_fingerprint(s),
+        false => bfs::fingerprint(s),
+    };
+    live.iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let verdict = graph
+                .as_ref()
+                .zip(adjacency.as_ref())
+                .map(|(g, adj)| liveness::check(g, adj, k as u8, p.kind));
+            let (status, trace, loop_from) = match verdict.and_then(|v| v.counterexample) {
+                None if graph.is_some() => (Status::Holds, None, None),
+                None => (Status::Unknown, None, None),
+                Some(c) => {
+                    let g = graph.as_ref().expect("a verdict needs the graph");
+                    let fps = |path: &[u32]| {
+                        path.iter()
+                            .map(|&i| g.fingerprints[i as usize])
+                            .collect::<Vec<_>>()
+                    };
+                    let mut chain = fps(&c.stem);
+                    chain.extend(fps(&c.cycle));
+                    let actions = bfs::replay(model, &key, &chain);
+                    let stem_steps = model.given.len() + c.stem.len() - 1;
+                    let loop_from = (!c.cycle.is_empty()).then_some(stem_steps);
+                    (Status::Violated, Some(trace(model, &actions)), loop_from)
+                }
+            };
+            PropertyReport {
+                name: p.name.to_string(),
+                kind: properties::liveness_kind(p.kind),
+                status,
+                trace,
+                loop_from,
+            }
+        })
+        .collect()
 }
 
 /// 80% of physical memory (Linux): past it a search stops and reports what it has.
@@ -163,13 +272,12 @@ pub fn default_memory_limit() -> Option<u64> {
 
 /// DFS and simulation come from stateright; they stop at the first violation.
 fn run_stateright(
-    cfg: &ModelConfig,
+    model: &RaftModel,
     opts: &RunOptions,
     depth: Option<usize>,
 ) -> bfs::BfsResult<RaftModel> {
     let start = Instant::now();
-    let mut model = crate::check::model_with_properties(cfg.clone());
-    model.check_liveness = opts.checker != CheckerKind::Simulation;
+    let model = model.clone();
     let mut builder = model
         .checker()
         .threads(opts.threads.max(1))
@@ -268,6 +376,7 @@ fn finish_stateright(
         complete: stopped.is_none(),
         stopped,
         discoveries,
+        graph: None,
     }
 }
 

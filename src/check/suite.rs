@@ -50,6 +50,11 @@ pub struct EntryFile {
     /// Check a bug model with correct Raft: its knobs and given steps alone must break nothing.
     #[serde(default)]
     pub without_bug: bool,
+    /// Check only these properties (as `check --property`); absent: all.
+    pub properties: Option<Vec<String>>,
+    /// Check the liveness properties (default true; `check --no-liveness` is false).
+    #[serde(default = "yes")]
+    pub liveness: bool,
     /// Property name → expected status; properties not listed are not compared.
     pub expect: BTreeMap<String, Status>,
     /// Optional: the exact length of the shortest trace of a violated property.
@@ -62,6 +67,10 @@ fn bfs() -> CheckerKind {
 
 fn one() -> usize {
     1
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A validated suite entry, ready to run: the model loaded, the options and what to compare.
@@ -85,7 +94,7 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
     let at = |m: String| ConfigError(format!("{}: {m}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read: {e}")))?;
     let file: SuiteFile = toml::from_str(&text).map_err(|e| at(e.to_string().trim_end().into()))?;
-    let known: Vec<&str> = properties::all().iter().map(|p| p.name).collect();
+    let known = properties::names();
     let mut entries = Vec::new();
     for (i, e) in file.entries.into_iter().enumerate() {
         let mut model =
@@ -100,14 +109,18 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
             crate::model::RaftModel::try_new(model.clone())
                 .map_err(|(field, err)| at(format!("entry[{i}].without_bug: {field}: {err}")))?;
         }
-        for name in e
-            .expect
-            .keys()
-            .chain(e.trace_len.iter().flat_map(|t| t.keys()))
-        {
-            if !known.contains(&name.as_str()) {
+        let named = [
+            ("expect", e.expect.keys().collect::<Vec<_>>()),
+            (
+                "trace_len",
+                e.trace_len.iter().flat_map(|t| t.keys()).collect(),
+            ),
+            ("properties", e.properties.iter().flatten().collect()),
+        ];
+        for (field, names) in named {
+            if let Some(name) = names.iter().find(|n| !known.contains(&n.as_str())) {
                 return Err(at(format!(
-                    "entry[{i}].expect: unknown property '{name}' (known: {})",
+                    "entry[{i}].{field}: unknown property '{name}' (known: {})",
                     known.join(", ")
                 )));
             }
@@ -126,6 +139,8 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
             // Entries run two at a time (one per core): each gets half the usual budget.
             max_memory_bytes: runner::default_memory_limit().map(|m| m / 2),
             progress: false,
+            properties: e.properties.unwrap_or_default(),
+            liveness: e.liveness,
         };
         runner::check_options(&model, &opts).map_err(|m| at(format!("entry[{i}]: {m}")))?;
         entries.push(Entry {

@@ -92,9 +92,6 @@ type ClientStep = (Option<ClientState>, Out<KvClient>);
 pub struct RaftModel {
     /// The parsed model file: cluster, clients, workload, network, faults, bounds, timing, bug.
     pub cfg: ModelConfig,
-    /// False drops the `eventually` property: stateright's simulation reports any revisited
-    /// state in a walk as a liveness violation, which is meaningless here (timers always fire).
-    pub check_liveness: bool,
     /// True (the default) discards moot replies as soon as they are moot (`discard_moot`).
     pub discard_moot: bool,
     /// One server actor per server id, all with the same configuration.
@@ -111,7 +108,7 @@ pub struct RaftModel {
 }
 
 impl RaftModel {
-    /// A model of a parsed config (`config::parse` has already replayed its given steps).
+    /// A model of a parsed config (`spec::parse` has already replayed its given steps).
     pub fn new(cfg: ModelConfig) -> Self {
         Self::try_new(cfg).unwrap_or_else(|(field, e)| panic!("{field}: {e}"))
     }
@@ -140,7 +137,6 @@ impl RaftModel {
             .collect();
         let mut model = RaftModel {
             cfg,
-            check_liveness: true,
             discard_moot: true,
             servers,
             clients,
@@ -500,11 +496,7 @@ impl Model for RaftModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        let mut all: Vec<_> = self.properties.iter().map(copy_property).collect();
-        if !self.check_liveness {
-            all.retain(|p| p.expectation != stateright::Expectation::Eventually);
-        }
-        all
+        self.properties.iter().map(copy_property).collect()
     }
 
     fn format_action(&self, action: &Action) -> String {

@@ -37,6 +37,9 @@ pub struct ModelFile {
     /// When servers compact their logs (`[snapshot]`).
     #[serde(default)]
     pub snapshot: SnapshotFile,
+    /// Which infinite runs count for liveness (`[fairness]`).
+    #[serde(default)]
+    pub fairness: FairnessFile,
     /// Inject one classic mistake (absent: correct Raft).
     pub bug: Option<Bug>,
     /// Steps replayed before every search, and the messages they leave in flight (`[given]`).
@@ -157,6 +160,41 @@ impl Default for TimingFile {
             last_election_uncontested: true,
             all_elections_uncontested: false,
             heartbeats: true,
+        }
+    }
+}
+
+/// The `[fairness]` table: which infinite runs are admissible when liveness is checked. A
+/// liveness counterexample is a run that obeys these; faults (message loss, crashes, an
+/// election timeout while its server follows a live leader) may happen, but only finitely often.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FairnessFile {
+    /// Weak fairness of delivery on each link: a message that stays deliverable is delivered.
+    #[serde(default = "yes")]
+    pub delivery: bool,
+    /// Weak fairness of each timer: an armed timer that stays armed fires (election timers,
+    /// heartbeats, client retries).
+    #[serde(default = "yes")]
+    pub timers: bool,
+    /// Weak fairness of restarts: a crashed server eventually restarts.
+    #[serde(default = "yes")]
+    pub restarts: bool,
+    /// Raft's timing assumption (heartbeat interval well below the election timeout): a
+    /// follower that knows a live leader of its term does not time out, except finitely often
+    /// (a premature timeout is a fault). Without it, weak fairness of election timers forces
+    /// elections forever, and every run ends at the term bound.
+    #[serde(default = "yes")]
+    pub stable_leader: bool,
+}
+
+impl Default for FairnessFile {
+    fn default() -> Self {
+        FairnessFile {
+            delivery: true,
+            timers: true,
+            restarts: true,
+            stable_leader: true,
         }
     }
 }
