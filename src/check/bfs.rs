@@ -672,6 +672,23 @@ where
     M::State: Hash + Clone,
     M::Action: Clone,
 {
+    replay_preferring(model, key, chain, &|_, _| true)
+}
+
+/// `replay`, taking at each step an action that `prefer`s when several lead to the same state
+/// (a delivery that changes nothing leads where a loss of the same message does: a liveness
+/// cycle must show the delivery, a fair step, not the loss, a fault).
+pub fn replay_preferring<M>(
+    model: &M,
+    key: &dyn Fn(&M::State) -> Fingerprint,
+    chain: &[Fingerprint],
+    prefer: &dyn Fn(&M::State, &M::Action) -> bool,
+) -> Vec<M::Action>
+where
+    M: Model,
+    M::State: Hash + Clone,
+    M::Action: Clone,
+{
     let mut state = model
         .init_states()
         .into_iter()
@@ -682,13 +699,15 @@ where
     for &fp in &chain[1..] {
         actions.clear();
         model.actions(&state, &mut actions);
-        let (action, next) = actions
-            .drain(..)
-            .find_map(|a| {
-                let next = model.next_state(&state, a.clone())?;
-                (model.within_boundary(&next) && key(&next) == fp).then_some((a, next))
-            })
-            .expect("a recorded step replays");
+        let mut leading = actions.drain(..).filter_map(|a| {
+            let next = model.next_state(&state, a.clone())?;
+            (model.within_boundary(&next) && key(&next) == fp).then_some((a, next))
+        });
+        let first = leading.next().expect("a recorded step replays");
+        let (action, next) = match prefer(&state, &first.0) {
+            true => first,
+            false => leading.find(|(a, _)| prefer(&state, a)).unwrap_or(first),
+        };
         state = next;
         path.push(action);
     }

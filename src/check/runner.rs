@@ -205,7 +205,9 @@ fn run_bfs(
         if opts.progress && std::io::stderr().is_terminal() {
             s.spawn(|| show_progress(&progress));
         }
-        match live.is_empty() {
+        // Under symmetry a state stands for its renamings, and fairness classes name servers:
+        // the graph would mix them, so liveness is not checked (it reports `unknown`).
+        match live.is_empty() || opts.symmetry {
             true => bfs::check(model, &limits, symmetry, &progress),
             false => bfs::check_recording(model, &limits, symmetry, &progress, &recording),
         }
@@ -245,7 +247,10 @@ fn check_liveness(
                     };
                     let mut chain = fps(&c.stem);
                     chain.extend(fps(&c.cycle));
-                    let actions = bfs::replay(model, &key, &chain);
+                    let fair = |s: &SystemState, a: &Action| {
+                        fairness::classify(model, s, a) != liveness::Fairness::Fault
+                    };
+                    let actions = bfs::replay_preferring(model, &key, &chain, &fair);
                     let stem_steps = model.given.len() + c.stem.len() - 1;
                     let loop_from = (!c.cycle.is_empty()).then_some(stem_steps);
                     (Status::Violated, Some(trace(model, &actions)), loop_from)

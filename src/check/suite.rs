@@ -59,6 +59,8 @@ pub struct EntryFile {
     pub expect: BTreeMap<String, Status>,
     /// Optional: the exact length of the shortest trace of a violated property.
     pub trace_len: Option<BTreeMap<String, usize>>,
+    /// Optional: the step a liveness counterexample's cycle returns to (`loop_from` in JSON).
+    pub loop_from: Option<BTreeMap<String, usize>>,
 }
 
 fn bfs() -> CheckerKind {
@@ -86,6 +88,8 @@ pub struct Entry {
     pub expect: BTreeMap<String, Status>,
     /// Property name → the exact number of searched steps its trace must have.
     pub trace_len: BTreeMap<String, usize>,
+    /// Property name → the step its lasso's cycle must return to.
+    pub loop_from: BTreeMap<String, usize>,
 }
 
 /// Reads and validates a suite file: every model loads, every property named exists, options are
@@ -152,6 +156,7 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
             opts,
             expect: e.expect,
             trace_len: e.trace_len.unwrap_or_default(),
+            loop_from: e.loop_from.unwrap_or_default(),
         });
     }
     Ok(entries)
@@ -198,6 +203,14 @@ pub fn run(entries: &[Entry]) -> Vec<Row> {
             if let Some(l) = len {
                 got_text.push_str(&format!(" in {l}"));
             }
+            let want_loop = e.loop_from.get(name);
+            let got_loop = p.and_then(|p| p.loop_from);
+            if let Some(k) = want_loop {
+                expected.push_str(&format!(" ↻{k}"));
+            }
+            if let Some(k) = got_loop {
+                got_text.push_str(&format!(" ↻{k}"));
+            }
             rows.push(Row {
                 entry: e.name.clone(),
                 property: name.clone(),
@@ -205,7 +218,9 @@ pub fn run(entries: &[Entry]) -> Vec<Row> {
                 got: got_text,
                 states: r.unique_states,
                 seconds: r.elapsed_s,
-                ok: got == *want && want_len.is_none_or(|w| Some(*w) == len),
+                ok: got == *want
+                    && want_len.is_none_or(|w| Some(*w) == len)
+                    && want_loop.is_none_or(|w| Some(*w) == got_loop),
             });
         }
     }

@@ -132,6 +132,7 @@ impl RaftModel {
                     servers: n,
                     ops: ops.clone(),
                     retry_timeout: Duration::from_millis(500)..Duration::from_millis(500),
+                    bug: cfg.file.bug,
                 },
             })
             .collect();

@@ -126,6 +126,7 @@ impl Session {
                 servers: self.opts.peers.len(),
                 ops,
                 retry_timeout: self.opts.retry.clone(),
+                bug: None,
             },
         };
         let started = Instant::now();

@@ -28,4 +28,17 @@ pub enum Bug {
     SnapshotDiscardsLog,
     /// Apply every committed command, even a retry that was already applied.
     NoDeduplication,
+    // Liveness bugs: every safety property still holds; some run never makes progress.
+    /// A client that never retries: a lost request (or its lost answer) leaves its operation
+    /// pending forever.
+    ClientNoRetry,
+    /// A leader sends entries only when a client adds one: a reply that shows a follower behind
+    /// (its AppendEntries was lost) is not answered with the entries, so they never arrive.
+    NoAppendRetry,
+    /// A leader ignores InstallSnapshot replies: it never learns that the follower holds the
+    /// snapshot, keeps sending it, and never sends the entries after it.
+    IgnoreSnapshotReplies,
+    /// A leader never moves nextIndex back on a conflict: a follower whose log is shorter than
+    /// the leader assumed never catches up.
+    NoNextIndexBackoff,
 }

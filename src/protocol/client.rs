@@ -1,6 +1,7 @@
 //! A key/value client as a stateright actor: it runs its operations one at a time, follows
 //! redirects to the leader, and retries with the *same* request id so a retry is applied once.
 
+use crate::protocol::bug::Bug;
 use crate::protocol::server::Storage;
 use crate::protocol::types::*;
 use stateright::actor::{Actor, Id, Out};
@@ -20,6 +21,8 @@ pub struct ClientConfig {
     /// How long to wait for an answer before retrying at the next server (the checker lets the
     /// timer fire at any time).
     pub retry_timeout: Range<Duration>,
+    /// The injected mistake, if any (only `Bug::ClientNoRetry` concerns the client).
+    pub bug: Option<Bug>,
 }
 
 /// Where the client is in its list of operations, and what the completed ones returned.
@@ -61,7 +64,10 @@ impl KvClient {
                 op: op.clone(),
             };
             o.send(Id::from(s.target as usize), Msg::ClientRequest(command));
-            o.set_timer(Timer::ClientRetry, self.cfg.retry_timeout.clone());
+            if self.cfg.bug != Some(Bug::ClientNoRetry) {
+                // No answer in time: retry (BUG when skipped: a lost request is never retried).
+                o.set_timer(Timer::ClientRetry, self.cfg.retry_timeout.clone());
+            }
         }
     }
 }

@@ -154,6 +154,10 @@ impl Handler<'_, '_> {
         if (term < self.s.term && !self.bug(Bug::AcceptStaleReplies)) || !self.s.is_leader() {
             return;
         }
+        // "If AppendEntries fails ... decrement nextIndex and retry"; a follower that is behind
+        // gets the entries in answer to its reply.
+        let retry = !self.bug(Bug::NoAppendRetry); // BUG when false: entries go out only when added.
+        let backoff = !self.bug(Bug::NoNextIndexBackoff); // BUG when false: nextIndex never drops.
         let s = self.s.to_mut();
         let Role::Leader {
             next_index,
@@ -170,7 +174,7 @@ impl Handler<'_, '_> {
                 next_index[f] = next_index[f].max(m + 1);
                 let behind = next_index[f] <= s.log.last_index();
                 self.advance_commit();
-                if behind {
+                if behind && retry {
                     self.replicate_to(follower);
                 }
             }
@@ -182,9 +186,11 @@ impl Handler<'_, '_> {
                     .and_then(|t| s.log.last_index_of_term(t).map(|i| i + 1))
                     .unwrap_or(first_index);
                 let next = hint.max(match_index[f] + 1);
-                if next < next_index[f] {
+                if next < next_index[f] && backoff {
                     next_index[f] = next;
-                    self.replicate_to(follower);
+                    if retry {
+                        self.replicate_to(follower);
+                    }
                 }
             }
         }

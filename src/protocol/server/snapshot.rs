@@ -65,8 +65,8 @@ impl Handler<'_, '_> {
         last_index: LogIndex,
     ) {
         self.observe_term(term);
-        if term < self.s.term {
-            return;
+        if term < self.s.term || self.bug(Bug::IgnoreSnapshotReplies) {
+            return; // BUG (IgnoreSnapshotReplies): the follower's progress is never learnt.
         }
         let Role::Leader {
             next_index,
