@@ -63,9 +63,10 @@ fn json_has_the_documented_shape() {
     assert_eq!(v["checker"], "bfs");
     assert_eq!(v["complete"], true);
     let props = v["properties"].as_array().unwrap();
-    assert_eq!(props.len(), 13);
+    assert_eq!(props.len(), 16);
     for p in props {
-        assert!(["always", "sometimes", "eventually"].contains(&p["kind"].as_str().unwrap()));
+        let kinds = ["always", "sometimes", "eventually", "leads_to"];
+        assert!(kinds.contains(&p["kind"].as_str().unwrap()));
         assert!(p["name"].is_string());
     }
     let es = props.iter().find(|p| p["name"] == ELECTION_SAFETY).unwrap();
@@ -367,4 +368,87 @@ fn every_bug_model_is_in_the_zoo_suite() {
         models += 1;
     }
     assert_eq!(models, 9, "one model per bug of the zoo");
+}
+
+#[test]
+fn liveness_zoo_suite_catches_every_liveness_bug_with_its_lasso() {
+    let (code, out, err) = check(&["--suite", "checks/liveness.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("MISMATCH"), "{out}");
+}
+
+#[test]
+fn every_liveness_model_is_in_its_suite_and_breaks_only_liveness() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let suite = std::fs::read_to_string(root.join("checks/liveness.toml")).unwrap();
+    let mut models = 0;
+    for file in std::fs::read_dir(root.join("models/liveness")).unwrap() {
+        let path = file.unwrap().path();
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let cfg = load::load(path.to_str().unwrap()).unwrap();
+        assert!(cfg.file.bug.is_some(), "{stem} injects no bug");
+        let entry = format!("model = \"liveness/{stem}\"");
+        assert_eq!(
+            suite.matches(&entry).count(),
+            2,
+            "{stem}: with and without its bug"
+        );
+        models += 1;
+    }
+    assert!(models >= 4, "at least four liveness bugs");
+}
+
+/// A lasso in JSON: the trace's last state is the state at `loop_from`, and every liveness
+/// property of a correct model holds with the bound stops counted apart.
+#[test]
+fn liveness_counterexamples_are_lassos_in_json() {
+    let (code, out, _) = check(&["liveness/no_append_retry", "--json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let p = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["status"] == "violated" && p["kind"] == "leads_to")
+        .expect("a violated liveness property");
+    let trace = p["trace"].as_array().unwrap();
+    let k = p["loop_from"].as_u64().expect("loop_from") as usize;
+    let servers = |i: usize| trace[i]["servers"].clone();
+    assert_eq!(
+        servers(k),
+        servers(trace.len() - 1),
+        "the cycle returns to step {k}"
+    );
+    assert!(k < trace.len() - 1);
+    assert!(v["bound_stops"].as_u64().is_some());
+    let (code, out, _) = check(&["election", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let live: Vec<_> = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "eventually" || p["kind"] == "leads_to")
+        .collect();
+    assert_eq!(live.len(), 4);
+    assert!(live.iter().all(|p| p["status"] == "holds"), "{out}");
+}
+
+#[test]
+fn properties_can_be_selected_and_liveness_turned_off() {
+    let (code, out, _) = check(&["liveness/client_no_retry", "--no-liveness"]);
+    assert_eq!(code, 0, "safety alone holds: {out}");
+    assert!(!out.contains("eventually"), "{out}");
+    let (code, out, _) = check(&["bugs/no_step_down", "--property", "Log Matching"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Log Matching") && !out.contains("Election Safety"),
+        "{out}"
+    );
+    let (code, _, err) = check(&["election", "--property", "No Such Thing"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no such property") && err.contains("Election Safety"),
+        "{err}"
+    );
 }

@@ -261,7 +261,9 @@ fn leaders_entries_committed(_: &RaftModel, state: &SystemState) -> bool {
 /// what `--property` and suites may name.
 pub fn names() -> Vec<&'static str> {
     let safety = all().into_iter().map(|p| p.name);
-    safety.chain(liveness().into_iter().map(|p| p.name)).collect()
+    safety
+        .chain(liveness().into_iter().map(|p| p.name))
+        .collect()
 }
 
 /// The kind a liveness property reports (`kind` in JSON).

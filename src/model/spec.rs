@@ -139,7 +139,7 @@ pub struct BoundsFile {
 pub struct TimingFile {
     /// Raft's liveness rests on randomized timeouts: eventually one server times out alone.
     /// When true, only one server may start an election for the final term (`max_term`);
-    /// every earlier term may be contested. See README, "What `eventually` proves".
+    /// every earlier term may be contested. See README, "What liveness proves".
     #[serde(default = "yes")]
     pub last_election_uncontested: bool,
     /// When true, every term has one candidate: a server may start an election for a term only
