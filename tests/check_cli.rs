@@ -452,3 +452,118 @@ fn properties_can_be_selected_and_liveness_turned_off() {
         "{err}"
     );
 }
+
+/// The expected violated property of each zoo bug, as checks/bugs.toml pins it.
+fn zoo_expectations() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let suite: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root.join("checks/bugs.toml")).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for e in suite["entry"].as_array().unwrap() {
+        if e.get("without_bug").is_some() {
+            continue;
+        }
+        let expect = e["expect"].as_table().unwrap();
+        let (name, _) = expect
+            .iter()
+            .find(|(_, v)| v.as_str() == Some("violated"))
+            .unwrap();
+        out.push((e["model"].as_str().unwrap().to_string(), name.clone()));
+    }
+    out
+}
+
+/// The swarm finds every zoo bug, with the property the BFS finds, on several seeds; the trace
+/// it prints replays (the runner validates it), and `--seed S --walk W` finds it again alone.
+#[test]
+fn the_swarm_finds_every_zoo_bug_and_replays_its_walk() {
+    for (model, property) in zoo_expectations() {
+        for seed in ["1", "2", "3"] {
+            let args = [
+                &model,
+                "--checker",
+                "simulation",
+                "--seed",
+                seed,
+                "--timeout",
+                "20",
+            ];
+            let (code, out, err) = check(&[args.as_slice(), &["--json"]].concat());
+            assert_eq!(code, 1, "{model} seed {seed}: {err}");
+            let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+            let p = v["properties"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == property.as_str())
+                .unwrap();
+            assert_eq!(p["status"], "violated", "{model} seed {seed}: {out}");
+            assert!(p["trace"].as_array().is_some_and(|t| t.len() > 1));
+            let walk = p["walk"]
+                .as_u64()
+                .expect("the walk that found it")
+                .to_string();
+            let again = [
+                &model,
+                "--checker",
+                "simulation",
+                "--seed",
+                seed,
+                "--walk",
+                &walk,
+            ];
+            let (code, out, _) = check(&again);
+            assert_eq!(code, 1, "{model} seed {seed} walk {walk} alone: {out}");
+            assert!(out.contains(&format!("{property} violated")), "{out}");
+        }
+    }
+}
+
+/// No checker panics, and none exits 0 with a violation or 1 without one, on any shipped model
+/// (each run bounded by a state cap, so the whole matrix takes seconds).
+#[test]
+fn no_checker_panics_or_hides_a_violation_on_any_shipped_model() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut models = Vec::new();
+    for dir in ["models", "models/bugs", "models/liveness"] {
+        for file in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                models.push(path.to_str().unwrap().to_string());
+            }
+        }
+    }
+    assert!(models.len() >= 20, "{models:?}");
+    for model in &models {
+        for (checker, seed) in [
+            ("bfs", "0"),
+            ("dfs", "0"),
+            ("simulation", "1"),
+            ("simulation", "2"),
+        ] {
+            let args = [
+                model.as_str(),
+                "--checker",
+                checker,
+                "--seed",
+                seed,
+                "--max-states",
+                "20000",
+                "--json",
+            ];
+            let (code, out, err) = check(&args);
+            assert!(
+                code == 0 || code == 1,
+                "{model} {checker}: exit {code}: {err}"
+            );
+            let v: serde_json::Value = serde_json::from_str(out.trim())
+                .unwrap_or_else(|e| panic!("{model} {checker}: {e}: {out}{err}"));
+            let violated = v["properties"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["status"] == "violated");
+            assert_eq!(code == 1, violated, "{model} {checker} seed {seed}: {out}");
+        }
+    }
+}

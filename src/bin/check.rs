@@ -47,9 +47,15 @@ struct Args {
     /// Stop after this many unique states (the search is then not complete).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_states: Option<u64>,
-    /// Seed for the simulation checker.
+    /// Seed of the simulation checker's swarm: the same seed, the same walks and verdicts.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Simulation: stop after this many random walks.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    walks: Option<u64>,
+    /// Simulation: run only walk W of the seed's swarm (as a report names it), to replay it.
+    #[arg(long, value_name = "W")]
+    walk: Option<u64>,
     /// Symmetry reduction over server ids (models without clients only).
     #[arg(long)]
     symmetry: bool,
@@ -115,6 +121,8 @@ fn run(args: Args) -> Result<ExitCode, String> {
         progress: !args.json,
         properties: args.properties.clone(),
         liveness: !args.no_liveness,
+        walks: args.walks,
+        walk: args.walk,
     };
     runner::check_options(&cfg, &opts)?;
     let report = runner::run(&cfg, &opts);

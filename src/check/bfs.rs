@@ -79,6 +79,8 @@ pub enum Stop {
     Memory,
     /// An `always` or `eventually` property was violated: the search stopped after that level.
     Violation,
+    /// A random search ran the walks it was asked for (`--walks`).
+    Walks,
 }
 
 impl Stop {
@@ -90,6 +92,7 @@ impl Stop {
             Stop::Time => "the time limit",
             Stop::Memory => "the memory limit",
             Stop::Violation => "the first violation",
+            Stop::Walks => "the walk limit",
         }
     }
 
@@ -104,6 +107,7 @@ impl Stop {
             Stop::Time,
             Stop::Memory,
             Stop::Violation,
+            Stop::Walks,
         ]
         .get((code as usize).checked_sub(1)?)
         .copied()

@@ -17,6 +17,7 @@ pub mod properties;
 pub mod report;
 pub mod runner;
 pub mod suite;
+pub mod swarm;
 pub mod symmetry;
 
 use crate::model::spec::ModelConfig;

@@ -93,6 +93,9 @@ pub struct PropertyReport {
     /// at the trace's last state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loop_from: Option<usize>,
+    /// For a random search: the walk that first showed it (`--seed S --walk W` replays it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub walk: Option<u64>,
 }
 
 /// What one check found: the object `check --json` prints (its keys are a contract).
@@ -124,6 +127,12 @@ pub struct Report {
     /// ends. Present when liveness was checked on a complete search.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bound_stops: Option<u64>,
+    /// For a random search: the walks it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub walks: Option<u64>,
+    /// For a random search: its seed (each walk's own is drawn from it and the walk's number).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// One verdict per property, in the order of `properties::all`, then `properties::liveness`.
     pub properties: Vec<PropertyReport>,
 }
@@ -356,6 +365,18 @@ pub fn render(report: &Report, description: &str) -> String {
             rss as f64 / report.unique_states.max(1) as f64
         ));
     }
+    if let Some(walks) = report.walks {
+        out.push_str(&format!(
+            "swarm: {walks} random walks from seed {} (unique states estimated)\n",
+            report.seed.unwrap_or(0)
+        ));
+    }
+    if report.stopped_by.is_some() && !report.has_violation() {
+        out.push_str(&format!(
+            "no violation within depth {} ({} states): the properties are not proved\n",
+            report.max_depth, report.states
+        ));
+    }
     if let Some(stops) = report.bound_stops {
         out.push_str(&format!(
             "liveness: {stops} states stop at a bound (runs the bounds cut short: not counterexamples)\n"
@@ -380,6 +401,12 @@ pub fn render(report: &Report, description: &str) -> String {
                 render_trace(trace)
             ));
             out.push_str(&ending(p, trace.len()));
+            if let Some(w) = p.walk {
+                let seed = report.seed.unwrap_or(0);
+                out.push_str(&format!(
+                    "   found by walk {w} of seed {seed}, shortened; `--seed {seed} --walk {w}` replays that walk alone\n"
+                ));
+            }
         }
     }
     out

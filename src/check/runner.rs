@@ -10,6 +10,7 @@ pub use crate::check::report::{
     render, render_trace, searched_steps, trace, PropertyReport, Report, ServerView, Status,
     TraceStep,
 };
+use crate::check::swarm;
 use crate::model::spec::ModelConfig;
 use crate::model::{Action, RaftModel, SystemState};
 use serde::Serialize;
@@ -67,6 +68,10 @@ pub struct RunOptions {
     pub properties: Vec<String>,
     /// Check the liveness properties (BFS only: it records the graph they are checked on).
     pub liveness: bool,
+    /// Simulation: stop after this many walks.
+    pub walks: Option<u64>,
+    /// Simulation: run only this walk (replays what an earlier run found).
+    pub walk: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -83,6 +88,8 @@ impl Default for RunOptions {
             progress: false,
             properties: Vec::new(),
             liveness: true,
+            walks: None,
+            walk: None,
         }
     }
 }
@@ -130,9 +137,15 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
     let model = RaftModel::new(cfg.clone()).with_properties(safety);
     let depth = opts.depth.or(cfg.file.bounds.max_depth);
     let start = Instant::now();
+    let mut swarm = None;
     let mut result = match opts.checker {
         CheckerKind::Bfs => run_bfs(&model, opts, depth, &live),
-        CheckerKind::Dfs | CheckerKind::Simulation => run_stateright(&model, opts, depth),
+        CheckerKind::Dfs => run_stateright(&model, opts, depth),
+        CheckerKind::Simulation => {
+            let (result, figures) = run_swarm(&model, opts, depth);
+            swarm = Some(figures);
+            result
+        }
     };
     let mut out = Vec::new();
     for p in model.properties() {
@@ -151,6 +164,10 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
             name: p.name.to_string(),
             kind: properties::kind(&p.expectation),
             status,
+            walk: found
+                .as_ref()
+                .and(swarm.as_ref())
+                .and_then(|s| s.found_in.get(p.name).copied()),
             trace: found.map(|path| trace(&model, &path)),
             loop_from: None,
         });
@@ -170,8 +187,100 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
         stopped_by: result.stopped,
         peak_rss_bytes: peak_rss_bytes(),
         bound_stops,
+        walks: swarm.as_ref().map(|s| s.walks),
+        seed: swarm.as_ref().map(|_| opts.seed),
         properties: out,
     }
+}
+
+/// What a swarm adds to the report: how many walks ran, and which walk found each property.
+struct SwarmFigures {
+    walks: u64,
+    found_in: std::collections::HashMap<&'static str, u64>,
+}
+
+/// The kinds of action a swarm walk weighs apart (`swarm::Config`): delivery and loss on each
+/// link, each actor's timers, each server's crash and restart, proposals. Per link, so that a
+/// walk can hold one link's messages back while the rest of the cluster moves on: the way a
+/// stale reply arrives late.
+fn action_kind(actors: usize, servers: usize, action: &Action) -> usize {
+    let links = actors * actors;
+    let link = |e: &crate::model::Envelope| e.src as usize * actors + e.dst as usize;
+    match action {
+        Action::Deliver(e) => link(e),
+        Action::Drop(e) => links + link(e),
+        Action::Timeout(i, t) => 2 * links + *i as usize * 3 + *t as usize,
+        Action::Crash(i) => 2 * links + 3 * actors + *i as usize,
+        Action::Restart(i) => 2 * links + 3 * actors + servers + *i as usize,
+        Action::Propose(..) => 2 * links + 3 * actors + 2 * servers,
+    }
+}
+
+/// The crate's swarm (`check::swarm`): random walks from the initial state, each with its own
+/// configuration; a simulation never ends by itself, so it is bounded by 10 s unless walks,
+/// states or time bound it.
+fn run_swarm(
+    model: &RaftModel,
+    opts: &RunOptions,
+    depth: Option<usize>,
+) -> (bfs::BfsResult<RaftModel>, SwarmFigures) {
+    let timeout = match (opts.timeout, opts.walks, opts.walk, opts.max_states) {
+        (None, None, None, None) => Some(Duration::from_secs(10)),
+        (t, ..) => t,
+    };
+    let swarm_opts = swarm::SwarmOptions {
+        seed: opts.seed,
+        walks: opts.walks,
+        walk: opts.walk,
+        timeout,
+        max_states: opts.max_states.map(|m| m as u64),
+        max_depth: depth.unwrap_or(100),
+        threads: opts.threads,
+    };
+    let (actors, servers) = (model.n() + model.clients.len(), model.n());
+    let kind = |a: &Action| action_kind(actors, servers, a);
+    let identity = |a: &Action| match a {
+        Action::Deliver(e) | Action::Drop(e) => {
+            e.msg.hash_code() ^ (e.src as u64) << 8 ^ e.dst as u64
+        }
+        other => action_kind(actors, servers, other) as u64,
+    };
+    let kinds = swarm::Kinds {
+        count: 2 * actors * actors + 3 * actors + 2 * servers + 1,
+        of: &kind,
+        identity: &identity,
+    };
+    let progress = Progress::default();
+    let found = std::thread::scope(|s| {
+        if opts.progress && std::io::stderr().is_terminal() {
+            s.spawn(|| show_progress(&progress));
+        }
+        swarm::run(model, &kinds, &swarm_opts, &progress)
+    });
+    let found_in = found
+        .discoveries
+        .iter()
+        .map(|(&n, (w, _))| (n, *w))
+        .collect();
+    let result = bfs::BfsResult {
+        states: found.states,
+        unique: found.unique,
+        max_depth: found.max_depth,
+        elapsed: found.elapsed,
+        complete: false,
+        stopped: Some(found.stopped),
+        discoveries: found
+            .discoveries
+            .into_iter()
+            .map(|(n, (_, actions))| (n, actions))
+            .collect(),
+        graph: None,
+    };
+    let figures = SwarmFigures {
+        walks: found.walks,
+        found_in,
+    };
+    (result, figures)
 }
 
 /// The crate's BFS, recording the explored graph when liveness properties are to be checked.
@@ -264,6 +373,7 @@ fn check_liveness(
                 status,
                 trace,
                 loop_from,
+                walk: None,
             }
         })
         .collect()

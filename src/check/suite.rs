@@ -42,6 +42,8 @@ pub struct EntryFile {
     /// Simulation seed, as `check --seed` (default 0).
     #[serde(default)]
     pub seed: u64,
+    /// Simulation: walks to run, as `check --walks`.
+    pub walks: Option<u64>,
     /// Time limit in seconds, as `check --timeout`.
     pub timeout_s: Option<f64>,
     /// Symmetry reduction, as `check --symmetry` (models without clients only).
@@ -145,6 +147,8 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
             progress: false,
             properties: e.properties.unwrap_or_default(),
             liveness: e.liveness,
+            walks: e.walks,
+            walk: None,
         };
         runner::check_options(&model, &opts).map_err(|m| at(format!("entry[{i}]: {m}")))?;
         entries.push(Entry {
