@@ -344,6 +344,14 @@ pub fn render(report: &Report, description: &str) -> String {
             p.status.name()
         ));
     }
+    out.push_str(&figures(report));
+    out.push_str(&violations(report));
+    out
+}
+
+/// The run's figures: states, speed, memory, and what the search did and did not cover.
+fn figures(report: &Report) -> String {
+    let mut out = String::new();
     let secs = report.elapsed_s.max(1e-9);
     out.push_str(&format!(
         "states {} · unique {} · depth {} · {:.2} s · {:.0} states/s · {:.0} unique/s · {}\n",
@@ -382,6 +390,12 @@ pub fn render(report: &Report, description: &str) -> String {
             "liveness: {stops} states stop at a bound (runs the bounds cut short: not counterexamples)\n"
         ));
     }
+    out
+}
+
+/// Each violation's trace, with how the run goes on after it for liveness.
+fn violations(report: &Report) -> String {
+    let mut out = String::new();
     for p in &report.properties {
         if let (Status::Violated, Some(trace)) = (p.status, &p.trace) {
             let given = trace.iter().filter(|s| s.given);
