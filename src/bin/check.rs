@@ -50,9 +50,13 @@ struct Args {
     /// Seed for the simulation checker.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Symmetry reduction over server ids (models without clients only).
+    /// Symmetry reduction over server ids (models without clients only); on by itself for a
+    /// model that declares `symmetry = true`.
     #[arg(long)]
     symmetry: bool,
+    /// No symmetry reduction, even for a model that declares `symmetry = true`.
+    #[arg(long, conflicts_with = "symmetry")]
+    no_symmetry: bool,
     /// BFS stops (not complete) when the process reaches this many MiB (default: 80% of RAM).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     max_memory: Option<u64>,
@@ -111,6 +115,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         seed: args.seed,
         timeout: args.timeout.map(Duration::from_secs_f64),
         symmetry: args.symmetry,
+        no_symmetry: args.no_symmetry,
         max_memory_bytes: args.max_memory.map(|m| m * 1024 * 1024),
         progress: !args.json,
         properties: args.properties.clone(),

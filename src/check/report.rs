@@ -102,6 +102,9 @@ pub struct Report {
     pub model: String,
     /// Which checker ran (`--checker`): `bfs`, `dfs` or `simulation`.
     pub checker: &'static str,
+    /// Whether the search checked one state per renaming of server ids: the model declares
+    /// `symmetry = true` or `--symmetry` asked for it, and `--no-symmetry` did not turn it off.
+    pub symmetry: bool,
     /// States generated, counting each one as often as it was reached.
     pub states: u64,
     /// Distinct states visited (symmetry classes with `--symmetry`): the size of the state space.
@@ -316,7 +319,8 @@ fn ending(p: &PropertyReport, steps: usize) -> String {
 
 /// The human report: one row per property, the figures, then each violation's trace.
 pub fn render(report: &Report, description: &str) -> String {
-    let mut out = format!("model {} ({})", report.model, report.checker);
+    let symmetry = if report.symmetry { ", symmetry" } else { "" };
+    let mut out = format!("model {} ({}{symmetry})", report.model, report.checker);
     if !description.is_empty() {
         out.push_str(&format!(": {description}"));
     }
