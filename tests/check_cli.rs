@@ -431,7 +431,13 @@ fn liveness_counterexamples_are_lassos_in_json() {
         .filter(|p| p["kind"] == "eventually" || p["kind"] == "leads_to")
         .collect();
     assert_eq!(live.len(), 4);
-    assert!(live.iter().all(|p| p["status"] == "holds"), "{out}");
+    // Election has no client and no log entry: all but the leader property hold vacuously.
+    assert!(
+        live.iter()
+            .all(|p| p["status"] == "holds" || p["status"] == "vacuous"),
+        "{out}"
+    );
+    assert_eq!(live[0]["status"], "holds", "{out}");
 }
 
 #[test]
@@ -574,4 +580,74 @@ fn a_model_that_declares_symmetry_is_checked_with_it_without_a_flag() {
     assert_eq!(live.len(), 4);
     assert!(live.iter().all(|p| p["status"] == "unknown"), "{v}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Linearizability with no client operation proves nothing: `check election` reports it
+/// `vacuous` (as every property the model leaves nothing to break), and exits 0 as for `holds`.
+#[test]
+fn a_property_nothing_could_break_is_vacuous_and_exits_0() {
+    let (code, out, err) = check(&["election", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let status = |name: &str| {
+        v["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {out}"))["status"]
+            .clone()
+    };
+    assert_eq!(status("client operations are linearizable"), "vacuous");
+    assert_eq!(
+        status("every client operation eventually completes"),
+        "vacuous"
+    );
+    assert_eq!(status("Log Matching"), "vacuous"); // max_log_len = 0
+    assert_eq!(status("State Machine Safety"), "vacuous");
+    assert_eq!(status(ELECTION_SAFETY), "holds");
+    assert_eq!(status("a leader is eventually elected"), "holds");
+    assert_eq!(status("an entry is committed"), "no_example");
+    let (code, out, _) = check(&["election"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("vacuous"), "{out}");
+
+    // A violation is never hidden: no_step_down (no client, no entry) still exits 1.
+    let (code, out, _) = check(&["bugs/no_step_down", "--json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let es = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == ELECTION_SAFETY)
+        .unwrap();
+    assert_eq!(es["status"], "violated");
+}
+
+/// Every suite's expectations agree with the vacuity rule: no `holds` is expected of a property
+/// its model leaves nothing to break, and `vacuous` only of such properties (checked on the
+/// suites' entries as loaded, without running them).
+#[test]
+fn suite_expectations_follow_the_vacuity_rule() {
+    use raft_checked::check::{suite, vacuity};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut vacuous = 0;
+    for name in ["ci", "bugs", "liveness"] {
+        let path = root.join(format!("checks/{name}.toml"));
+        for e in suite::load(&path).unwrap_or_else(|err| panic!("{err}")) {
+            for (property, want) in &e.expect {
+                let is = vacuity::is_vacuous(&e.model, property);
+                match want {
+                    Status::Holds => assert!(!is, "{name}: {}: {property} is vacuous", e.name),
+                    Status::Vacuous => {
+                        assert!(is, "{name}: {}: {property} is not vacuous", e.name);
+                        vacuous += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(vacuous > 0);
 }

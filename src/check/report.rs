@@ -21,6 +21,10 @@ pub enum Status {
     NoExample,
     /// Not decided: the search stopped early (`stopped_by`) without a trace for it.
     Unknown,
+    /// Held, but only because the model leaves nothing that could break it (linearizability
+    /// with no client operation, log properties when no entry can be appended; the rule is
+    /// `check::vacuity`'s, from the model's configuration). Proves nothing; exits as `holds`.
+    Vacuous,
 }
 
 impl Status {
@@ -32,6 +36,7 @@ impl Status {
             Status::ExampleFound => "example_found",
             Status::NoExample => "no_example",
             Status::Unknown => "unknown",
+            Status::Vacuous => "vacuous",
         }
     }
 }
@@ -82,7 +87,7 @@ pub struct PropertyReport {
     /// `always` (in every state), `sometimes` (in some state), `eventually` (every fair run
     /// reaches it) or `leads_to` (every fair run reaches it again, from every state).
     pub kind: &'static str,
-    /// `holds`, `violated`, `example_found`, `no_example` or `unknown`.
+    /// `holds`, `violated`, `example_found`, `no_example`, `unknown` or `vacuous`.
     pub status: Status,
     /// Absent unless violated or example_found: the steps from the fresh cluster to the state that
     /// shows it (shortest with `bfs`).
@@ -114,7 +119,7 @@ pub struct Report {
     /// Wall-clock seconds the search took.
     pub elapsed_s: f64,
     /// True when every reachable state within the model's bounds was visited: only then can a
-    /// property be `holds` or `no_example`.
+    /// property be `holds`, `vacuous` or `no_example`.
     pub complete: bool,
     /// Why the search ended early (absent when complete).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -338,6 +343,16 @@ pub fn render(report: &Report, description: &str) -> String {
             p.kind,
             p.status.name()
         ));
+    }
+    if report
+        .properties
+        .iter()
+        .any(|p| p.status == Status::Vacuous)
+    {
+        out.push_str(
+            "  (vacuous: holds only because nothing in this model could break it: no client \
+             operation, or no entry can be appended)\n",
+        );
     }
     let secs = report.elapsed_s.max(1e-9);
     out.push_str(&format!(

@@ -179,6 +179,7 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
     let graph = result.graph.take().filter(|_| result.complete);
     let bound_stops = graph.as_ref().map(|g| g.bound_stops() as u64);
     out.extend(check_liveness(&model, opts, graph, &live));
+    crate::check::vacuity::mark(cfg, &mut out);
     Report {
         model: cfg.name.clone(),
         checker: opts.checker.name(),
