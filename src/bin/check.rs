@@ -56,9 +56,13 @@ struct Args {
     /// Simulation: run only walk W of the seed's swarm (as a report names it), to replay it.
     #[arg(long, value_name = "W")]
     walk: Option<u64>,
-    /// Symmetry reduction over server ids (models without clients only).
+    /// Symmetry reduction over server ids (models without clients only); on by itself for a
+    /// model that declares `symmetry = true`.
     #[arg(long)]
     symmetry: bool,
+    /// No symmetry reduction, even for a model that declares `symmetry = true`.
+    #[arg(long, conflicts_with = "symmetry")]
+    no_symmetry: bool,
     /// BFS stops (not complete) when the process reaches this many MiB (default: 80% of RAM).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     max_memory: Option<u64>,
@@ -117,6 +121,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         seed: args.seed,
         timeout: args.timeout.map(Duration::from_secs_f64),
         symmetry: args.symmetry,
+        no_symmetry: args.no_symmetry,
         max_memory_bytes: args.max_memory.map(|m| m * 1024 * 1024),
         progress: !args.json,
         properties: args.properties.clone(),

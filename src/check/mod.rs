@@ -8,6 +8,7 @@
 //! - [`runner`]: runs a checker on a model and collects a [`runner::Report`].
 //! - [`report`]: traces and reports as text and JSON.
 //! - [`suite`]: check suites that pin verdicts, state counts and trace lengths.
+//! - [`vacuity`]: which properties a model's configuration leaves nothing to break (`vacuous`).
 
 pub mod bfs;
 pub mod fairness;
@@ -19,6 +20,7 @@ pub mod runner;
 pub mod suite;
 pub mod swarm;
 pub mod symmetry;
+pub mod vacuity;
 
 use crate::model::spec::ModelConfig;
 use crate::model::RaftModel;

@@ -21,6 +21,10 @@ pub enum Status {
     NoExample,
     /// Not decided: the search stopped early (`stopped_by`) without a trace for it.
     Unknown,
+    /// Held, but only because the model leaves nothing that could break it (linearizability
+    /// with no client operation, log properties when no entry can be appended; the rule is
+    /// `check::vacuity`'s, from the model's configuration). Proves nothing; exits as `holds`.
+    Vacuous,
 }
 
 impl Status {
@@ -32,6 +36,7 @@ impl Status {
             Status::ExampleFound => "example_found",
             Status::NoExample => "no_example",
             Status::Unknown => "unknown",
+            Status::Vacuous => "vacuous",
         }
     }
 }
@@ -82,7 +87,7 @@ pub struct PropertyReport {
     /// `always` (in every state), `sometimes` (in some state), `eventually` (every fair run
     /// reaches it) or `leads_to` (every fair run reaches it again, from every state).
     pub kind: &'static str,
-    /// `holds`, `violated`, `example_found`, `no_example` or `unknown`.
+    /// `holds`, `violated`, `example_found`, `no_example`, `unknown` or `vacuous`.
     pub status: Status,
     /// Absent unless violated or example_found: the steps from the fresh cluster to the state that
     /// shows it (shortest with `bfs`).
@@ -105,6 +110,9 @@ pub struct Report {
     pub model: String,
     /// Which checker ran (`--checker`): `bfs`, `dfs` or `simulation`.
     pub checker: &'static str,
+    /// Whether the search checked one state per renaming of server ids: the model declares
+    /// `symmetry = true` or `--symmetry` asked for it, and `--no-symmetry` did not turn it off.
+    pub symmetry: bool,
     /// States generated, counting each one as often as it was reached.
     pub states: u64,
     /// Distinct states visited (symmetry classes with `--symmetry`): the size of the state space.
@@ -114,7 +122,7 @@ pub struct Report {
     /// Wall-clock seconds the search took.
     pub elapsed_s: f64,
     /// True when every reachable state within the model's bounds was visited: only then can a
-    /// property be `holds` or `no_example`.
+    /// property be `holds`, `vacuous` or `no_example`.
     pub complete: bool,
     /// Why the search ended early (absent when complete).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -325,7 +333,8 @@ fn ending(p: &PropertyReport, steps: usize) -> String {
 
 /// The human report: one row per property, the figures, then each violation's trace.
 pub fn render(report: &Report, description: &str) -> String {
-    let mut out = format!("model {} ({})", report.model, report.checker);
+    let symmetry = if report.symmetry { ", symmetry" } else { "" };
+    let mut out = format!("model {} ({}{symmetry})", report.model, report.checker);
     if !description.is_empty() {
         out.push_str(&format!(": {description}"));
     }
@@ -343,6 +352,16 @@ pub fn render(report: &Report, description: &str) -> String {
             p.kind,
             p.status.name()
         ));
+    }
+    if report
+        .properties
+        .iter()
+        .any(|p| p.status == Status::Vacuous)
+    {
+        out.push_str(
+            "  (vacuous: holds only because nothing in this model could break it: no client \
+             operation, or no entry can be appended)\n",
+        );
     }
     out.push_str(&figures(report));
     out.push_str(&violations(report));

@@ -58,8 +58,11 @@ pub struct RunOptions {
     pub seed: u64,
     /// Stop after this long (the run is then incomplete).
     pub timeout: Option<Duration>,
-    /// Symmetry reduction over server ids (models without clients only).
+    /// Symmetry reduction over server ids (models without clients only), also when the model
+    /// does not declare it (`symmetry = true` in a model file turns it on by itself).
     pub symmetry: bool,
+    /// No symmetry reduction, even when the model declares it (`check --no-symmetry`).
+    pub no_symmetry: bool,
     /// BFS stops (incomplete) at this resident size; None: 80% of physical memory.
     pub max_memory_bytes: Option<u64>,
     /// Print a progress line on stderr (only when stderr is a terminal).
@@ -84,6 +87,7 @@ impl Default for RunOptions {
             seed: 0,
             timeout: None,
             symmetry: false,
+            no_symmetry: false,
             max_memory_bytes: None,
             progress: false,
             properties: Vec::new(),
@@ -91,6 +95,14 @@ impl Default for RunOptions {
             walks: None,
             walk: None,
         }
+    }
+}
+
+impl RunOptions {
+    /// Whether a run of `cfg` uses symmetry reduction: the model declares it or `symmetry`
+    /// asks for it, and `no_symmetry` does not turn it off.
+    pub fn symmetry_for(&self, cfg: &ModelConfig) -> bool {
+        (self.symmetry || cfg.file.symmetry) && !self.no_symmetry
     }
 }
 
@@ -107,11 +119,14 @@ pub fn check_options(cfg: &ModelConfig, opts: &RunOptions) -> Result<(), String>
             known.join(", ")
         ));
     }
-    if opts.symmetry && !cfg.client_ops.is_empty() {
+    if opts.symmetry && opts.no_symmetry {
+        return Err("symmetry: asked both on and off; choose one".into());
+    }
+    if opts.symmetry_for(cfg) && !cfg.client_ops.is_empty() {
         return Err(format!(
-            "symmetry: model {} has clients, and clients try servers in id order, so servers \
-             are not interchangeable; use symmetry only on models without clients",
-            cfg.name
+            "symmetry: model {} has clients, and {}",
+            cfg.name,
+            crate::model::spec::CLIENTS_BREAK_SYMMETRY
         ));
     }
     Ok(())
@@ -120,6 +135,12 @@ pub fn check_options(cfg: &ModelConfig, opts: &RunOptions) -> Result<(), String>
 /// Runs the chosen checker on the model and turns what it found into a report: a verdict per
 /// property, and each discovery replayed, validated and shortened into a trace.
 pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
+    // From here on `opts.symmetry` is what this run uses: the model's declaration or the flag.
+    let opts = &RunOptions {
+        symmetry: opts.symmetry_for(cfg),
+        no_symmetry: false,
+        ..opts.clone()
+    };
     let selected =
         |name: &str| opts.properties.is_empty() || opts.properties.iter().any(|p| p == name);
     let safety: Vec<_> = properties::all()
@@ -175,9 +196,11 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
     let graph = result.graph.take().filter(|_| result.complete);
     let bound_stops = graph.as_ref().map(|g| g.bound_stops() as u64);
     out.extend(check_liveness(&model, opts, graph, &live));
+    crate::check::vacuity::mark(cfg, &mut out);
     Report {
         model: cfg.name.clone(),
         checker: opts.checker.name(),
+        symmetry: opts.symmetry,
         states: result.states,
         unique_states: result.unique,
         max_depth: result.max_depth,

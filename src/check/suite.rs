@@ -46,9 +46,10 @@ pub struct EntryFile {
     pub walks: Option<u64>,
     /// Time limit in seconds, as `check --timeout`.
     pub timeout_s: Option<f64>,
-    /// Symmetry reduction, as `check --symmetry` (models without clients only).
-    #[serde(default)]
-    pub symmetry: bool,
+    /// Symmetry reduction: absent, as the model declares (`symmetry` in the model file); `true`,
+    /// on, as `check --symmetry` (models without clients only); `false`, off even when the
+    /// model declares it, as `check --no-symmetry`.
+    pub symmetry: Option<bool>,
     /// Check a bug model with correct Raft: its knobs and given steps alone must break nothing.
     #[serde(default)]
     pub without_bug: bool,
@@ -141,7 +142,8 @@ pub fn load(path: &Path) -> Result<Vec<Entry>, ConfigError> {
             max_states: e.max_states,
             seed: e.seed,
             timeout: e.timeout_s.map(Duration::from_secs_f64),
-            symmetry: e.symmetry,
+            symmetry: e.symmetry == Some(true),
+            no_symmetry: e.symmetry == Some(false),
             // Entries run two at a time (one per core): each gets half the usual budget.
             max_memory_bytes: runner::default_memory_limit().map(|m| m / 2),
             progress: false,

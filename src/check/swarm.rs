@@ -339,7 +339,7 @@ where
 fn pick<M>(
     model: &M,
     state: &M::State,
-    enabled: &mut Vec<M::Action>,
+    enabled: &mut [M::Action],
     config: &Config,
     kinds: &Kinds<M::Action>,
     rng: &mut Rng,

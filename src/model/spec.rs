@@ -17,6 +17,11 @@ pub struct ModelFile {
     /// How many servers, 1..=7 (default 3); traces call them S0, S1, ...
     #[serde(default = "default_servers")]
     pub servers: usize,
+    /// Check one state per renaming of server ids (symmetry reduction), with every checker, as
+    /// `check --symmetry` does; `check --no-symmetry` overrides it. Refused with clients
+    /// ([`CLIENTS_BREAK_SYMMETRY`]). Liveness is then not checked (it reports `unknown`).
+    #[serde(default)]
+    pub symmetry: bool,
     /// One table per client, each with the operations it runs in order.
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientFile>,
@@ -215,6 +220,11 @@ fn yes() -> bool {
     true
 }
 
+/// Why a model with clients cannot use symmetry reduction: the reason both a model file's
+/// `symmetry = true` and `check --symmetry` are refused with.
+pub const CLIENTS_BREAK_SYMMETRY: &str = "clients try servers in id order, so servers are not \
+     interchangeable; use symmetry only on models without clients";
+
 /// A parsed and validated model.
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
@@ -281,6 +291,12 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<ModelConfig, ConfigE
     }
     if file.clients.len() > 4 {
         return Err(at("client", "at most 4 clients".into()));
+    }
+    if file.symmetry && !file.clients.is_empty() {
+        return Err(at(
+            "symmetry",
+            format!("the model has clients, and {CLIENTS_BREAK_SYMMETRY}"),
+        ));
     }
     let mut client_ops = Vec::new();
     for (c, client) in file.clients.iter().enumerate() {
@@ -386,6 +402,20 @@ mod tests {
         ));
         assert!(e.contains("given.keep_in_flight[1]"), "{e}");
         assert!(!e.contains("keep_in_flight[0]"), "{e}");
+    }
+
+    #[test]
+    fn symmetry_is_refused_with_clients() {
+        let e = err(&format!(
+            "symmetry = true\n{BOUNDS}[[client]]\nops = [\"put x 1\"]\n"
+        ));
+        assert!(e.starts_with("models/t.toml: symmetry:"), "{e}");
+        assert!(e.contains(CLIENTS_BREAK_SYMMETRY), "{e}");
+        let ok = |text: &str| parse("t", Path::new("models/t.toml"), text).unwrap();
+        assert!(ok(&format!("symmetry = true\n{BOUNDS}")).file.symmetry);
+        assert!(!ok(BOUNDS).file.symmetry);
+        let clients = format!("symmetry = false\n{BOUNDS}[[client]]\nops = [\"put x 1\"]\n");
+        assert!(!ok(&clients).file.symmetry);
     }
 
     #[test]
