@@ -17,7 +17,6 @@
 //! (standard error about 0.8%).
 
 use crate::check::bfs::{fingerprint, Fingerprint, Progress, Stop};
-use rayon::prelude::*;
 use stateright::{Expectation, Model};
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -183,10 +182,6 @@ where
     M::Action: Clone + Send + Sync + PartialEq,
 {
     let start = Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads.max(1))
-        .build()
-        .expect("thread pool");
     let hll = Hll::new();
     let steps = AtomicU64::new(0);
     let deepest = AtomicU64::new(0);
@@ -209,11 +204,8 @@ where
             break Stop::States;
         }
         let end = last.map_or(next + BATCH, |l| l.min(next + BATCH));
-        let walks: Vec<(u64, Walk<M::Action>)> = pool.install(|| {
-            (next..end)
-                .into_par_iter()
-                .map(|w| (w, walk(model, kinds, opts, w, &hll, &out_of_time)))
-                .collect()
+        let walks = batch(opts.threads, next..end, &|w| {
+            walk(model, kinds, opts, w, &hll, &out_of_time)
         });
         for (w, walk) in walks {
             steps.fetch_add(walk.steps, Ordering::Relaxed);
@@ -260,6 +252,37 @@ where
         discoveries,
         elapsed: start.elapsed(),
     }
+}
+
+/// Runs the walks of one batch on `threads` threads of its own, in walk order. Scoped threads,
+/// not a rayon pool: a rayon worker that waits for another pool steals its own pool's work
+/// meanwhile, so a suite running entries in parallel would finish a whole other entry before
+/// this batch's result is looked at.
+fn batch<A: Send>(
+    threads: usize,
+    walks: std::ops::Range<u64>,
+    run: &(dyn Fn(u64) -> Walk<A> + Sync),
+) -> Vec<(u64, Walk<A>)> {
+    let threads = (threads.max(1) as u64).min(walks.end - walks.start).max(1);
+    let mut done: Vec<(u64, Walk<A>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let walks = walks.clone();
+                s.spawn(move || {
+                    walks
+                        .filter(|w| w % threads == t)
+                        .map(|w| (w, run(w)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a walk does not panic"))
+            .collect()
+    });
+    done.sort_by_key(|(w, _)| *w);
+    done
 }
 
 /// One walk: from the initial state, a weighted random enabled action at each step (an action
