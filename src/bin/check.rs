@@ -29,7 +29,8 @@ struct Args {
     /// A model name under models/ (e.g. `default`, `bugs/figure8`) or a path to a model file.
     #[arg(default_value = "default")]
     model: String,
-    /// `bfs` (this crate's: shortest traces, liveness), or stateright's `dfs` or `simulation`.
+    /// `bfs` (this crate's: shortest traces, liveness), `dfs` (this crate's, single-threaded), or
+    /// stateright's `simulation`.
     #[arg(long, value_enum, default_value_t = CheckerKind::Bfs)]
     checker: CheckerKind,
     /// Worker threads of the checker.
@@ -53,7 +54,8 @@ struct Args {
     /// Symmetry reduction over server ids (models without clients only).
     #[arg(long)]
     symmetry: bool,
-    /// BFS stops (not complete) when the process reaches this many MiB (default: 80% of RAM).
+    /// The search stops (not complete) when the process reaches this many MiB (default: 80% of
+    /// RAM).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     max_memory: Option<u64>,
     /// Stop after this many seconds (the search is then not complete).

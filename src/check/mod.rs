@@ -4,12 +4,14 @@
 //! - [`properties`]: Figure 3's properties, invariants, linearizability, reachability, liveness.
 //! - [`symmetry`]: one state per renaming of server ids.
 //! - [`bfs`]: a level-synchronous parallel BFS that returns shortest traces.
+//! - [`dfs`]: a single-threaded DFS that honours the same limits.
 //! - [`load`]: finding and loading model files.
 //! - [`runner`]: runs a checker on a model and collects a [`runner::Report`].
 //! - [`report`]: traces and reports as text and JSON.
 //! - [`suite`]: check suites that pin verdicts, state counts and trace lengths.
 
 pub mod bfs;
+pub mod dfs;
 pub mod fairness;
 pub mod liveness;
 pub mod load;

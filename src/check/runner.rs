@@ -2,6 +2,7 @@
 //! the figures, and replayed, validated traces.
 
 use crate::check::bfs::{self, Limits, Progress, Stop};
+use crate::check::dfs;
 use crate::check::fairness;
 use crate::check::liveness::{self, Adjacency, Graph, Recording};
 use crate::check::properties::{self, LivenessProperty};
@@ -25,7 +26,8 @@ use std::time::{Duration, Instant};
 pub enum CheckerKind {
     /// This crate's parallel BFS (`bfs`): shortest, reproducible traces; the default.
     Bfs,
-    /// stateright's DFS: complete only without a depth limit, and its traces need not be shortest.
+    /// This crate's single-threaded DFS (`dfs`): the same limits as BFS; its traces need not be
+    /// shortest, and it checks no liveness.
     Dfs,
     /// stateright's seeded random walks: a sample, never complete (10 s unless bounded otherwise).
     Simulation,
@@ -132,7 +134,8 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
     let start = Instant::now();
     let mut result = match opts.checker {
         CheckerKind::Bfs => run_bfs(&model, opts, depth, &live),
-        CheckerKind::Dfs | CheckerKind::Simulation => run_stateright(&model, opts, depth),
+        CheckerKind::Dfs => run_dfs(&model, opts, depth),
+        CheckerKind::Simulation => run_stateright(&model, opts, depth),
     };
     let mut out = Vec::new();
     for p in model.properties() {
@@ -213,6 +216,32 @@ fn run_bfs(
             true => bfs::check(model, &limits, symmetry, &progress),
             false => bfs::check_recording(model, &limits, symmetry, &progress, &recording),
         }
+    })
+}
+
+/// The crate's DFS (single-threaded: `opts.threads` does not apply). It records no graph, so
+/// liveness is `unknown`.
+fn run_dfs(
+    model: &RaftModel,
+    opts: &RunOptions,
+    depth: Option<usize>,
+) -> bfs::BfsResult<RaftModel> {
+    let limits = Limits {
+        max_depth: depth,
+        max_states: opts.max_states,
+        timeout: opts.timeout,
+        max_memory_bytes: opts.max_memory_bytes.or_else(default_memory_limit),
+        threads: 1,
+    };
+    let progress = Progress::default();
+    let symmetry = opts
+        .symmetry
+        .then_some(crate::check::symmetry::canonical_fingerprint as bfs::Symmetry<SystemState>);
+    std::thread::scope(|s| {
+        if opts.progress && std::io::stderr().is_terminal() {
+            s.spawn(|| show_progress(&progress));
+        }
+        dfs::check(model, &limits, symmetry, &progress)
     })
 }
 
