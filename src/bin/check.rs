@@ -8,6 +8,7 @@ use clap::Parser;
 use raft_checked::check::load;
 use raft_checked::check::runner::{self, CheckerKind, RunOptions};
 use raft_checked::check::suite;
+use raft_checked::check::unbounded;
 use raft_checked::model::spec;
 use stateright::Model;
 use std::net::{SocketAddr, TcpListener};
@@ -119,6 +120,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
         liveness: !args.no_liveness,
     };
     runner::check_options(&cfg, &opts)?;
+    // A depth limit bounds the search whatever the model; else say which bound is missing.
+    if opts.depth.is_none() {
+        for warning in unbounded::warnings(&cfg) {
+            eprintln!("check: warning: {warning}");
+        }
+    }
     let report = runner::run(&cfg, &opts);
     if args.json {
         println!(

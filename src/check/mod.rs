@@ -9,6 +9,7 @@
 //! - [`runner`]: runs a checker on a model and collects a [`runner::Report`].
 //! - [`report`]: traces and reports as text and JSON.
 //! - [`suite`]: check suites that pin verdicts, state counts and trace lengths.
+//! - [`unbounded`]: warnings about models whose state space has no end.
 
 pub mod bfs;
 pub mod dfs;
@@ -20,6 +21,7 @@ pub mod report;
 pub mod runner;
 pub mod suite;
 pub mod symmetry;
+pub mod unbounded;
 
 use crate::model::spec::ModelConfig;
 use crate::model::RaftModel;
