@@ -769,3 +769,166 @@ fn suite_expectations_follow_the_vacuity_rule() {
     }
     assert!(vacuous > 0);
 }
+
+/// Runs `check` with `args` and `--json`, and parses the one object it prints.
+fn check_json(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let (code, out, err) = check(&args);
+    let v = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    (code, v, err)
+}
+
+/// Every property the search itself decides (`always` and `sometimes`) must be `unknown` or an
+/// example found: a search cut short by a limit claims nothing else.
+fn assert_claims_nothing(v: &serde_json::Value) {
+    for p in v["properties"].as_array().unwrap() {
+        let status = p["status"].as_str().unwrap();
+        match p["kind"].as_str().unwrap() {
+            "sometimes" => assert!(["unknown", "example_found"].contains(&status), "{p}"),
+            _ => assert_eq!(status, "unknown", "{p}"),
+        }
+    }
+}
+
+#[test]
+fn dfs_on_election_is_complete_with_the_same_verdicts_as_bfs() {
+    let cfg = load::load("election").unwrap();
+    let with = |checker| {
+        let opts = RunOptions {
+            checker,
+            ..RunOptions::default()
+        };
+        runner::run(&cfg, &opts)
+    };
+    let (dfs, bfs) = (
+        with(runner::CheckerKind::Dfs),
+        with(runner::CheckerKind::Bfs),
+    );
+    assert!(dfs.complete && bfs.complete);
+    assert_eq!(dfs.stopped_by, None);
+    assert_eq!(dfs.unique_states, bfs.unique_states); // 6,086: the same states
+    assert_eq!(dfs.properties.len(), bfs.properties.len());
+    for (d, b) in dfs.properties.iter().zip(&bfs.properties) {
+        assert_eq!(d.name, b.name);
+        match d.kind {
+            "always" => {
+                assert_eq!(b.status, Status::Holds, "{}", b.name);
+                assert_eq!(d.status, Status::Holds, "{}", d.name);
+            }
+            "sometimes" => assert_eq!(d.status, b.status, "{}", d.name),
+            // Liveness is checked on the BFS's graph only.
+            _ => assert_eq!(d.status, Status::Unknown, "{}", d.name),
+        }
+    }
+}
+
+#[test]
+fn dfs_max_states_stops_by_states_and_claims_nothing() {
+    let (code, v, _) = check_json(&["default", "--checker", "dfs", "--max-states", "500"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["checker"], "dfs");
+    assert_eq!(v["complete"], false);
+    assert_eq!(v["stopped_by"], "states");
+    assert_eq!(v["unique_states"], 500);
+    assert_claims_nothing(&v);
+}
+
+#[test]
+fn dfs_timeout_stops_by_time_within_a_few_seconds() {
+    let start = Instant::now();
+    let (code, v, _) = check_json(&["default", "--checker", "dfs", "--timeout", "1"]);
+    let wall = start.elapsed();
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["complete"], false);
+    assert_eq!(v["stopped_by"], "time");
+    let searched = v["elapsed_s"].as_f64().unwrap();
+    assert!((1.0..2.0).contains(&searched), "{searched} s");
+    assert!(wall < Duration::from_secs(4), "{wall:?}");
+    assert_claims_nothing(&v);
+}
+
+#[test]
+fn dfs_finds_no_step_down_with_a_trace_that_replays() {
+    use stateright::Model;
+    let (code, v, _) = check_json(&["bugs/no_step_down", "--checker", "dfs"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["stopped_by"], "violation");
+    let es = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == ELECTION_SAFETY)
+        .unwrap();
+    assert_eq!(es["status"], "violated");
+    assert!(es["trace"].as_array().unwrap().len() > 1, "{es}");
+    // The path the DFS returns replays from the initial state, step by step within the bounds,
+    // to a state with two leaders in one term.
+    let model =
+        raft_checked::check::model_with_properties(load::load("bugs/no_step_down").unwrap());
+    let limits = Limits::default();
+    let result = raft_checked::check::dfs::check(&model, &limits, None, &Progress::default());
+    assert_eq!(result.stopped, Some(bfs::Stop::Violation));
+    let path = &result.discoveries[ELECTION_SAFETY];
+    let mut state = model.init_states().pop().unwrap();
+    for action in path {
+        state = model.next_state(&state, action.clone()).expect("enabled");
+        assert!(model.within_boundary(&state));
+    }
+    let es = model
+        .properties()
+        .into_iter()
+        .find(|p| p.name == ELECTION_SAFETY)
+        .unwrap();
+    assert!(
+        !(es.condition)(&model, &state),
+        "the last state violates it"
+    );
+}
+
+#[test]
+fn dfs_depth_limit_checks_every_path_within_it() {
+    // A state first reached near the limit and later by a shorter path is expanded again, so a
+    // depth-limited DFS visits exactly the states BFS finds within that depth.
+    let unique = |checker, depth| {
+        let (_, v, _) = check_json(&["election", "--checker", checker, "--depth", depth]);
+        (
+            v["unique_states"].as_u64().unwrap(),
+            v["stopped_by"].clone(),
+        )
+    };
+    // (Not expanding them again, election at depth 6 visits 819 states of 941.)
+    for depth in ["4", "6", "9"] {
+        let (dfs, stop) = unique("dfs", depth);
+        assert_eq!(dfs, unique("bfs", depth).0, "depth {depth}");
+        assert_eq!(stop, "depth");
+    }
+    // A limit no path reaches cuts nothing: the search is complete.
+    let (_, v, _) = check_json(&["election", "--checker", "dfs", "--depth", "30"]);
+    assert_eq!(v["complete"], true, "{v}");
+    assert_eq!(v["unique_states"], 6086);
+}
+
+#[test]
+fn unbounded_model_warning_on_stderr_for_dfs_and_bfs() {
+    for checker in ["dfs", "bfs"] {
+        let args = ["bugs/vote_not_persisted", "--checker", checker];
+        let (_, _, err) = check_json(&[&args[..], &["--max-states", "10"]].concat());
+        assert!(
+            err.contains("warning: model bugs/vote_not_persisted")
+                && err.contains("set bounds.max_messages"),
+            "{checker}: {err}"
+        );
+    }
+    // Bounded models, and any run with a depth limit, get none.
+    let (_, _, err) = check_json(&["election", "--checker", "dfs", "--max-states", "10"]);
+    assert!(!err.contains("warning"), "{err}");
+    let (_, _, err) = check_json(&[
+        "bugs/vote_not_persisted",
+        "--checker",
+        "dfs",
+        "--depth",
+        "2",
+    ]);
+    assert!(!err.contains("warning"), "{err}");
+}

@@ -8,6 +8,7 @@ use clap::Parser;
 use raft_checked::check::load;
 use raft_checked::check::runner::{self, CheckerKind, RunOptions};
 use raft_checked::check::suite;
+use raft_checked::check::unbounded;
 use raft_checked::model::spec;
 use stateright::Model;
 use std::net::{SocketAddr, TcpListener};
@@ -29,7 +30,8 @@ struct Args {
     /// A model name under models/ (e.g. `default`, `bugs/figure8`) or a path to a model file.
     #[arg(default_value = "default")]
     model: String,
-    /// `bfs` (this crate's: shortest traces, liveness), or stateright's `dfs` or `simulation`.
+    /// `bfs` (this crate's: shortest traces, liveness), `dfs` (this crate's, single-threaded), or
+    /// stateright's `simulation`.
     #[arg(long, value_enum, default_value_t = CheckerKind::Bfs)]
     checker: CheckerKind,
     /// Worker threads of the checker.
@@ -63,7 +65,8 @@ struct Args {
     /// No symmetry reduction, even for a model that declares `symmetry = true`.
     #[arg(long, conflicts_with = "symmetry")]
     no_symmetry: bool,
-    /// BFS stops (not complete) when the process reaches this many MiB (default: 80% of RAM).
+    /// The search stops (not complete) when the process reaches this many MiB (default: 80% of
+    /// RAM).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     max_memory: Option<u64>,
     /// Stop after this many seconds (the search is then not complete).
@@ -130,6 +133,12 @@ fn run(args: Args) -> Result<ExitCode, String> {
         walk: args.walk,
     };
     runner::check_options(&cfg, &opts)?;
+    // A depth limit bounds the search whatever the model; else say which bound is missing.
+    if opts.depth.is_none() {
+        for warning in unbounded::warnings(&cfg) {
+            eprintln!("check: warning: {warning}");
+        }
+    }
     let report = runner::run(&cfg, &opts);
     if args.json {
         println!(

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 pub use crate::model::fingerprint::{fingerprint, hasher, Fingerprint};
 
-/// Fingerprints are already uniformly spread: use them as their own hash.
+/// Fingerprints are already uniformly spread: use them as their own hash (also the DFS's).
 #[derive(Default)]
-struct IdentityHasher(u64);
+pub(crate) struct IdentityHasher(u64);
 
 impl Hasher for IdentityHasher {
     fn finish(&self) -> u64 {

@@ -4,13 +4,16 @@
 //! - [`properties`]: Figure 3's properties, invariants, linearizability, reachability, liveness.
 //! - [`symmetry`]: one state per renaming of server ids.
 //! - [`bfs`]: a level-synchronous parallel BFS that returns shortest traces.
+//! - [`dfs`]: a single-threaded DFS that honours the same limits.
 //! - [`load`]: finding and loading model files.
 //! - [`runner`]: runs a checker on a model and collects a [`runner::Report`].
 //! - [`report`]: traces and reports as text and JSON.
 //! - [`suite`]: check suites that pin verdicts, state counts and trace lengths.
 //! - [`vacuity`]: which properties a model's configuration leaves nothing to break (`vacuous`).
+//! - [`unbounded`]: warnings about models whose state space has no end.
 
 pub mod bfs;
+pub mod dfs;
 pub mod fairness;
 pub mod liveness;
 pub mod load;
@@ -20,6 +23,7 @@ pub mod runner;
 pub mod suite;
 pub mod swarm;
 pub mod symmetry;
+pub mod unbounded;
 pub mod vacuity;
 
 use crate::model::spec::ModelConfig;

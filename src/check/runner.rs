@@ -1,7 +1,8 @@
 //! Runs one checker on one model and turns what it found into a report: a verdict per property,
 //! the figures, and replayed, validated traces.
 
-use crate::check::bfs::{self, Limits, Progress, Stop};
+use crate::check::bfs::{self, Limits, Progress};
+use crate::check::dfs;
 use crate::check::fairness;
 use crate::check::liveness::{self, Adjacency, Graph, Recording};
 use crate::check::properties::{self, LivenessProperty};
@@ -14,8 +15,7 @@ use crate::check::swarm;
 use crate::model::spec::ModelConfig;
 use crate::model::{Action, RaftModel, SystemState};
 use serde::Serialize;
-use stateright::Checker;
-use stateright::{Expectation, HasDiscoveries, Model, UniformChooser};
+use stateright::{Expectation, Model};
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 pub enum CheckerKind {
     /// This crate's parallel BFS (`bfs`): shortest, reproducible traces; the default.
     Bfs,
-    /// stateright's DFS: complete only without a depth limit, and its traces need not be shortest.
+    /// This crate's single-threaded DFS (`dfs`): the same limits as BFS; its traces need not be
+    /// shortest, and it checks no liveness.
     Dfs,
     /// stateright's seeded random walks: a sample, never complete (10 s unless bounded otherwise).
     Simulation,
@@ -161,7 +162,7 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
     let mut swarm = None;
     let mut result = match opts.checker {
         CheckerKind::Bfs => run_bfs(&model, opts, depth, &live),
-        CheckerKind::Dfs => run_stateright(&model, opts, depth),
+        CheckerKind::Dfs => run_dfs(&model, opts, depth),
         CheckerKind::Simulation => {
             let (result, figures) = run_swarm(&model, opts, depth);
             swarm = Some(figures);
@@ -348,6 +349,32 @@ fn run_bfs(
     })
 }
 
+/// The crate's DFS (single-threaded: `opts.threads` does not apply). It records no graph, so
+/// liveness is `unknown`.
+fn run_dfs(
+    model: &RaftModel,
+    opts: &RunOptions,
+    depth: Option<usize>,
+) -> bfs::BfsResult<RaftModel> {
+    let limits = Limits {
+        max_depth: depth,
+        max_states: opts.max_states,
+        timeout: opts.timeout,
+        max_memory_bytes: opts.max_memory_bytes.or_else(default_memory_limit),
+        threads: 1,
+    };
+    let progress = Progress::default();
+    let symmetry = opts
+        .symmetry
+        .then_some(crate::check::symmetry::canonical_fingerprint as bfs::Symmetry<SystemState>);
+    std::thread::scope(|s| {
+        if opts.progress && std::io::stderr().is_terminal() {
+            s.spawn(|| show_progress(&progress));
+        }
+        dfs::check(model, &limits, symmetry, &progress)
+    })
+}
+
 /// Verdicts of the liveness properties: from the recorded graph of a complete search, or
 /// `unknown` (an incomplete search, or a checker that records no graph).
 fn check_liveness(
@@ -408,116 +435,6 @@ pub fn default_memory_limit() -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024 / 5 * 4)
-}
-
-/// DFS and simulation come from stateright; they stop at the first violation.
-fn run_stateright(
-    model: &RaftModel,
-    opts: &RunOptions,
-    depth: Option<usize>,
-) -> bfs::BfsResult<RaftModel> {
-    let start = Instant::now();
-    let model = model.clone();
-    let mut builder = model
-        .checker()
-        .threads(opts.threads.max(1))
-        .finish_when(HasDiscoveries::AnyFailures);
-    if opts.symmetry {
-        builder = builder.symmetry();
-    }
-    if let Some(d) = depth {
-        builder = builder.target_max_depth(d);
-    }
-    if let Some(m) = opts.max_states {
-        builder = builder.target_state_count(m);
-    }
-    // A simulation never ends by itself: bound it by time if nothing else bounds it.
-    let timeout = match (opts.checker, opts.timeout, opts.max_states) {
-        (CheckerKind::Simulation, None, None) => Some(Duration::from_secs(10)),
-        (_, t, _) => t,
-    };
-    if let Some(t) = timeout {
-        builder = builder.timeout(t);
-    }
-    let bounds = Bounds {
-        opts,
-        depth,
-        timeout,
-        start,
-    };
-    match opts.checker {
-        CheckerKind::Dfs => finish_stateright(builder.spawn_dfs(), &bounds),
-        _ => finish_stateright(builder.spawn_simulation(opts.seed, UniformChooser), &bounds),
-    }
-}
-
-/// What bounded a stateright run, to tell afterwards why it stopped.
-struct Bounds<'a> {
-    opts: &'a RunOptions,
-    depth: Option<usize>,
-    timeout: Option<Duration>,
-    start: Instant,
-}
-
-/// Waits for a stateright checker (showing progress), then collects what it found in the same
-/// shape as the BFS's result.
-fn finish_stateright(
-    checker: impl Checker<RaftModel>,
-    bounds: &Bounds,
-) -> bfs::BfsResult<RaftModel> {
-    let opts = bounds.opts;
-    let show = opts.progress && std::io::stderr().is_terminal();
-    while !checker.is_done() {
-        if show {
-            eprint!(
-                "\r{} states, {} unique, depth {}   ",
-                checker.state_count(),
-                checker.unique_state_count(),
-                checker.max_depth()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if show {
-        eprint!("\r{:60}\r", "");
-    }
-    let checker = checker.join();
-    let discoveries: std::collections::HashMap<_, _> = checker
-        .discoveries()
-        .into_iter()
-        .map(|(k, path)| (k, path.into_actions()))
-        .collect();
-    let failed = discoveries.keys().any(|k| {
-        checker
-            .model()
-            .properties()
-            .iter()
-            .any(|p| p.name == *k && p.expectation != Expectation::Sometimes)
-    });
-    let elapsed = bounds.start.elapsed();
-    let stopped = if failed {
-        Some(Stop::Violation)
-    } else if bounds.timeout.is_some_and(|t| elapsed >= t) {
-        Some(Stop::Time)
-    } else if opts.max_states.is_some() {
-        Some(Stop::States)
-    } else if bounds.depth.is_some() || opts.checker == CheckerKind::Simulation {
-        // Depth-limited DFS is incomplete (stateright 0.31 does not re-expand a state first
-        // reached near the limit), and a simulation samples.
-        Some(Stop::Depth)
-    } else {
-        None
-    };
-    bfs::BfsResult {
-        states: checker.state_count() as u64,
-        unique: checker.unique_state_count() as u64,
-        max_depth: checker.max_depth(),
-        elapsed,
-        complete: stopped.is_none(),
-        stopped,
-        discoveries,
-        graph: None,
-    }
 }
 
 /// Replays a path from the initial state and returns the shortest prefix that really shows the
