@@ -185,7 +185,8 @@ impl RaftModel {
     /// Applies what a handler emitted: saves, timers, messages.
     fn apply_out<A>(&self, state: &mut SystemState, actor: usize, out: Out<A>)
     where
-        A: Actor<Msg = Msg, Timer = Timer, Storage = Storage>,
+        A: Actor<Msg = Msg, Storage = Storage>,
+        A::Timer: Into<Timer>,
     {
         for command in out {
             match command {
@@ -198,8 +199,8 @@ impl RaftModel {
                     };
                     self.send(state, env);
                 }
-                OutCommand::SetTimer(t, _) => state.timers[actor] |= t.bit(),
-                OutCommand::CancelTimer(t) => state.timers[actor] &= !t.bit(),
+                OutCommand::SetTimer(t, _) => state.timers[actor] |= t.into().bit(),
+                OutCommand::CancelTimer(t) => state.timers[actor] &= !t.into().bit(),
                 OutCommand::Save(s) => state.storage[actor] = Some(Shared::new(s)),
                 OutCommand::ChooseRandom(..) => {}
             }
@@ -308,15 +309,14 @@ impl RaftModel {
         let n = self.n();
         let mut state = last.clone();
         state.timers[i] &= !timer.bit();
-        if i < n {
-            let step = self.run_server(last, i, |a, s, o| a.on_timeout(Id::from(i), s, &timer, o));
+        // Each actor arms only its own kind of timer, so only that kind is ever armed for it.
+        if let (true, Ok(t)) = (i < n, ServerTimer::try_from(timer)) {
+            let step = self.run_server(last, i, |a, s, o| a.on_timeout(Id::from(i), s, &t, o));
             if let Some(step) = step {
                 self.apply_server(&mut state, i, step);
             }
-        } else {
-            let step = self.run_client(last, i - n, |a, s, o| {
-                a.on_timeout(Id::from(i), s, &timer, o)
-            });
+        } else if let (true, Ok(t)) = (i >= n, ClientTimer::try_from(timer)) {
+            let step = self.run_client(last, i - n, |a, s, o| a.on_timeout(Id::from(i), s, &t, o));
             if let Some(step) = step {
                 self.apply_client(&mut state, i - n, step);
             }

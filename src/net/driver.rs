@@ -4,7 +4,7 @@
 //! `save` durable before sending any of the messages gathered with it.
 
 use crate::protocol::server::Storage;
-use crate::protocol::types::{Msg, Timer};
+use crate::protocol::types::Msg;
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -72,13 +72,14 @@ pub struct Driver<A: Actor> {
     /// first write (`Cow::to_mut`) does not copy the whole state (log and store) as a borrowed
     /// one would. The model checker needs that copy; a single real server does not.
     state: Option<A::State>,
-    timers: HashMap<Timer, Instant>,
+    timers: HashMap<A::Timer, Instant>,
     rng: Rng,
 }
 
 impl<A> Driver<A>
 where
-    A: Actor<Msg = Msg, Timer = Timer, Storage = Storage>,
+    A: Actor<Msg = Msg, Storage = Storage>,
+    A::Timer: Copy + Eq + std::hash::Hash,
 {
     /// Starts the actor (from `storage` when restarting) and collects its first commands in `fx`.
     pub fn start(actor: A, id: Id, storage: Option<Storage>, fx: &mut Effects) -> Self {

@@ -66,7 +66,7 @@ impl KvClient {
             o.send(Id::from(s.target as usize), Msg::ClientRequest(command));
             if self.cfg.bug != Some(Bug::ClientNoRetry) {
                 // No answer in time: retry (BUG when skipped: a lost request is never retried).
-                o.set_timer(Timer::ClientRetry, self.cfg.retry_timeout.clone());
+                o.set_timer(ClientTimer::Retry, self.cfg.retry_timeout.clone());
             }
         }
     }
@@ -74,7 +74,7 @@ impl KvClient {
 
 impl Actor for KvClient {
     type Msg = Msg;
-    type Timer = Timer;
+    type Timer = ClientTimer;
     type State = ClientState;
     type Storage = Storage;
     type Random = ();
@@ -100,7 +100,7 @@ impl Actor for KvClient {
             ClientReply::Done(result) => {
                 s.results.push(result);
                 if s.next_op() == self.cfg.ops.len() {
-                    o.cancel_timer(Timer::ClientRetry);
+                    o.cancel_timer(ClientTimer::Retry);
                 }
             }
             ClientReply::NotLeader { leader } => {
@@ -113,8 +113,14 @@ impl Actor for KvClient {
         self.send_current(s, o);
     }
 
-    fn on_timeout(&self, _id: Id, state: &mut Cow<ClientState>, timer: &Timer, o: &mut Out<Self>) {
-        if *timer != Timer::ClientRetry || state.next_op() >= self.cfg.ops.len() {
+    fn on_timeout(
+        &self,
+        _id: Id,
+        state: &mut Cow<ClientState>,
+        _timer: &ClientTimer,
+        o: &mut Out<Self>,
+    ) {
+        if state.next_op() >= self.cfg.ops.len() {
             return;
         }
         // No answer: the server may be down or deposed; try the next one with the same id.

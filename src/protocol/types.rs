@@ -226,6 +226,62 @@ pub enum Timer {
     ClientRetry,
 }
 
+/// The server's timers: the ones its handlers arm and the only ones it is handed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ServerTimer {
+    /// Followers and candidates: no leader heard from in time (§5.2).
+    Election,
+    /// Leaders: time for empty AppendEntries (§5.2).
+    Heartbeat,
+}
+
+/// The client's timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ClientTimer {
+    /// No answer in time: retry with the same request id.
+    Retry,
+}
+
+impl From<ServerTimer> for Timer {
+    fn from(t: ServerTimer) -> Timer {
+        match t {
+            ServerTimer::Election => Timer::Election,
+            ServerTimer::Heartbeat => Timer::Heartbeat,
+        }
+    }
+}
+
+impl From<ClientTimer> for Timer {
+    fn from(t: ClientTimer) -> Timer {
+        match t {
+            ClientTimer::Retry => Timer::ClientRetry,
+        }
+    }
+}
+
+impl TryFrom<Timer> for ServerTimer {
+    type Error = Timer;
+    /// A server's timer, or the timer back if it is not one.
+    fn try_from(t: Timer) -> Result<ServerTimer, Timer> {
+        match t {
+            Timer::Election => Ok(ServerTimer::Election),
+            Timer::Heartbeat => Ok(ServerTimer::Heartbeat),
+            other => Err(other),
+        }
+    }
+}
+
+impl TryFrom<Timer> for ClientTimer {
+    type Error = Timer;
+    /// The client's timer, or the timer back if it is not it.
+    fn try_from(t: Timer) -> Result<ClientTimer, Timer> {
+        match t {
+            Timer::ClientRetry => Ok(ClientTimer::Retry),
+            other => Err(other),
+        }
+    }
+}
+
 impl Timer {
     /// Every timer, for the model to enumerate the armed ones in its bit set.
     pub const ALL: [Timer; 3] = [Timer::Election, Timer::Heartbeat, Timer::ClientRetry];

@@ -3,7 +3,7 @@
 
 use super::{Handler, Role};
 use crate::protocol::bug::Bug;
-use crate::protocol::types::{LogIndex, Msg, Term, Timer};
+use crate::protocol::types::{LogIndex, Msg, ServerTimer, Term};
 
 impl Handler<'_, '_> {
     // ---- Timers. ----
@@ -42,7 +42,7 @@ impl Handler<'_, '_> {
         }
         if granted {
             self.out
-                .set_timer(Timer::Election, self.cfg.election_timeout.clone());
+                .set_timer(ServerTimer::Election, self.cfg.election_timeout.clone());
         }
         let term = self.s.term;
         self.send(candidate, Msg::RequestVoteReply { term, granted });

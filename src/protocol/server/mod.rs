@@ -231,13 +231,13 @@ impl RaftServer {
 
 impl Actor for RaftServer {
     type Msg = Msg;
-    type Timer = Timer;
+    type Timer = ServerTimer;
     type State = ServerState;
     type Storage = Storage;
     type Random = ();
 
     fn on_start(&self, _id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> ServerState {
-        o.set_timer(Timer::Election, self.cfg.election_timeout.clone());
+        o.set_timer(ServerTimer::Election, self.cfg.election_timeout.clone());
         ServerState::restore(storage.as_ref())
     }
 
@@ -281,12 +281,17 @@ impl Actor for RaftServer {
         step.finish(o);
     }
 
-    fn on_timeout(&self, id: Id, state: &mut Cow<ServerState>, timer: &Timer, o: &mut Out<Self>) {
+    fn on_timeout(
+        &self,
+        id: Id,
+        state: &mut Cow<ServerState>,
+        timer: &ServerTimer,
+        o: &mut Out<Self>,
+    ) {
         let mut step = self.handler(id, state);
         match timer {
-            Timer::Election => step.on_election_timeout(),
-            Timer::Heartbeat => step.on_heartbeat(),
-            Timer::ClientRetry => {}
+            ServerTimer::Election => step.on_election_timeout(),
+            ServerTimer::Heartbeat => step.on_heartbeat(),
         }
         step.finish(o);
     }
@@ -357,12 +362,12 @@ impl Handler<'_, '_> {
 
     fn become_follower(&mut self) {
         if self.s.is_leader() {
-            self.out.cancel_timer(Timer::Heartbeat);
+            self.out.cancel_timer(ServerTimer::Heartbeat);
         }
         if self.s.role != Role::Follower {
             self.s.to_mut().role = Role::Follower;
             self.out
-                .set_timer(Timer::Election, self.cfg.election_timeout.clone());
+                .set_timer(ServerTimer::Election, self.cfg.election_timeout.clone());
         }
     }
 
@@ -377,7 +382,7 @@ impl Handler<'_, '_> {
         };
         self.persist = true;
         self.out
-            .set_timer(Timer::Election, self.cfg.election_timeout.clone());
+            .set_timer(ServerTimer::Election, self.cfg.election_timeout.clone());
         let msg = Msg::RequestVote {
             term: self.s.term,
             last_log_index: self.s.log.last_index(),
@@ -401,9 +406,9 @@ impl Handler<'_, '_> {
             match_index,
         };
         self.s.to_mut().leader = Some(self.me);
-        self.out.cancel_timer(Timer::Election);
+        self.out.cancel_timer(ServerTimer::Election);
         self.out
-            .set_timer(Timer::Heartbeat, heartbeat_range(self.cfg));
+            .set_timer(ServerTimer::Heartbeat, heartbeat_range(self.cfg));
         self.replicate_to_all();
     }
 }

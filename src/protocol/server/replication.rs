@@ -3,7 +3,7 @@
 
 use super::{heartbeat_range, Handler, Role};
 use crate::protocol::bug::Bug;
-use crate::protocol::types::{AppendOutcome, Entry, LogIndex, Msg, Term, Timer};
+use crate::protocol::types::{AppendOutcome, Entry, LogIndex, Msg, ServerTimer, Term};
 
 impl Handler<'_, '_> {
     /// Figure 2, leaders: "repeat during idle periods to prevent election timeouts (§5.2)".
@@ -15,7 +15,7 @@ impl Handler<'_, '_> {
                 self.append_to(peer, 0);
             }
             self.out
-                .set_timer(Timer::Heartbeat, heartbeat_range(self.cfg));
+                .set_timer(ServerTimer::Heartbeat, heartbeat_range(self.cfg));
         }
     }
 
@@ -74,7 +74,7 @@ impl Handler<'_, '_> {
         self.become_follower();
         self.s.to_mut().leader = Some(leader);
         self.out
-            .set_timer(Timer::Election, self.cfg.election_timeout.clone());
+            .set_timer(ServerTimer::Election, self.cfg.election_timeout.clone());
     }
 
     /// Entries at or below our snapshot are committed, so they match the leader's: skips them.

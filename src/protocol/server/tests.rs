@@ -57,14 +57,14 @@ fn append_entries(
 fn send(to: usize, msg: Msg) -> String {
     format!(
         "{:?}",
-        Cmd::<Msg, Timer, (), Storage>::Send(Id::from(to), msg)
+        Cmd::<Msg, ServerTimer, (), Storage>::Send(Id::from(to), msg)
     )
 }
 
 fn storage_of(s: &ServerState) -> String {
     format!(
         "{:?}",
-        Cmd::<Msg, Timer, (), Storage>::Save(Storage {
+        Cmd::<Msg, ServerTimer, (), Storage>::Save(Storage {
             term: s.term,
             voted_for: s.voted_for,
             log: s.log.clone(),
@@ -170,7 +170,7 @@ fn heartbeat_carries_no_entries_and_the_reply_brings_them() {
     };
     let mut cow = Cow::Borrowed(&s);
     let mut out = Out::new();
-    a.on_timeout(Id::from(0), &mut cow, &Timer::Heartbeat, &mut out);
+    a.on_timeout(Id::from(0), &mut cow, &ServerTimer::Heartbeat, &mut out);
     let cmds: Vec<String> = out.iter().map(|c| format!("{c:?}")).collect();
     assert_eq!(cmds.len(), 3, "{cmds:?}");
     assert_eq!(cmds[0], send(1, append_entries(2, (1, 1), vec![], 2)));
