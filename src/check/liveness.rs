@@ -511,6 +511,31 @@ fn cycle_takes(adj: &Adjacency, entry: u32, cycle: &[u32], class: u16) -> bool {
     false
 }
 
+/// The goal-missing state nearest an initial state where nothing but a fault can happen (a
+/// deadlock), and how many such states only a bound stops (their next step would leave it).
+fn stuck_states(
+    graph: &Graph,
+    region: &[bool],
+    within: &[bool],
+    depth: &[u32],
+) -> (Option<u32>, usize) {
+    let mut bound_cut = 0;
+    let mut deadlock: Option<u32> = None;
+    for s in 0..graph.len() as u32 {
+        if !region[s as usize] || !within[s as usize] {
+            continue;
+        }
+        match graph.moves[s as usize] & 3 {
+            0 if deadlock.is_none_or(|d| depth[s as usize] < depth[d as usize]) => {
+                deadlock = Some(s)
+            }
+            2 => bound_cut += 1,
+            _ => {}
+        }
+    }
+    (deadlock, bound_cut)
+}
+
 /// Looks for a fair run on which goal `bit` never holds (again), per `kind`; returns the one
 /// with the shortest stem, and how many runs only a bound cut short.
 pub fn check(graph: &Graph, adj: &Adjacency, bit: u8, kind: Kind) -> Verdict {
@@ -536,21 +561,7 @@ pub fn check(graph: &Graph, adj: &Adjacency, bit: u8, kind: Kind) -> Verdict {
     let region: Vec<bool> = (0..n as u32)
         .map(|s| depth[s as usize] != u32::MAX && misses(s))
         .collect();
-    let mut bound_cut = 0;
-    // The deadlock nearest an initial state, if any.
-    let mut deadlock: Option<u32> = None;
-    for s in 0..n as u32 {
-        if !region[s as usize] || !within[s as usize] {
-            continue;
-        }
-        match graph.moves[s as usize] & 3 {
-            0 if deadlock.is_none_or(|d| depth[s as usize] < depth[d as usize]) => {
-                deadlock = Some(s)
-            }
-            2 => bound_cut += 1,
-            _ => {}
-        }
-    }
+    let (deadlock, mut bound_cut) = stuck_states(graph, &region, &within, &depth);
     // The fair component nearest an initial state, by the state where a run enters it.
     let mut lasso: Option<(u32, Vec<u32>)> = None;
     components(adj, &region, |members| {

@@ -229,7 +229,31 @@ where
         }
     };
     progress.done.store(true, Ordering::Relaxed);
-    let discoveries = found
+    let discoveries = shorten_all(model, found);
+    SwarmResult {
+        walks: next - opts.walk.unwrap_or(0),
+        states: steps.load(Ordering::Relaxed),
+        unique: hll.estimate(),
+        max_depth: deepest.load(Ordering::Relaxed) as usize,
+        stopped,
+        discoveries,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Shortens what each property's walk found: to a state that violates an `always` property, or
+/// that is an example of a `sometimes` one.
+fn shorten_all<M>(
+    model: &M,
+    found: HashMap<&'static str, (u64, Vec<M::Action>)>,
+) -> HashMap<&'static str, (u64, Vec<M::Action>)>
+where
+    M: Model,
+    M::State: Hash + Clone,
+    M::Action: Clone + PartialEq,
+{
+    let properties = model.properties();
+    found
         .into_iter()
         .map(|(name, (w, actions))| {
             let p = properties
@@ -242,16 +266,7 @@ where
             };
             (name, (w, actions))
         })
-        .collect();
-    SwarmResult {
-        walks: next - opts.walk.unwrap_or(0),
-        states: steps.load(Ordering::Relaxed),
-        unique: hll.estimate(),
-        max_depth: deepest.load(Ordering::Relaxed) as usize,
-        stopped,
-        discoveries,
-        elapsed: start.elapsed(),
-    }
+        .collect()
 }
 
 /// Runs the walks of one batch on `threads` threads of its own, in walk order. Scoped threads,

@@ -275,7 +275,8 @@ impl Actor for RaftServer {
                 step.on_install_snapshot_reply(from, term, last_index)
             }
             Msg::ClientRequest(command) => step.on_client_request(src, command),
-            // Servers never receive client responses.
+            // No server sends one to a server; over UDP any holder of the key can, and the
+            // message is ignored (untrusted input, not an unreachable case).
             Msg::ClientResponse { .. } => {}
         }
         step.finish(o);
