@@ -206,11 +206,9 @@ where
     M::State: Hash + Clone + Send + Sync + 'static,
     M::Action: Clone + Send,
 {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(limits.threads.max(1))
-        .build()
-        .expect("thread pool");
-    pool.install(|| run(model, limits, symmetry, progress, None))
+    in_pool(limits.threads, || {
+        run(model, limits, symmetry, progress, None)
+    })
 }
 
 /// `check`, recording the explored graph for the liveness pass (`crate::check::liveness`).
@@ -226,11 +224,18 @@ where
     M::State: Hash + Clone + Send + Sync + 'static,
     M::Action: Clone + Send,
 {
+    in_pool(limits.threads, || {
+        run(model, limits, symmetry, progress, Some(recording))
+    })
+}
+
+/// Runs `f` on a pool of `threads` threads of its own (at least one).
+fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(limits.threads.max(1))
+        .num_threads(threads.max(1))
         .build()
         .expect("thread pool");
-    pool.install(|| run(model, limits, symmetry, progress, Some(recording)))
+    pool.install(f)
 }
 
 fn run<M>(

@@ -307,6 +307,18 @@ fn run_swarm(
     (result, figures)
 }
 
+/// A search's limits from the run's options: depth, states, time, and memory (80% of RAM
+/// unless given).
+fn limits(opts: &RunOptions, depth: Option<usize>, threads: usize) -> Limits {
+    Limits {
+        max_depth: depth,
+        max_states: opts.max_states,
+        timeout: opts.timeout,
+        max_memory_bytes: opts.max_memory_bytes.or_else(default_memory_limit),
+        threads,
+    }
+}
+
 /// The crate's BFS, recording the explored graph when liveness properties are to be checked.
 fn run_bfs(
     model: &RaftModel,
@@ -314,13 +326,7 @@ fn run_bfs(
     depth: Option<usize>,
     live: &[LivenessProperty],
 ) -> bfs::BfsResult<RaftModel> {
-    let limits = Limits {
-        max_depth: depth,
-        max_states: opts.max_states,
-        timeout: opts.timeout,
-        max_memory_bytes: opts.max_memory_bytes.or_else(default_memory_limit),
-        threads: opts.threads,
-    };
+    let limits = limits(opts, depth, opts.threads);
     let progress = Progress::default();
     let symmetry = opts
         .symmetry
@@ -356,13 +362,7 @@ fn run_dfs(
     opts: &RunOptions,
     depth: Option<usize>,
 ) -> bfs::BfsResult<RaftModel> {
-    let limits = Limits {
-        max_depth: depth,
-        max_states: opts.max_states,
-        timeout: opts.timeout,
-        max_memory_bytes: opts.max_memory_bytes.or_else(default_memory_limit),
-        threads: 1,
-    };
+    let limits = limits(opts, depth, 1);
     let progress = Progress::default();
     let symmetry = opts
         .symmetry
