@@ -1,7 +1,7 @@
 //! The model: servers and clients (the unchanged actors), a network with the chosen semantics,
 //! crashes and restarts, and ghost history for the history-based properties. It implements
-//! stateright's `Model`, so stateright's DFS, simulation and explorer run on it, and so does this
-//! crate's own level-synchronous BFS (`crate::check::bfs`).
+//! stateright's `Model`, so stateright's explorer runs on it, and so do the checker's own
+//! searches (BFS, DFS and the swarm, in the check layer).
 
 pub mod fingerprint;
 pub mod ghost;
