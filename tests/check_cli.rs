@@ -937,3 +937,25 @@ fn unbounded_model_warning_on_stderr_for_dfs_and_bfs() {
     ]);
     assert!(!err.contains("warning"), "{err}");
 }
+
+#[test]
+fn every_binary_answers_version_and_check_lists_models_it_cannot_find() {
+    for bin in [
+        env!("CARGO_BIN_EXE_check"),
+        env!("CARGO_BIN_EXE_node"),
+        env!("CARGO_BIN_EXE_client"),
+        env!("CARGO_BIN_EXE_cluster"),
+        env!("CARGO_BIN_EXE_bench"),
+    ] {
+        let out = Command::new(bin).arg("--version").output().unwrap();
+        assert!(out.status.success(), "{bin}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(env!("CARGO_PKG_VERSION")), "{bin}: {text}");
+    }
+    let (code, _, err) = check(&["no_such_model"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("the models are:") && err.contains("bugs/no_step_down"),
+        "{err}"
+    );
+}

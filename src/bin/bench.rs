@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 #[derive(Parser, Debug)]
 #[command(
     name = "bench",
+    version,
     about = "Put throughput and latency of a Raft cluster over UDP"
 )]
 struct Args {

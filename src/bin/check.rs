@@ -24,6 +24,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(
     name = "check",
+    version,
     about = "Model-check Raft: every interleaving of messages, timeouts, drops and crashes, within bounds"
 )]
 struct Args {

@@ -16,7 +16,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "client", about = "Key/value client of a Raft cluster over UDP")]
+#[command(
+    name = "client",
+    version,
+    about = "Key/value client of a Raft cluster over UDP"
+)]
 struct Args {
     /// Every server's UDP address, in id order: ADDR0,ADDR1,ADDR2.
     #[arg(long)]

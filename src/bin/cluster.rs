@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 #[derive(Parser, Debug)]
 #[command(
     name = "cluster",
+    version,
     about = "Run a local Raft cluster of node processes on 127.0.0.1"
 )]
 struct Args {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "node", about = "Run one Raft server over UDP")]
+#[command(name = "node", version, about = "Run one Raft server over UDP")]
 struct Args {
     /// This server's index in --peers (0-based).
     #[arg(long)]

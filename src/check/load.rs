@@ -17,9 +17,32 @@ pub fn resolve(arg: &str) -> Result<PathBuf, ConfigError> {
         return Ok(named);
     }
     Err(ConfigError(format!(
-        "model '{arg}' not found: no file '{arg}' and no '{}'",
-        named.display()
+        "model '{arg}' not found: no file '{arg}' and no '{}'; the models are: {}",
+        named.display(),
+        available().join(", ")
     )))
+}
+
+/// The names of the models under `models/` (`default`, `bugs/no_step_down`, ...), sorted: what
+/// a user can pass instead of a path.
+pub fn available() -> Vec<String> {
+    let dir = models_dir();
+    let mut names = Vec::new();
+    let mut folders = vec![dir.clone()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                names.push(model_name(&path));
+            }
+        }
+    }
+    names.sort();
+    names
 }
 
 /// `models/` of this crate: next to the current directory when run from a checkout, else the
