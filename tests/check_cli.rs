@@ -608,17 +608,8 @@ fn a_model_that_declares_symmetry_is_checked_with_it_without_a_flag() {
         });
         (code, v)
     };
-    let electable = |v: &serde_json::Value| {
-        let p = v["properties"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "electable logs hold every committed entry")
-            .unwrap()
-            .clone();
-        assert_eq!(p["status"], "violated", "{p}");
-        p["trace"].as_array().unwrap().len() - 1
-    };
+    let electable =
+        |v: &serde_json::Value| violated_trace_len(v, "electable logs hold every committed entry");
     // Figure 8, no flag: the state count `check --symmetry` gave before the model declared it
     // (measured: 169,298, as checks/bugs.toml's run shows), and the pinned 19-step trace.
     let (code, v) = json(&["bugs/commit_previous_term_entries", "--json"]);
@@ -629,17 +620,7 @@ fn a_model_that_declares_symmetry_is_checked_with_it_without_a_flag() {
 
     // The smaller declared model: no flag and `--symmetry` agree, `--no-symmetry` visits every
     // renaming, and the verdict and trace length do not change.
-    let sms = |v: &serde_json::Value| {
-        let p = v["properties"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "State Machine Safety")
-            .unwrap()
-            .clone();
-        assert_eq!(p["status"], "violated", "{p}");
-        p["trace"].as_array().unwrap().len() - 1
-    };
+    let sms = |v: &serde_json::Value| violated_trace_len(v, "State Machine Safety");
     let (_, plain) = json(&["bugs/commit_without_min", "--json"]);
     let (_, flag) = json(&["bugs/commit_without_min", "--symmetry", "--json"]);
     let (code, off) = json(&["bugs/commit_without_min", "--no-symmetry", "--json"]);
@@ -958,4 +939,16 @@ fn every_binary_answers_version_and_check_lists_models_it_cannot_find() {
         err.contains("the models are:") && err.contains("bugs/no_step_down"),
         "{err}"
     );
+}
+
+/// The steps of property `name`'s trace in a JSON report, which must show it violated.
+fn violated_trace_len(v: &serde_json::Value, name: &str) -> usize {
+    let p = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap();
+    assert_eq!(p["status"], "violated", "{p}");
+    p["trace"].as_array().unwrap().len() - 1
 }

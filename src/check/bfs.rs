@@ -206,18 +206,17 @@ where
     M::State: Hash + Clone + Send + Sync + 'static,
     M::Action: Clone + Send,
 {
-    in_pool(limits.threads, || {
-        run(model, limits, symmetry, progress, None)
-    })
+    check_recording(model, limits, symmetry, progress, None)
 }
 
-/// `check`, recording the explored graph for the liveness pass (`crate::check::liveness`).
+/// `check`, recording the explored graph for the liveness pass (`crate::check::liveness`) when
+/// `recording` says how.
 pub fn check_recording<M>(
     model: &M,
     limits: &Limits,
     symmetry: Option<Symmetry<M::State>>,
     progress: &Progress,
-    recording: &Recording<M>,
+    recording: Option<&Recording<M>>,
 ) -> BfsResult<M>
 where
     M: Model + Sync,
@@ -225,7 +224,7 @@ where
     M::Action: Clone + Send,
 {
     in_pool(limits.threads, || {
-        run(model, limits, symmetry, progress, Some(recording))
+        run(model, limits, symmetry, progress, recording)
     })
 }
 

@@ -348,10 +348,8 @@ fn run_bfs(
         }
         // Under symmetry a state stands for its renamings, and fairness classes name servers:
         // the graph would mix them, so liveness is not checked (it reports `unknown`).
-        match live.is_empty() || opts.symmetry {
-            true => bfs::check(model, &limits, symmetry, &progress),
-            false => bfs::check_recording(model, &limits, symmetry, &progress, &recording),
-        }
+        let recording = (!live.is_empty() && !opts.symmetry).then_some(&recording);
+        bfs::check_recording(model, &limits, symmetry, &progress, recording)
     })
 }
 
