@@ -952,3 +952,63 @@ fn violated_trace_len(v: &serde_json::Value, name: &str) -> usize {
     assert_eq!(p["status"], "violated", "{p}");
     p["trace"].as_array().unwrap().len() - 1
 }
+
+/// Coverage: what each search's transitions exercised. BFS and DFS explore the same graph of a
+/// complete model, so they count the same transitions; each count reflects its model (crashes
+/// only where crashes may happen, snapshots only where they are taken); and the swarm's counts
+/// are the same for any thread count.
+#[test]
+fn every_search_reports_what_it_exercised_and_the_counts_agree() {
+    let cfg = load::load("snapshot_over_conflict").unwrap();
+    let with = |checker, threads| {
+        let opts = RunOptions {
+            checker,
+            threads,
+            walks: (checker == runner::CheckerKind::Simulation).then_some(128),
+            ..RunOptions::default()
+        };
+        runner::run(&cfg, &opts).coverage
+    };
+    let (bfs, dfs) = (
+        with(runner::CheckerKind::Bfs, 2),
+        with(runner::CheckerKind::Dfs, 1),
+    );
+    assert_eq!(bfs, dfs);
+    assert!(
+        bfs.crashes > 0 && bfs.restarts > 0 && bfs.drops > 0,
+        "{bfs:?}"
+    );
+    assert!(
+        bfs.snapshots_taken > 0 && bfs.commit_advances > 0,
+        "{bfs:?}"
+    );
+    let swarm = with(runner::CheckerKind::Simulation, 1);
+    assert_eq!(swarm, with(runner::CheckerKind::Simulation, 2));
+    assert!(swarm.drops > 0, "{swarm:?}");
+
+    let election = run("election").coverage;
+    assert!(
+        election.elections_won > 0 && election.leader_changes > 0,
+        "{election:?}"
+    );
+    assert_eq!(
+        election.crashes + election.drops + election.snapshots_taken,
+        0
+    );
+    assert_eq!(election.commit_advances + election.operations_completed, 0);
+    let client = run("bugs/no_deduplication").coverage;
+    assert!(
+        client.client_retries > 0 && client.operations_completed > 0,
+        "{client:?}"
+    );
+    let installs = run("bugs/snapshot_discards_log").coverage;
+    assert!(installs.snapshots_installed > 0, "{installs:?}");
+
+    let (code, out, _) = check(&["election", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["coverage"]["elections_won"], election.elections_won);
+    let (_, text, _) = check(&["election"]);
+    assert!(text.contains("exercised (transitions): "), "{text}");
+    assert!(text.contains(" elections won, "), "{text}");
+}

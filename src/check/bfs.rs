@@ -7,6 +7,7 @@
 //! so the trace is the same on every run and thread count. Visited states cost one
 //! fingerprint → (parent, level) entry; only two levels of full states are held at once.
 
+use crate::check::coverage::{observe, tag_of, Coverage, Observer};
 use crate::check::liveness::{Edge, Expansion, Graph, LevelRecord, Recording};
 use rayon::prelude::*;
 use stateright::{Expectation, Model};
@@ -157,6 +158,8 @@ pub struct BfsResult<M: Model> {
     pub discoveries: HashMap<&'static str, Vec<M::Action>>,
     /// The explored graph, when it was recorded (`check_recording`).
     pub graph: Option<Graph>,
+    /// What the transitions the search took exercised (zero without an observer).
+    pub coverage: Coverage,
 }
 
 /// One BFS level of states and their fingerprints, in fixed-size chunks: a level grows to
@@ -206,17 +209,18 @@ where
     M::State: Hash + Clone + Send + Sync + 'static,
     M::Action: Clone + Send,
 {
-    check_recording(model, limits, symmetry, progress, None)
+    check_recording(model, limits, symmetry, progress, None, None)
 }
 
 /// `check`, recording the explored graph for the liveness pass (`crate::check::liveness`) when
-/// `recording` says how.
+/// `recording` says how, and counting what its transitions exercised when `observer` is given.
 pub fn check_recording<M>(
     model: &M,
     limits: &Limits,
     symmetry: Option<Symmetry<M::State>>,
     progress: &Progress,
     recording: Option<&Recording<M>>,
+    observer: Option<&Observer<M>>,
 ) -> BfsResult<M>
 where
     M: Model + Sync,
@@ -224,7 +228,7 @@ where
     M::Action: Clone + Send,
 {
     in_pool(limits.threads, || {
-        run(model, limits, symmetry, progress, recording)
+        run(model, limits, symmetry, progress, (recording, observer))
     })
 }
 
@@ -242,7 +246,7 @@ fn run<M>(
     limits: &Limits,
     symmetry: Option<Symmetry<M::State>>,
     progress: &Progress,
-    recording: Option<&Recording<M>>,
+    (recording, observer): (Option<&Recording<M>>, Option<&Observer<M>>),
 ) -> BfsResult<M>
 where
     M: Model + Sync,
@@ -250,6 +254,7 @@ where
     M::Action: Clone + Send,
 {
     let mut search = Search::new(model, limits, symmetry, progress, recording);
+    search.observer = observer;
     let (mut frontier, initial_found) = search.seed();
     let mut depth = 0;
     let mut stopped = None;
@@ -267,8 +272,9 @@ where
             stopped = Some(stop);
             break;
         }
-        let (next, level_found, record) =
+        let (next, level_found, record, coverage) =
             search.expand(std::mem::take(&mut frontier), depth as u32 + 1);
+        search.coverage.add(&coverage);
         if let Some(stop) = Stop::from_code(search.cut.load(Ordering::Relaxed)) {
             stopped = Some(stop);
             break;
@@ -319,6 +325,10 @@ struct Search<'a, M: Model> {
     graph: Option<Graph>,
     /// The next state's index in the graph.
     next_index: AtomicU32,
+    /// How to count what transitions exercised, when the caller wants it.
+    observer: Option<&'a Observer<'a, M>>,
+    /// What the levels expanded so far exercised.
+    coverage: Coverage,
 }
 
 impl<'a, M> Search<'a, M>
@@ -347,6 +357,8 @@ where
             start: Instant::now(),
             cut: AtomicU8::new(0),
             found: HashMap::new(),
+            observer: None,
+            coverage: Coverage::default(),
         }
     }
 
@@ -479,7 +491,7 @@ where
         &self,
         frontier: Level<M::State>,
         level: u32,
-    ) -> (Level<M::State>, Found, LevelRecord) {
+    ) -> (Level<M::State>, Found, LevelRecord, Coverage) {
         let pending = self.pending();
         frontier
             .chunks
@@ -487,7 +499,12 @@ where
             .flat_map_iter(|chunk| chunk.into_iter())
             .fold(
                 || {
-                    let to = (Level::default(), Found::new(), LevelRecord::default());
+                    let to = (
+                        Level::default(),
+                        Found::new(),
+                        LevelRecord::default(),
+                        Coverage::default(),
+                    );
                     (to, Vec::new())
                 },
                 |(mut to, mut actions), (state, fp, index)| {
@@ -506,6 +523,7 @@ where
                         next: &mut to.0,
                         found: &mut to.1,
                         record: &mut to.2,
+                        coverage: &mut to.3,
                     };
                     self.expand_state(state, (fp, index), &mut actions, step);
                     (to, actions)
@@ -513,14 +531,18 @@ where
             )
             .map(|(to, _)| to)
             .reduce(
-                || (Level::default(), HashMap::new(), LevelRecord::default()),
-                |(mut a, mut fa, mut ra), (b, fb, rb)| {
+                || {
+                    let none = (Level::default(), HashMap::new(), LevelRecord::default());
+                    (none.0, none.1, none.2, Coverage::default())
+                },
+                |(mut a, mut fa, mut ra, mut ca), (b, fb, rb, cb)| {
                     a.chunks.extend(b.chunks);
                     for (name, fp) in fb {
                         keep_smallest(&mut fa, name, fp);
                     }
                     ra.join(rb);
-                    (a, fa, ra)
+                    ca.add(&cb);
+                    (a, fa, ra, ca)
                 },
             )
     }
@@ -542,6 +564,7 @@ where
         model.actions(&state, actions);
         for action in actions.drain(..) {
             let fairness = self.recording.map(|r| (r.classify)(&state, &action));
+            let tag = tag_of(self.observer, &state, &action);
             let Some(succ) = model.next_state(&state, action) else {
                 continue;
             };
@@ -552,6 +575,7 @@ where
             if !inside {
                 continue;
             }
+            observe(self.observer, tag, &state, &succ, to.coverage);
             terminal = false;
             self.progress.states.fetch_add(1, Ordering::Relaxed);
             let sfp = self.key(&succ);
@@ -628,6 +652,7 @@ where
             stopped,
             discoveries,
             graph: self.graph,
+            coverage: self.coverage,
         }
     }
 }
@@ -640,6 +665,7 @@ struct Step<'s, S> {
     next: &'s mut Level<S>,
     found: &'s mut Found,
     record: &'s mut LevelRecord,
+    coverage: &'s mut Coverage,
 }
 
 /// Follows parent links back to an initial state, then replays the path forward (`replay`).

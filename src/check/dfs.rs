@@ -20,6 +20,7 @@ use crate::check::bfs::{
     fingerprint, resident_bytes, BfsResult, Fingerprint, IdentityHasher, Limits, Progress, Stop,
     Symmetry,
 };
+use crate::check::coverage::{observe, tag_of, Coverage, Observer};
 use stateright::{Expectation, Model};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -123,7 +124,25 @@ where
     M::State: Hash + Send + 'static,
     M::Action: Clone + Send + 'static,
 {
+    check_observing(model, limits, symmetry, progress, None)
+}
+
+/// `check`, counting what the transitions it explores exercised when `observer` is given.
+pub fn check_observing<M>(
+    model: &M,
+    limits: &Limits,
+    symmetry: Option<Symmetry<M::State>>,
+    progress: &Progress,
+    observer: Option<&Observer<M>>,
+) -> BfsResult<M>
+where
+    M: Model,
+    M::State: Hash + Send + 'static,
+    M::Action: Clone + Send + 'static,
+{
     let mut search = Dfs {
+        observer,
+        coverage: Coverage::default(),
         model,
         limits,
         properties: model.properties(),
@@ -176,6 +195,10 @@ struct Dfs<'a, M: Model> {
     steps: u64,
     /// When the resident memory was last read: after how many steps, and how long into the run.
     memory_read: (u64, Duration),
+    /// How to count what transitions exercised, when the caller wants it.
+    observer: Option<&'a Observer<'a, M>>,
+    /// What the transitions explored so far exercised.
+    coverage: Coverage,
 }
 
 impl<M> Dfs<'_, M>
@@ -224,6 +247,7 @@ where
             }
             let action = top.actions[top.next].clone();
             top.next += 1;
+            let tag = tag_of(self.observer, &top.state, &action);
             let Some(succ) = model.next_state(&top.state, action) else {
                 continue;
             };
@@ -231,6 +255,7 @@ where
                 continue;
             }
             top.successors = true;
+            observe(self.observer, tag, &top.state, &succ, &mut self.coverage);
             self.progress.states.fetch_add(1, Ordering::Relaxed);
             self.reach(succ)?;
         }
@@ -385,6 +410,7 @@ where
             stopped,
             discoveries: self.found,
             graph: None,
+            coverage: self.coverage,
         }
     }
 }

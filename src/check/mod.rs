@@ -4,6 +4,7 @@
 //! - [`properties`]: Figure 3's properties, invariants, linearizability, reachability, liveness.
 //! - [`symmetry`]: one state per renaming of server ids.
 //! - [`bfs`]: a level-synchronous parallel BFS that returns shortest traces.
+//! - [`coverage`]: what a search exercised (elections won, crashes, snapshots…).
 //! - [`dfs`]: a single-threaded DFS that honours the same limits.
 //! - [`load`]: finding and loading model files.
 //! - [`runner`]: runs a checker on a model and collects a [`runner::Report`].
@@ -13,6 +14,7 @@
 //! - [`unbounded`]: warnings about models whose state space has no end.
 
 pub mod bfs;
+pub mod coverage;
 pub mod dfs;
 pub mod fairness;
 pub mod liveness;

@@ -2,6 +2,7 @@
 //! (one column per server, time going down) or as JSON (`--json`, keys are a contract).
 
 use crate::check::bfs::Stop;
+use crate::check::coverage::Coverage;
 use crate::model::{Action, RaftModel, SystemState, DROP_EVENT};
 use crate::protocol::view::ServerView as _;
 use serde::Serialize;
@@ -141,6 +142,9 @@ pub struct Report {
     /// For a random search: its seed (each walk's own is drawn from it and the walk's number).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// What the transitions the search took exercised: elections won, crashes, drops,
+    /// snapshots… (`check::coverage`). A zero says the search never took that path.
+    pub coverage: Coverage,
     /// One verdict per property, in the order of `properties::all`, then `properties::liveness`.
     pub properties: Vec<PropertyReport>,
 }
@@ -409,6 +413,10 @@ fn figures(report: &Report) -> String {
             "liveness: {stops} states stop at a bound (runs the bounds cut short: not counterexamples)\n"
         ));
     }
+    out.push_str(&format!(
+        "exercised (transitions): {}\n",
+        report.coverage.summary()
+    ));
     out
 }
 

@@ -2,6 +2,7 @@
 //! the figures, and replayed, validated traces.
 
 use crate::check::bfs::{self, Limits, Progress};
+use crate::check::coverage::raft_observer;
 use crate::check::dfs;
 use crate::check::fairness;
 use crate::check::liveness::{self, Adjacency, Graph, Recording};
@@ -213,6 +214,7 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
         bound_stops,
         walks: swarm.as_ref().map(|s| s.walks),
         seed: swarm.as_ref().map(|_| opts.seed),
+        coverage: result.coverage,
         properties: out,
     }
 }
@@ -279,7 +281,13 @@ fn run_swarm(
         if opts.progress && std::io::stderr().is_terminal() {
             s.spawn(|| show_progress(&progress));
         }
-        swarm::run(model, &kinds, &swarm_opts, &progress)
+        swarm::run(
+            model,
+            &kinds,
+            &swarm_opts,
+            &progress,
+            Some(&raft_observer()),
+        )
     });
     let found_in = found
         .discoveries
@@ -299,6 +307,7 @@ fn run_swarm(
             .map(|(n, (_, actions))| (n, actions))
             .collect(),
         graph: None,
+        coverage: found.coverage,
     };
     let figures = SwarmFigures {
         walks: found.walks,
@@ -349,7 +358,15 @@ fn run_bfs(
         // Under symmetry a state stands for its renamings, and fairness classes name servers:
         // the graph would mix them, so liveness is not checked (it reports `unknown`).
         let recording = (!live.is_empty() && !opts.symmetry).then_some(&recording);
-        bfs::check_recording(model, &limits, symmetry, &progress, recording)
+        let observer = raft_observer();
+        bfs::check_recording(
+            model,
+            &limits,
+            symmetry,
+            &progress,
+            recording,
+            Some(&observer),
+        )
     })
 }
 
@@ -369,7 +386,7 @@ fn run_dfs(
         if opts.progress && std::io::stderr().is_terminal() {
             s.spawn(|| show_progress(&progress));
         }
-        dfs::check(model, &limits, symmetry, &progress)
+        dfs::check_observing(model, &limits, symmetry, &progress, Some(&raft_observer()))
     })
 }
 

@@ -17,6 +17,7 @@
 //! (standard error about 0.8%).
 
 use crate::check::bfs::{fingerprint, Fingerprint, Progress, Stop};
+use crate::check::coverage::{observe, tag_of, Coverage, Observer};
 use stateright::{Expectation, Model};
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -73,6 +74,8 @@ pub struct SwarmResult<M: Model> {
     pub discoveries: HashMap<&'static str, (u64, Vec<M::Action>)>,
     /// How long it ran.
     pub elapsed: Duration,
+    /// What the walks' steps exercised (zero without an observer).
+    pub coverage: Coverage,
 }
 
 /// SplitMix64: a small, fast, well-mixed generator; the same sequence on every machine.
@@ -167,14 +170,16 @@ struct Walk<A> {
     actions: Vec<A>,
     shown: Vec<(&'static str, usize)>,
     steps: u64,
+    coverage: Coverage,
 }
 
-/// Runs the swarm.
+/// Runs the swarm, counting what its steps exercised when `observer` is given.
 pub fn run<M>(
     model: &M,
     kinds: &Kinds<M::Action>,
     opts: &SwarmOptions,
     progress: &Progress,
+    observer: Option<&Observer<M>>,
 ) -> SwarmResult<M>
 where
     M: Model + Sync,
@@ -187,6 +192,7 @@ where
     let deepest = AtomicU64::new(0);
     let out_of_time = || opts.timeout.is_some_and(|t| start.elapsed() >= t);
     let mut found: HashMap<&'static str, (u64, Vec<M::Action>)> = HashMap::new();
+    let mut coverage = Coverage::default();
     let properties = model.properties();
     let mut next = opts.walk.unwrap_or(0);
     let last = opts.walk.map(|w| w + 1).or(opts.walks);
@@ -205,10 +211,11 @@ where
         }
         let end = last.map_or(next + BATCH, |l| l.min(next + BATCH));
         let walks = batch(opts.threads, next..end, &|w| {
-            walk(model, kinds, opts, w, &hll, &out_of_time)
+            walk(model, (kinds, observer), opts, w, &hll, &out_of_time)
         });
         for (w, walk) in walks {
             steps.fetch_add(walk.steps, Ordering::Relaxed);
+            coverage.add(&walk.coverage);
             deepest.fetch_max(walk.actions.len() as u64, Ordering::Relaxed);
             for (name, at) in walk.shown {
                 found
@@ -238,6 +245,7 @@ where
         stopped,
         discoveries,
         elapsed: start.elapsed(),
+        coverage,
     }
 }
 
@@ -305,7 +313,7 @@ fn batch<A: Send>(
 /// state, until its depth or a state where nothing can happen.
 fn walk<M>(
     model: &M,
-    kinds: &Kinds<M::Action>,
+    (kinds, observer): (&Kinds<M::Action>, Option<&Observer<M>>),
     opts: &SwarmOptions,
     w: u64,
     hll: &Hll,
@@ -337,12 +345,14 @@ where
             actions: Vec::new(),
             shown,
             steps: 0,
+            coverage: Coverage::default(),
         };
     };
     hll.add(fingerprint(&state));
     examine(&state, 0, &mut shown);
     let mut taken = Vec::new();
     let mut enabled = Vec::new();
+    let mut coverage = Coverage::default();
     while taken.len() < config.depth {
         if taken.len() % 1024 == 1023 && out_of_time() {
             break;
@@ -353,6 +363,8 @@ where
         else {
             break;
         };
+        let tag = tag_of(observer, &state, &action);
+        observe(observer, tag, &state, &next, &mut coverage);
         state = next;
         taken.push(action);
         hll.add(fingerprint(&state));
@@ -369,6 +381,7 @@ where
         steps: taken.len() as u64,
         actions: taken,
         shown,
+        coverage,
     }
 }
 

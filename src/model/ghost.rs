@@ -89,9 +89,15 @@ impl Ghost {
             }
             // State Machine Safety: no two servers commit (and so apply) different entries at
             // an index.
+            let new_log = new.log();
+            // The old log still holds what this step folded into a snapshot when the snapshot
+            // ends where the old log has the same entry (a compaction of its own, or an
+            // InstallSnapshot that keeps the log, Figure 13 step 6). A snapshot installed over a
+            // log that differs there replaced it: the old entries are not what was committed.
+            let old_is_prefix = old.log().term_at(new_log.base_index) == Some(new_log.base_term);
             for idx in old.commit_index() + 1..=new.commit_index() {
-                // Compacted in this very step: the entry is still in the old log.
-                let Some(entry) = new.log().get(idx).or_else(|| old.log().get(idx)) else {
+                let kept = || old_is_prefix.then(|| old.log().get(idx)).flatten();
+                let Some(entry) = new_log.get(idx).or_else(kept) else {
                     continue; // Arrived inside an installed snapshot.
                 };
                 match ghost.committed.get(&idx) {
