@@ -406,6 +406,13 @@ pub fn decode_envelope(payload: &[u8], cluster: u64) -> Result<Envelope, DecodeE
     if env.cluster != cluster {
         return Err(DecodeError::WrongCluster(env.cluster));
     }
+    if let Body::Raft(msg) = &env.body {
+        if !msg.numbers_in_range() {
+            return Err(DecodeError::Malformed(
+                "a term or log index at or above 2^62".into(),
+            ));
+        }
+    }
     Ok(env)
 }
 
@@ -719,6 +726,7 @@ pub fn parse_peers(s: &str) -> Result<Vec<SocketAddr>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::types::{AppendOutcome, MAX_WIRE_NUMBER};
 
     fn env() -> Envelope {
         Envelope {
@@ -758,6 +766,64 @@ mod tests {
             decode(&vec![0; MAX_DATAGRAM + 1], None, 7),
             Err(DecodeError::Oversize)
         );
+    }
+
+    #[test]
+    fn terms_and_indexes_at_or_above_2_pow_62_are_malformed() {
+        // A forged RequestVote of term 2^64 - 1 once moved every node to it; the next election
+        // wrapped the term to 0.
+        let vote = |term: u64, last_log_index: u64| Envelope {
+            cluster: 7,
+            from: 1,
+            body: Body::Raft(Msg::RequestVote {
+                term,
+                last_log_index,
+                last_log_term: 1,
+            }),
+        };
+        let accepted = vote(MAX_WIRE_NUMBER - 1, 3);
+        let bytes = encode(&accepted, None).unwrap();
+        assert_eq!(decode(&bytes, None, 7), Ok(accepted));
+        for forged in [
+            vote(u64::MAX, 3),
+            vote(MAX_WIRE_NUMBER, 3),
+            vote(2, u64::MAX),
+        ] {
+            let bytes = encode(&forged, None).unwrap();
+            let mut counters = Counters::default();
+            let error = decode(&bytes, None, 7).unwrap_err();
+            counters.count(&error);
+            assert!(matches!(error, DecodeError::Malformed(_)), "{error:?}");
+            assert_eq!(counters.malformed, 1);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = decode_datagram(&bytes, None, 7);
+            let mut framed = MAGIC.to_vec();
+            framed.extend([WIRE_VERSION, 0]);
+            framed.extend(&bytes);
+            let _ = decode_datagram(&framed, None, 7);
+        }
+
+        #[test]
+        fn a_message_is_accepted_exactly_when_its_numbers_are_in_range(
+            term in proptest::num::u64::ANY,
+            index in proptest::num::u64::ANY,
+            small in 0..MAX_WIRE_NUMBER,
+        ) {
+            for msg in [
+                Msg::AppendEntriesReply { term, outcome: AppendOutcome::Matched { match_index: index } },
+                Msg::AppendEntriesReply { term: small, outcome: AppendOutcome::Matched { match_index: index } },
+                Msg::InstallSnapshotReply { term: small, last_index: index },
+            ] {
+                let env = Envelope { cluster: 7, from: 1, body: Body::Raft(msg.clone()) };
+                let decoded = decode(&encode(&env, None).unwrap(), None, 7);
+                proptest::prop_assert_eq!(decoded.is_ok(), msg.numbers_in_range());
+            }
+        }
     }
 
     fn big_env(bytes: usize) -> Envelope {

@@ -215,6 +215,55 @@ pub enum Msg {
     },
 }
 
+/// Terms and log indexes a server accepts from outside are below this. A real cluster never
+/// comes near it (a term a millisecond for 146,000 years), and with every input below it no
+/// `term + 1` or `index + 1` anywhere can wrap: a forged term 2^64 - 1 would otherwise move
+/// every server to it and wrap the next election's term to 0, terms going backwards.
+pub const MAX_WIRE_NUMBER: u64 = 1 << 62;
+
+impl Msg {
+    /// Whether every term and log index the message carries is below [`MAX_WIRE_NUMBER`]: a
+    /// message that fails this is malformed, whoever sent it.
+    pub fn numbers_in_range(&self) -> bool {
+        let ok = |n: u64| n < MAX_WIRE_NUMBER;
+        match self {
+            Msg::RequestVote {
+                term,
+                last_log_index,
+                last_log_term,
+            } => ok(*term) && ok(*last_log_index) && ok(*last_log_term),
+            Msg::RequestVoteReply { term, .. } => ok(*term),
+            Msg::AppendEntries {
+                term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => {
+                [*term, *prev_log_index, *prev_log_term, *leader_commit]
+                    .into_iter()
+                    .all(ok)
+                    && entries.iter().all(|e| ok(e.term))
+                    && ok(prev_log_index.saturating_add(entries.len() as u64))
+            }
+            Msg::AppendEntriesReply { term, outcome } => {
+                ok(*term)
+                    && match outcome {
+                        AppendOutcome::Matched { match_index } => ok(*match_index),
+                        AppendOutcome::Conflict { term, first_index } => {
+                            term.is_none_or(ok) && ok(*first_index)
+                        }
+                    }
+            }
+            Msg::InstallSnapshot { term, snapshot } => {
+                ok(*term) && ok(snapshot.last_index) && ok(snapshot.last_term)
+            }
+            Msg::InstallSnapshotReply { term, last_index } => ok(*term) && ok(*last_index),
+            Msg::ClientRequest(_) | Msg::ClientResponse { .. } => true,
+        }
+    }
+}
+
 /// Timers: durations matter only in the UDP runtime; the checker lets any armed timer fire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Timer {

@@ -156,6 +156,13 @@ impl Handler<'_, '_> {
         }
         // "If AppendEntries fails ... decrement nextIndex and retry"; a follower that is behind
         // gets the entries in answer to its reply.
+        // This leader sent nothing past its own last entry (it never truncates its log in its
+        // term): a reply that claims more is forged or corrupt, and counting it would commit
+        // entries no follower holds.
+        if matches!(outcome, AppendOutcome::Matched { match_index } if match_index > self.s.log.last_index())
+        {
+            return;
+        }
         let retry = !self.bug(Bug::NoAppendRetry); // BUG when false: entries go out only when added.
         let backoff = !self.bug(Bug::NoNextIndexBackoff); // BUG when false: nextIndex never drops.
         let s = self.s.to_mut();

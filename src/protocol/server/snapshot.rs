@@ -68,6 +68,10 @@ impl Handler<'_, '_> {
         if term < self.s.term || self.bug(Bug::IgnoreSnapshotReplies) {
             return; // BUG (IgnoreSnapshotReplies): the follower's progress is never learnt.
         }
+        // No snapshot this leader sent ends past its own log: a reply claiming more is forged.
+        if last_index > self.s.log.last_index() {
+            return;
+        }
         let Role::Leader {
             next_index,
             match_index,

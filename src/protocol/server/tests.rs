@@ -259,3 +259,137 @@ fn leader_does_not_commit_an_earlier_term_entry_by_counting() {
     let (next, _) = deliver(&server(Some(Bug::CommitPreviousTermEntries)), &s, 1, reply);
     assert_eq!(next.commit_index, 1);
 }
+
+/// Handlers fed arbitrary field values (as a forged or corrupt datagram that passed the wire's
+/// checks would carry them): never a panic, never a term going backwards, never a leader
+/// believing a follower holds more than it sent, never a commit past the log.
+mod arbitrary_fields {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Small values (where the logic lives), values near the wire's limit, and any below it.
+    fn number() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0..6u64,
+            (MAX_WIRE_NUMBER - 3)..MAX_WIRE_NUMBER,
+            0..MAX_WIRE_NUMBER,
+        ]
+    }
+
+    fn entries() -> impl Strategy<Value = Vec<Entry>> {
+        proptest::collection::vec(number().prop_map(|t| entry(t, "v")), 0..3)
+    }
+
+    fn msg() -> impl Strategy<Value = Msg> {
+        let n = number;
+        prop_oneof![
+            (n(), n(), n()).prop_map(|(term, last_log_index, last_log_term)| {
+                Msg::RequestVote {
+                    term,
+                    last_log_index,
+                    last_log_term,
+                }
+            }),
+            (n(), any::<bool>())
+                .prop_map(|(term, granted)| Msg::RequestVoteReply { term, granted }),
+            (n(), n(), n(), entries(), n()).prop_map(|(term, i, t, entries, commit)| {
+                append_entries(term, (i, t), entries, commit)
+            }),
+            (n(), n()).prop_map(|(term, m)| Msg::AppendEntriesReply {
+                term,
+                outcome: AppendOutcome::Matched { match_index: m },
+            }),
+            (n(), proptest::option::of(n()), n()).prop_map(|(term, t, first_index)| {
+                Msg::AppendEntriesReply {
+                    term,
+                    outcome: AppendOutcome::Conflict {
+                        term: t,
+                        first_index,
+                    },
+                }
+            }),
+            (n(), n(), n()).prop_map(|(term, last_index, last_term)| Msg::InstallSnapshot {
+                term,
+                snapshot: Snapshot {
+                    last_index,
+                    last_term,
+                    state: KvStore::default(),
+                },
+            }),
+            (n(), n())
+                .prop_map(|(term, last_index)| Msg::InstallSnapshotReply { term, last_index }),
+        ]
+    }
+
+    /// A follower, a candidate and a leader of term 2, each with two entries (one committed).
+    fn states() -> Vec<ServerState> {
+        let base = || {
+            let mut s = follower(2, vec![entry(1, "a"), entry(2, "b")]);
+            s.commit_index = 1;
+            s.last_applied = 1;
+            s
+        };
+        let mut candidate = base();
+        candidate.role = Role::Candidate { votes: 1 };
+        let mut leader = base();
+        leader.role = Role::Leader {
+            next_index: vec![3, 2, 3],
+            match_index: vec![2, 1, 0],
+        };
+        vec![base(), candidate, leader]
+    }
+
+    fn matches_within_log(s: &ServerState) -> bool {
+        match &s.role {
+            Role::Leader { match_index, .. } => {
+                match_index.iter().all(|&m| m <= s.log.last_index())
+            }
+            _ => true,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn no_field_value_panics_moves_a_term_back_or_matches_past_the_log(
+            messages in proptest::collection::vec((1..3usize, msg()), 1..6),
+        ) {
+            let a = server(None);
+            for start in states() {
+                let mut s = start;
+                for (from, m) in messages.clone() {
+                    let before = s.term;
+                    s = deliver(&a, &s, from, m).0;
+                    prop_assert!(s.term >= before, "term went from {} to {}", before, s.term);
+                    prop_assert!(matches_within_log(&s));
+                    prop_assert!(s.commit_index <= s.log.last_index().max(s.log.base_index));
+                    prop_assert!(s.last_applied <= s.commit_index);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_reply_claiming_more_than_was_sent_is_ignored() {
+        // Two forged acknowledgements of index 2^62 - 1 must not commit the leader's entry 2:
+        // no follower holds it.
+        let a = server(None);
+        let mut s = states().remove(2);
+        for from in [1, 2] {
+            let forged = Msg::AppendEntriesReply {
+                term: 2,
+                outcome: AppendOutcome::Matched {
+                    match_index: MAX_WIRE_NUMBER - 1,
+                },
+            };
+            s = deliver(&a, &s, from, forged).0;
+            let forged = Msg::InstallSnapshotReply {
+                term: 2,
+                last_index: MAX_WIRE_NUMBER - 1,
+            };
+            s = deliver(&a, &s, from, forged).0;
+        }
+        assert_eq!(s.commit_index, 1);
+        assert!(matches_within_log(&s));
+    }
+}
