@@ -6,7 +6,7 @@
 use crate::check::properties as p;
 use crate::check::report::{render_trace, searched_steps, PropertyReport, Report, Status};
 use crate::model::diagram::{escape, Drawing, Ending};
-use crate::model::{Action, RaftModel, SystemState};
+use crate::model::{Action, RaftModel, SystemState, DROP_EVENT};
 use crate::protocol::server::ServerState;
 use crate::protocol::types::Term;
 use crate::protocol::view::ServerView;
@@ -18,9 +18,14 @@ pub fn diagram(model: &RaftModel, prop: &PropertyReport, id: &str) -> Option<Dra
     let actions: Vec<Action> = trace.iter().filter_map(|s| s.action.clone()).collect();
     let given = trace.iter().filter(|s| s.given).count();
     let states = model.replay(&actions);
-    let given_note = match given {
-        0 => String::new(),
-        g => format!(" after {g} given steps"),
+    let lost = trace
+        .iter()
+        .filter(|s| s.given && s.event.starts_with(DROP_EVENT))
+        .count();
+    let given_note = match (given - lost, lost) {
+        (0, 0) => String::new(),
+        (g, 0) => format!(" after {g} given steps"),
+        (g, l) => format!(" after {g} given steps and the loss of {l} messages"),
     };
     let ending = Ending {
         title: Some(format!(
@@ -73,8 +78,57 @@ pub fn concerns(model: &RaftModel, name: &str, states: &[SystemState]) -> Vec<St
             lines.extend((0..last.clients.len()).map(|c| model.client_summary(last, c)));
             lines
         }
-        other => vec![format!("this run never reaches: {other}")],
+        p::EVENTUALLY_APPLIED => behind_leader(last),
+        p::EVENTUALLY_COMMITTED => uncommitted_own_entries(last),
+        p::EVENTUALLY_LEADER => vec!["no server is ever leader on this run".into()],
+        p::EVENTUALLY_CLIENTS_DONE => (0..last.clients.len())
+            .filter(|&c| last.clients[c].next_op() < model.clients[c].cfg.ops.len())
+            .map(|c| format!("never done: {}", model.client_summary(last, c)))
+            .collect(),
+        other => vec![format!("on this run, forever, it is not so that {other}")],
     }
+}
+
+/// `EVENTUALLY_APPLIED`'s goal missed: live servers that have not applied what a live leader
+/// has committed.
+fn behind_leader(last: &SystemState) -> Vec<String> {
+    let up = |i: &usize| !last.down[*i];
+    let servers = || last.servers.iter().enumerate().filter(|(i, _)| up(i));
+    let Some((l, leader)) = servers()
+        .filter(|(_, s)| s.is_leader())
+        .max_by_key(|(_, s)| s.commit_index())
+    else {
+        return Vec::new();
+    };
+    servers()
+        .filter(|(_, s)| s.last_applied() < leader.commit_index())
+        .map(|(i, s)| {
+            format!(
+                "S{i} has applied through {} and stays there, while leader S{l} committed through {}",
+                s.last_applied(),
+                leader.commit_index()
+            )
+        })
+        .collect()
+}
+
+/// `EVENTUALLY_COMMITTED`'s goal missed: live leaders with entries of their own term that they
+/// have not committed.
+fn uncommitted_own_entries(last: &SystemState) -> Vec<String> {
+    let up = last.servers.iter().enumerate().filter(|(i, _)| !last.down[*i]);
+    up.filter(|(_, s)| s.is_leader())
+        .filter_map(|(i, s)| {
+            let own = s.log().last_index_of_term(s.term())?;
+            (s.commit_index() < own).then(|| {
+                format!(
+                    "leader S{i} (term {}) accepted entry {own} ({}) and stays at commit {}",
+                    s.term(),
+                    entry(s, own),
+                    s.commit_index()
+                )
+            })
+        })
+        .collect()
 }
 
 /// Election Safety: the terms in which two servers were leader.
