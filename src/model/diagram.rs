@@ -708,3 +708,184 @@ fn glyph(out: &mut String, x: f64, y: f64, class: &str, text: &str, title: &str)
         y + 3.0
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::spec;
+    use stateright::Model;
+    use std::path::Path;
+
+    fn model(text: &str) -> RaftModel {
+        RaftModel::new(spec::parse("t", Path::new("t.toml"), text).unwrap())
+    }
+
+    /// The actions a run takes, each named as traces print it, from the fresh cluster; drops
+    /// are taken whether the network is lossy or not, as given steps are.
+    fn run(m: &RaftModel, steps: &[&str]) -> Vec<Action> {
+        let mut state = m.fresh_state();
+        let mut actions = Vec::new();
+        for step in steps {
+            let mut enabled = Vec::new();
+            m.actions(&state, &mut enabled);
+            enabled.extend(state.network.iter().map(|e| Action::Drop(e.clone())));
+            let action = enabled
+                .into_iter()
+                .find(|a| m.describe(a) == *step)
+                .unwrap_or_else(|| panic!("{step} is not enabled"));
+            state = m.next_state(&state, action.clone()).expect("it changes");
+            actions.push(action);
+        }
+        actions
+    }
+
+    /// Tags open and close in order, attributes are quoted, `&` starts an entity: enough of
+    /// XML's well-formedness to catch a broken drawing.
+    pub(crate) fn well_formed(xml: &str) -> Result<(), String> {
+        let mut open: Vec<&str> = Vec::new();
+        let mut rest = xml;
+        while let Some(at) = rest.find('<') {
+            let text = &rest[..at];
+            if let Some(amp) = text.find('&') {
+                let entity = &text[amp..];
+                let ok = ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;"]
+                    .iter()
+                    .any(|e| entity.starts_with(e));
+                if !ok {
+                    return Err(format!("bare & in {text}"));
+                }
+            }
+            if text.contains('>') {
+                return Err(format!("bare > in {text}"));
+            }
+            let end = rest[at..].find('>').ok_or("unclosed tag")? + at;
+            let tag = &rest[at + 1..end];
+            rest = &rest[end + 1..];
+            if tag.starts_with('?') || tag.starts_with('!') {
+                continue;
+            }
+            if tag.matches('"').count() % 2 != 0 {
+                return Err(format!("unbalanced quotes in <{tag}>"));
+            }
+            if let Some(name) = tag.strip_prefix('/') {
+                match open.pop() {
+                    Some(o) if o == name => {}
+                    o => return Err(format!("</{name}> closes {o:?}")),
+                }
+            } else if !tag.ends_with('/') {
+                open.push(tag.split_whitespace().next().unwrap_or(""));
+            }
+        }
+        match open.last() {
+            None => Ok(()),
+            Some(o) => Err(format!("<{o}> is never closed")),
+        }
+    }
+
+    #[test]
+    fn escape_writes_the_five_entities() {
+        assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
+        assert!(well_formed("<a x=\"1\"><b/>&amp;</a>").is_ok());
+        assert!(well_formed("<a><b></a>").is_err());
+        assert!(well_formed("<a>x & y</a>").is_err());
+    }
+
+    const NO_STEP_DOWN: [&str; 6] = [
+        "S0: election timeout",
+        "S0 → S2: RequestVote(t1, last=0@t0)",
+        "S2: election timeout",
+        "S2 → S0: Vote(t1, yes)",
+        "S2 → S0: RequestVote(t2, last=0@t0)",
+        "S0 → S2: Vote(t2, yes)",
+    ];
+
+    /// The zoo's no_step_down trace: every delivery starts at the step that sent it, and the one
+    /// message whose sender moved to a new term while it was in flight is S2's Vote(t1).
+    #[test]
+    fn each_delivery_starts_where_its_message_was_sent() {
+        let m = model(include_str!("../../models/bugs/no_step_down.toml"));
+        let actions = run(&m, &NO_STEP_DOWN);
+        let states = m.replay(&actions);
+        let arrows = m.arrows(&states, &actions);
+        let delivered: Vec<(usize, usize)> = arrows
+            .iter()
+            .filter(|a| a.fate == Fate::Delivered)
+            .map(|a| (a.sent, a.ended))
+            .collect();
+        assert_eq!(delivered, [(1, 2), (2, 4), (3, 5), (5, 6)]);
+        let stale: Vec<String> = arrows
+            .iter()
+            .filter(|a| a.fate == Fate::Delivered && a.ended > a.sent + 1)
+            .filter(|a| {
+                let src = a.envelope.src as usize;
+                states[a.sent].servers[src].term() != states[a.ended - 1].servers[src].term()
+            })
+            .map(|a| m.describe(&Action::Deliver(a.envelope.clone())))
+            .collect();
+        assert_eq!(stale, ["S2 → S0: Vote(t1, yes)"]);
+        // The stubs are exactly what is still in flight.
+        let mut stubs: Vec<Envelope> = arrows
+            .iter()
+            .filter(|a| a.fate == Fate::InFlight)
+            .map(|a| a.envelope.clone())
+            .collect();
+        stubs.sort();
+        let mut network = states[6].network.clone();
+        network.sort();
+        assert!(stubs == network && !stubs.is_empty());
+    }
+
+    /// A lost message ends where it was lost; in a duplicating network a delivered message
+    /// stays in flight, so its send also ends as a stub.
+    #[test]
+    fn losses_and_duplicates_end_their_arrows_where_they_happen() {
+        let m = model("[network]\nlossy = true\n[bounds]\nmax_term = 2\nmax_log_len = 0\n");
+        let actions = run(
+            &m,
+            &[
+                "S0: election timeout",
+                "network drops S0 → S1: RequestVote(t1, last=0@t0)",
+                "S0 → S2: RequestVote(t1, last=0@t0)",
+            ],
+        );
+        let arrows = m.arrows(&m.replay(&actions), &actions);
+        let ends: Vec<(u8, usize, usize, Fate)> = arrows
+            .iter()
+            .map(|a| (a.envelope.dst, a.sent, a.ended, a.fate))
+            .collect();
+        assert!(ends.contains(&(1, 1, 2, Fate::Dropped)));
+        assert!(ends.contains(&(2, 1, 3, Fate::Delivered)));
+        assert!(ends.contains(&(2, 1, 3, Fate::InFlight)));
+        assert!(ends.contains(&(0, 3, 3, Fate::InFlight)));
+    }
+
+    /// The drawing: well-formed, one lane per actor, text escaped, given rows grey, a lasso's
+    /// cycle bracketed and tinted.
+    #[test]
+    fn the_drawing_is_well_formed_and_marks_given_steps_and_cycles() {
+        let text = "[[client]]\nops = [\"put x 1\"]\n[given]\nsteps = [\"S0: election timeout\"]\n\
+                    [bounds]\nmax_term = 2\nmax_log_len = 1\n";
+        let m = model(text);
+        let actions = run(&m, &NO_STEP_DOWN[..3]);
+        let ending = Ending {
+            title: Some("applied <= commit".into()),
+            lines: vec!["S0 & S1".into()],
+            loop_from: Some(2),
+            id: "x-".into(),
+        };
+        let svg = m.sequence_diagram(&actions, 1, &ending).svg();
+        well_formed(&svg).unwrap();
+        assert!(svg.contains("applied &lt;= commit") && svg.contains("S0 &amp; S1"));
+        let names: Vec<&str> = svg
+            .split("class=\"sd-name\"")
+            .skip(1)
+            .map(|t| t.split('>').nth(1).unwrap().split('<').next().unwrap())
+            .collect();
+        assert_eq!(names, ["S0", "S1", "S2", "C0", "event"]);
+        assert_eq!(svg.matches("class=\"sd-given-row\"").count(), 1);
+        assert_eq!(svg.matches("class=\"sd-cycle-row\"").count(), 1);
+        assert!(svg.contains("url(#x-sd-head-cycle)") && svg.contains("step 2</text>"));
+        let stacked = Drawing::stack(&[m.sequence_diagram(&actions, 1, &ending)]);
+        well_formed(&stacked).unwrap();
+    }
+}
