@@ -356,11 +356,11 @@ impl Run<'_> {
         for lane in 0..self.names.len() {
             let widest = self.cells.iter().map(|c| c[lane].chars().count()).max();
             lane_x.push(x + 8.0);
-            x += (widest.unwrap_or(0) as f64 * CHAR + CELL_GAP + 24.0).max(110.0);
+            x += (widest.unwrap_or(0) as f64 * CHAR + CELL_GAP + 24.0).max(110.0).round();
         }
         let widest_event = self.events.iter().map(|e| e.chars().count()).max();
         let event_x = x + 4.0;
-        let text_end = event_x + widest_event.unwrap_or(0) as f64 * CHAR;
+        let text_end = (event_x + widest_event.unwrap_or(0) as f64 * CHAR).round();
         let title = self.ending.title.as_ref().map_or(0, |t| t.chars().count());
         let legend = LEGEND.iter().map(|s| s.chars().count()).max().unwrap_or(0);
         let width = (text_end + 130.0)
@@ -510,8 +510,8 @@ impl Run<'_> {
         let given = a.ended <= self.given && a.fate != Fate::InFlight;
         let (x2, y2) = match a.fate {
             Fate::Delivered => (xd, l.y(a.ended)),
-            Fate::Dropped | Fate::Discarded => ((xs + xd) / 2.0, l.y(a.ended)),
-            Fate::InFlight => (xs + (xd - xs) * 0.3, y1 + ROW * 0.6),
+            Fate::Dropped | Fate::Discarded => (((xs + xd) / 2.0).round(), l.y(a.ended)),
+            Fate::InFlight => ((xs + (xd - xs) * 0.3).round(), y1 + ROW * 0.6),
         };
         let head = match (a.fate, given) {
             (Fate::Delivered, true) => "given",
@@ -560,7 +560,7 @@ impl Run<'_> {
                         "<rect class=\"sd-hl\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"16\" rx=\"3\"/>",
                         x - 3.0,
                         y - 8.0,
-                        text.chars().count() as f64 * CHAR + 6.0
+                        (text.chars().count() as f64 * CHAR + 6.0).round()
                     );
                 }
                 let class = match (changed, step <= self.given && step > 0) {
@@ -887,5 +887,24 @@ mod tests {
         assert!(svg.contains("url(#x-sd-head-cycle)") && svg.contains("step 2</text>"));
         let stacked = Drawing::stack(&[m.sequence_diagram(&actions, 1, &ending)]);
         well_formed(&stacked).unwrap();
+    }
+
+    /// The explorer's path starts after the given steps: its drawing shows them first, greyed.
+    #[test]
+    fn the_explorer_draws_its_path_after_the_given_steps() {
+        let m = model(
+            "[given]\nsteps = [\"S0: election timeout\"]\n[bounds]\nmax_term = 2\nmax_log_len = 0\n",
+        );
+        let start = m.init_states().remove(0);
+        let mut enabled = Vec::new();
+        m.actions(&start, &mut enabled);
+        let to_s2 = "S0 → S2: RequestVote(t1, last=0@t0)";
+        let deliver = enabled.into_iter().find(|a| m.describe(a) == to_s2);
+        let path = stateright::Path::from_actions(&m, start, deliver.iter()).unwrap();
+        let svg = m.as_svg(path).expect("a drawing");
+        well_formed(&svg).unwrap();
+        assert_eq!(svg.matches("class=\"sd-given-row\"").count(), 1);
+        let arrow = svg.split("sd-msg sd-delivered").nth(1).expect("a delivery");
+        assert!(arrow.contains("data-sent=\"1\" data-ended=\"2\""), "{arrow}");
     }
 }
