@@ -974,7 +974,7 @@ fn balanced_tags(xml: &str) -> Result<(), String> {
         if tag.starts_with('?') || tag.starts_with('!') {
             continue;
         }
-        if tag.matches('"').count() % 2 != 0 {
+        if !tag.matches('"').count().is_multiple_of(2) {
             return Err(format!("unbalanced quotes in <{tag}>"));
         }
         if let Some(name) = tag.strip_prefix('/') {
@@ -1069,9 +1069,14 @@ fn svg_draws_no_step_down_with_the_delayed_vote() {
     let mark = &svg[svg[..timeout].rfind("<circle").unwrap()..timeout];
     let at = |name: &str| {
         let from = mark.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
-        mark[from..from + mark[from..].find('"').unwrap()].parse::<f64>().unwrap()
+        mark[from..from + mark[from..].find('"').unwrap()]
+            .parse::<f64>()
+            .unwrap()
     };
-    assert!(mark.contains("sd-timer") && at("cx") == vote.ends[0], "{mark}");
+    assert!(
+        mark.contains("sd-timer") && at("cx") == vote.ends[0],
+        "{mark}"
+    );
     assert!(vote.ends[1] < at("cy") && at("cy") < vote.ends[3], "{mark}");
     // Messages still in flight at the end are stubs, never arrows to a delivery.
     assert!(arrows.iter().any(|a| a.fate == "in-flight" && a.ended == 6));
@@ -1086,7 +1091,10 @@ fn svg_writes_nothing_when_nothing_is_violated_and_fails_clearly_when_it_cannot_
     assert!(err.contains("no property is violated"), "{err}");
     let (code, _, err) = check(&["bugs/no_step_down", "--svg", "/nonexistent/dir/d.svg"]);
     assert_eq!(code, 2);
-    assert!(err.contains("--svg /nonexistent/dir/d.svg: cannot write"), "{err}");
+    assert!(
+        err.contains("--svg /nonexistent/dir/d.svg: cannot write"),
+        "{err}"
+    );
     let (code, _, err) = check(&["--suite", "checks/ci.toml", "--svg", "x.svg"]);
     assert_eq!(code, 2, "{err}");
 }
@@ -1102,19 +1110,35 @@ fn html_report_of_commit_previous_term_entries_is_self_contained() {
     assert_eq!(code, 1, "{out}{err}");
     let html = std::fs::read_to_string(&path).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<meta charset=\"utf-8\">"));
-    for external in ["<script", "<link", " src=", "href=\"http", "url(http", "@import"] {
+    for external in [
+        "<script",
+        "<link",
+        " src=",
+        "href=\"http",
+        "url(http",
+        "@import",
+    ] {
         assert!(!html.contains(external), "{external}");
     }
     let property = "electable logs hold every committed entry";
-    assert!(html.contains(&format!("<a href=\"#p4\">{property}</a>")), "{html}");
+    assert!(
+        html.contains(&format!("<a href=\"#p4\">{property}</a>")),
+        "{html}"
+    );
     assert!(html.contains("class=\"violated\">violated</td>"));
     assert!(html.contains("states ") && html.contains(" · depth "));
     let svg = &html[html.find("<svg").unwrap()..html.rfind("</svg>").unwrap() + 6];
     balanced_tags(svg).unwrap();
-    assert!(svg.contains("S1 (its log could win the next election"), "{svg}");
+    assert!(
+        svg.contains("S1 (its log could win the next election"),
+        "{svg}"
+    );
     // The text table follows the diagram.
     let after = &html[html.rfind("</svg>").unwrap()..];
-    assert!(after.contains("<pre>") && after.contains("0  initial state"), "{after}");
+    assert!(
+        after.contains("<pre>") && after.contains("0  initial state"),
+        "{after}"
+    );
     let arrows = drawn_arrows(svg);
     let delivered: Vec<&DrawnArrow> = arrows.iter().filter(|a| a.fate == "delivered").collect();
     let crossing = delivered
@@ -1139,7 +1163,10 @@ fn svg_marks_lasso_cycles_and_given_steps() {
     assert_eq!(code, 1, "{err}");
     let svg = std::fs::read_to_string(&path).unwrap();
     balanced_tags(&svg).unwrap();
-    assert!(svg.contains("↻ back to step 9: steps 10-14 repeat forever"), "{svg}");
+    assert!(
+        svg.contains("↻ back to step 9: steps 10-14 repeat forever"),
+        "{svg}"
+    );
     assert_eq!(svg.matches("class=\"sd-cycle-row\"").count(), 5);
     assert_eq!(svg.matches("class=\"sd-cycle\"").count(), 1);
     let path = temp_file("given.svg");

@@ -168,7 +168,11 @@ fn run(args: Args) -> Result<ExitCode, String> {
 }
 
 /// `--svg` and `--html`: the report's traces as diagrams, and the report as a page.
-fn write_figures(args: &Args, cfg: &spec::ModelConfig, report: &runner::Report) -> Result<(), String> {
+fn write_figures(
+    args: &Args,
+    cfg: &spec::ModelConfig,
+    report: &runner::Report,
+) -> Result<(), String> {
     if args.svg.is_none() && args.html.is_none() {
         return Ok(());
     }
@@ -187,7 +191,11 @@ fn write_figures(args: &Args, cfg: &spec::ModelConfig, report: &runner::Report) 
         }
     }
     if let Some(path) = &args.html {
-        write("--html", path, html::html(&model, report, &cfg.file.description))?;
+        write(
+            "--html",
+            path,
+            html::html(&model, report, &cfg.file.description),
+        )?;
     }
     Ok(())
 }

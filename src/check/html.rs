@@ -14,7 +14,10 @@ use crate::protocol::view::ServerView;
 /// A violated property's trace as a sequence diagram, or None when it has no counterexample.
 /// `id` prefixes the SVG's ids, so that several diagrams can share a page.
 pub fn diagram(model: &RaftModel, prop: &PropertyReport, id: &str) -> Option<Drawing> {
-    let trace = prop.trace.as_ref().filter(|_| prop.status == Status::Violated)?;
+    let trace = prop
+        .trace
+        .as_ref()
+        .filter(|_| prop.status == Status::Violated)?;
     let actions: Vec<Action> = trace.iter().filter_map(|s| s.action.clone()).collect();
     let given = trace.iter().filter(|s| s.given).count();
     let states = model.replay(&actions);
@@ -74,7 +77,8 @@ pub fn concerns(model: &RaftModel, name: &str, states: &[SystemState]) -> Vec<St
             .unwrap_or_default(),
         p::APPLIED_LE_COMMIT => applied_past_commit(last),
         p::LINEARIZABLE => {
-            let mut lines = vec!["no order of the clients' operations explains their results:".into()];
+            let mut lines =
+                vec!["no order of the clients' operations explains their results:".into()];
             lines.extend((0..last.clients.len()).map(|c| model.client_summary(last, c)));
             lines
         }
@@ -115,7 +119,11 @@ fn behind_leader(last: &SystemState) -> Vec<String> {
 /// `EVENTUALLY_COMMITTED`'s goal missed: live leaders with entries of their own term that they
 /// have not committed.
 fn uncommitted_own_entries(last: &SystemState) -> Vec<String> {
-    let up = last.servers.iter().enumerate().filter(|(i, _)| !last.down[*i]);
+    let up = last
+        .servers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !last.down[*i]);
     up.filter(|(_, s)| s.is_leader())
         .filter_map(|(i, s)| {
             let own = s.log().last_index_of_term(s.term())?;
@@ -254,7 +262,11 @@ fn changed_at_last_step(
 
 /// Running servers whose applied or commit index runs past what they hold.
 fn applied_past_commit(last: &SystemState) -> Vec<String> {
-    let up = last.servers.iter().enumerate().filter(|(i, _)| !last.down[*i]);
+    let up = last
+        .servers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !last.down[*i]);
     up.filter(|(_, s)| {
         s.last_applied() > s.commit_index() || s.commit_index() > s.log().last_index()
     })
@@ -297,7 +309,9 @@ pub fn html(model: &RaftModel, report: &Report, description: &str) -> String {
         };
         let mut table = render_trace(trace);
         if let Some(back) = prop.loop_from {
-            table.push_str(&format!("   ↻ back to step {back}: the steps after it repeat forever\n"));
+            table.push_str(&format!(
+                "   ↻ back to step {back}: the steps after it repeat forever\n"
+            ));
         }
         out.push_str(&format!(
             "<h2 id=\"p{k}\">{} violated</h2>\n<div class=\"figure\">\n{}</div>\n<pre>{}</pre>\n",
@@ -343,7 +357,9 @@ fn figures(report: &Report) -> String {
         report.checker, report.states, report.unique_states, report.max_depth, report.elapsed_s
     );
     if let (Some(walks), Some(seed)) = (report.walks, report.seed) {
-        out.push_str(&format!("<p>swarm: {walks} random walks from seed {seed}</p>\n"));
+        out.push_str(&format!(
+            "<p>swarm: {walks} random walks from seed {seed}</p>\n"
+        ));
     }
     if let Some(stops) = report.bound_stops {
         out.push_str(&format!(

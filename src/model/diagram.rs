@@ -356,7 +356,9 @@ impl Run<'_> {
         for lane in 0..self.names.len() {
             let widest = self.cells.iter().map(|c| c[lane].chars().count()).max();
             lane_x.push(x + 8.0);
-            x += (widest.unwrap_or(0) as f64 * CHAR + CELL_GAP + 24.0).max(110.0).round();
+            x += (widest.unwrap_or(0) as f64 * CHAR + CELL_GAP + 24.0)
+                .max(110.0)
+                .round();
         }
         let widest_event = self.events.iter().map(|e| e.chars().count()).max();
         let event_x = x + 4.0;
@@ -366,7 +368,12 @@ impl Run<'_> {
         let width = (text_end + 130.0)
             .max(LEFT + title as f64 * 8.0 + 20.0)
             .max(LEFT + legend as f64 * CHAR + 10.0);
-        let top = TOP + if self.ending.title.is_some() { 22.0 } else { 0.0 };
+        let top = TOP
+            + if self.ending.title.is_some() {
+                22.0
+            } else {
+                0.0
+            };
         let steps = self.events.len() - 1;
         Layout {
             lane_x,
@@ -536,13 +543,20 @@ impl Run<'_> {
             a.sent,
             a.ended,
             a.sent,
-            if a.fate == Fate::InFlight { "still in flight" } else { fate },
+            if a.fate == Fate::InFlight {
+                "still in flight"
+            } else {
+                fate
+            },
             a.ended,
         );
         match a.fate {
             Fate::Dropped => cross(out, x2, y2, 5.0),
             Fate::Discarded => {
-                let _ = writeln!(out, "<circle cx=\"{x2}\" cy=\"{y2}\" r=\"2.5\" fill=\"#999\"/>");
+                let _ = writeln!(
+                    out,
+                    "<circle cx=\"{x2}\" cy=\"{y2}\" r=\"2.5\" fill=\"#999\"/>"
+                );
             }
             _ => {}
         }
@@ -764,7 +778,7 @@ mod tests {
             if tag.starts_with('?') || tag.starts_with('!') {
                 continue;
             }
-            if tag.matches('"').count() % 2 != 0 {
+            if !tag.matches('"').count().is_multiple_of(2) {
                 return Err(format!("unbalanced quotes in <{tag}>"));
             }
             if let Some(name) = tag.strip_prefix('/') {
@@ -905,6 +919,9 @@ mod tests {
         well_formed(&svg).unwrap();
         assert_eq!(svg.matches("class=\"sd-given-row\"").count(), 1);
         let arrow = svg.split("sd-msg sd-delivered").nth(1).expect("a delivery");
-        assert!(arrow.contains("data-sent=\"1\" data-ended=\"2\""), "{arrow}");
+        assert!(
+            arrow.contains("data-sent=\"1\" data-ended=\"2\""),
+            "{arrow}"
+        );
     }
 }
