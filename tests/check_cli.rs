@@ -1169,6 +1169,8 @@ fn svg_marks_lasso_cycles_and_given_steps() {
     );
     assert_eq!(svg.matches("class=\"sd-cycle-row\"").count(), 5);
     assert_eq!(svg.matches("class=\"sd-cycle\"").count(), 1);
+    let stuck = "leader S0 (term 1) accepted entry 1 (1:x=1) and stays at commit 0";
+    assert!(svg.contains(stuck), "{svg}");
     let path = temp_file("given.svg");
     let model = "bugs/accept_stale_replies";
     let (code, _, err) = check(&[model, "--svg", path.to_str().unwrap()]);
