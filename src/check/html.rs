@@ -79,7 +79,7 @@ pub fn concerns(model: &RaftModel, name: &str, states: &[SystemState]) -> Vec<St
         p::LINEARIZABLE => {
             let mut lines =
                 vec!["no order of the clients' operations explains their results:".into()];
-            lines.extend((0..last.clients.len()).map(|c| model.client_summary(last, c)));
+            lines.extend((0..last.clients.len()).map(|c| client_results(model, last, c)));
             lines
         }
         p::EVENTUALLY_APPLIED => behind_leader(last),
@@ -91,6 +91,19 @@ pub fn concerns(model: &RaftModel, name: &str, states: &[SystemState]) -> Vec<St
             .collect(),
         other => vec![format!("on this run, forever, it is not so that {other}")],
     }
+}
+
+/// What each of a client's operations returned: `C0: put x=1 → ok, get x → 2`.
+fn client_results(model: &RaftModel, last: &SystemState, c: usize) -> String {
+    let ops = &model.clients[c].cfg.ops;
+    let results = &last.clients[c].results;
+    let done: Vec<String> = ops
+        .iter()
+        .zip(results)
+        .map(|(op, r)| format!("{op} → {r}"))
+        .collect();
+    let pending = ops.get(results.len()).map(|op| format!(", {op} pending"));
+    format!("C{c}: {}{}", done.join(", "), pending.unwrap_or_default())
 }
 
 /// `EVENTUALLY_APPLIED`'s goal missed: live servers that have not applied what a live leader
