@@ -1012,3 +1012,232 @@ fn every_search_reports_what_it_exercised_and_the_counts_agree() {
     assert!(text.contains("exercised (transitions): "), "{text}");
     assert!(text.contains(" elections won, "), "{text}");
 }
+
+/// A file under the system's temporary directory, unique to this process and `name`.
+fn temp_file(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("check-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Tags open and close in order and attribute quotes pair up: enough of XML's
+/// well-formedness to catch a broken drawing.
+fn balanced_tags(xml: &str) -> Result<(), String> {
+    let mut open: Vec<String> = Vec::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find('<') {
+        let end = rest[at..].find('>').ok_or("unclosed tag")? + at;
+        let tag = &rest[at + 1..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('?') || tag.starts_with('!') {
+            continue;
+        }
+        if !tag.matches('"').count().is_multiple_of(2) {
+            return Err(format!("unbalanced quotes in <{tag}>"));
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            match open.pop() {
+                Some(o) if o == name => {}
+                o => return Err(format!("</{name}> closes {o:?}")),
+            }
+        } else if !tag.ends_with('/') {
+            open.push(tag.split_whitespace().next().unwrap_or("").to_string());
+        }
+    }
+    match open.last() {
+        None => Ok(()),
+        Some(o) => Err(format!("<{o}> is never closed")),
+    }
+}
+
+/// One message arrow of a diagram, as its `<line>` element says: ends, steps and label.
+#[derive(Debug)]
+struct DrawnArrow {
+    src: String,
+    dst: String,
+    sent: usize,
+    ended: usize,
+    fate: String,
+    ends: [f64; 4],
+    label: String,
+}
+
+/// Every message arrow in an SVG drawn by `check --svg` or `--html`.
+fn drawn_arrows(svg: &str) -> Vec<DrawnArrow> {
+    let attr = |el: &str, name: &str| {
+        let from = el.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        el[from..from + el[from..].find('"').unwrap()].to_string()
+    };
+    svg.split("<line class=\"sd-msg ")
+        .skip(1)
+        .map(|el| {
+            let el = &el[..el.find("</line>").unwrap()];
+            let num = |n: &str| attr(el, n).parse::<f64>().unwrap();
+            DrawnArrow {
+                src: attr(el, "data-src"),
+                dst: attr(el, "data-dst"),
+                sent: attr(el, "data-sent").parse().unwrap(),
+                ended: attr(el, "data-ended").parse().unwrap(),
+                fate: attr(el, "data-fate"),
+                ends: [num("x1"), num("y1"), num("x2"), num("y2")],
+                label: el[el.find("<title>").unwrap() + 7..].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Whether two arrows cross between their ends (touching at an end does not count).
+fn cross(a: &DrawnArrow, b: &DrawnArrow) -> bool {
+    let side = |p: [f64; 2], q: [f64; 2], r: [f64; 2]| {
+        ((q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])).signum()
+    };
+    let (a1, a2) = ([a.ends[0], a.ends[1]], [a.ends[2], a.ends[3]]);
+    let (b1, b2) = ([b.ends[0], b.ends[1]], [b.ends[2], b.ends[3]]);
+    side(a1, a2, b1) * side(a1, a2, b2) < 0.0 && side(b1, b2, a1) * side(b1, b2, a2) < 0.0
+}
+
+/// `check --svg` on the zoo's no_step_down: a well-formed SVG, a lane per server, and each
+/// arrow from the step that sent its message to the one that delivered it, so that S2's
+/// Vote(t1), delivered after S2 has timed out into term 2, is an arrow two rows long.
+#[test]
+fn svg_draws_no_step_down_with_the_delayed_vote() {
+    let path = temp_file("no_step_down.svg");
+    let (code, out, err) = check(&["bugs/no_step_down", "--svg", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    balanced_tags(&svg).unwrap();
+    assert!(svg.starts_with("<?xml") && svg.contains("xmlns=\"http://www.w3.org/2000/svg\""));
+    for lane in ["S0", "S1", "S2"] {
+        let name = format!("text-anchor=\"middle\">{lane}</text>");
+        assert_eq!(svg.matches(&name).count(), 1, "{lane}");
+    }
+    assert!(svg.contains("two leaders in term 2: S0 and S2"), "{svg}");
+    let arrows = drawn_arrows(&svg);
+    let delivered: Vec<&DrawnArrow> = arrows.iter().filter(|a| a.fate == "delivered").collect();
+    let steps: Vec<(usize, usize)> = delivered.iter().map(|a| (a.sent, a.ended)).collect();
+    assert_eq!(steps, [(1, 2), (2, 4), (3, 5), (5, 6)]);
+    let row = delivered[0].ends[3] - delivered[0].ends[1];
+    let vote = delivered[1];
+    assert!(vote.label.starts_with("S2 → S0: Vote(t1, yes)"), "{vote:?}");
+    assert_eq!((vote.src.as_str(), vote.dst.as_str()), ("S2", "S0"));
+    assert_eq!(vote.ends[3] - vote.ends[1], 2.0 * row, "{vote:?}");
+    // S2 timed out between sending it and its delivery: its timer mark sits on S2's lane,
+    // within the arrow's rows.
+    let timeout = svg.find("<title>S2: election timeout</title>").unwrap();
+    let mark = &svg[svg[..timeout].rfind("<circle").unwrap()..timeout];
+    let at = |name: &str| {
+        let from = mark.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        mark[from..from + mark[from..].find('"').unwrap()]
+            .parse::<f64>()
+            .unwrap()
+    };
+    assert!(
+        mark.contains("sd-timer") && at("cx") == vote.ends[0],
+        "{mark}"
+    );
+    assert!(vote.ends[1] < at("cy") && at("cy") < vote.ends[3], "{mark}");
+    // Messages still in flight at the end are stubs, never arrows to a delivery.
+    assert!(arrows.iter().any(|a| a.fate == "in-flight" && a.ended == 6));
+}
+
+#[test]
+fn svg_writes_nothing_when_nothing_is_violated_and_fails_clearly_when_it_cannot_write() {
+    let path = temp_file("five.svg");
+    let (code, _, err) = check(&["five", "--svg", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!path.exists());
+    assert!(err.contains("no property is violated"), "{err}");
+    let (code, _, err) = check(&["bugs/no_step_down", "--svg", "/nonexistent/dir/d.svg"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--svg /nonexistent/dir/d.svg: cannot write"),
+        "{err}"
+    );
+    let (code, _, err) = check(&["--suite", "checks/ci.toml", "--svg", "x.svg"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+/// `check --html` on Figure 8's bug: one self-contained page (no script, nothing fetched)
+/// with the verdicts, the figures and the trace as diagram and table; the diagram shows
+/// reordering as arrows that cross.
+#[test]
+fn html_report_of_commit_previous_term_entries_is_self_contained() {
+    let path = temp_file("figure8.html");
+    let model = "bugs/commit_previous_term_entries";
+    let (code, out, err) = check(&[model, "--html", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    let html = std::fs::read_to_string(&path).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<meta charset=\"utf-8\">"));
+    for external in [
+        "<script",
+        "<link",
+        " src=",
+        "href=\"http",
+        "url(http",
+        "@import",
+    ] {
+        assert!(!html.contains(external), "{external}");
+    }
+    let property = "electable logs hold every committed entry";
+    assert!(
+        html.contains(&format!("<a href=\"#p4\">{property}</a>")),
+        "{html}"
+    );
+    assert!(html.contains("class=\"violated\">violated</td>"));
+    assert!(html.contains("states ") && html.contains(" · depth "));
+    let svg = &html[html.find("<svg").unwrap()..html.rfind("</svg>").unwrap() + 6];
+    balanced_tags(svg).unwrap();
+    assert!(
+        svg.contains("S1 (its log could win the next election"),
+        "{svg}"
+    );
+    // The text table follows the diagram.
+    let after = &html[html.rfind("</svg>").unwrap()..];
+    assert!(
+        after.contains("<pre>") && after.contains("0  initial state"),
+        "{after}"
+    );
+    let arrows = drawn_arrows(svg);
+    let delivered: Vec<&DrawnArrow> = arrows.iter().filter(|a| a.fate == "delivered").collect();
+    let crossing = delivered
+        .iter()
+        .flat_map(|a| delivered.iter().map(move |b| (a, b)))
+        .filter(|(a, b)| cross(a, b))
+        .count();
+    assert!(crossing > 0, "{delivered:?}");
+}
+
+/// A lasso's cycle is bracketed and its rows tinted; given steps are greyed, one row each.
+#[test]
+fn svg_marks_lasso_cycles_and_given_steps() {
+    let path = temp_file("lasso.svg");
+    let (code, _, err) = check(&[
+        "liveness/no_append_retry",
+        "--property",
+        "an entry accepted by a leader that stays leader is eventually committed",
+        "--svg",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    balanced_tags(&svg).unwrap();
+    assert!(
+        svg.contains("↻ back to step 9: steps 10-14 repeat forever"),
+        "{svg}"
+    );
+    assert_eq!(svg.matches("class=\"sd-cycle-row\"").count(), 5);
+    assert_eq!(svg.matches("class=\"sd-cycle\"").count(), 1);
+    let stuck = "leader S0 (term 1) accepted entry 1 (1:x=1) and stays at commit 0";
+    assert!(svg.contains(stuck), "{svg}");
+    let path = temp_file("given.svg");
+    let model = "bugs/accept_stale_replies";
+    let (code, _, err) = check(&[model, "--svg", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    let given = raft_checked::model::RaftModel::new(load::load(model).unwrap()).given;
+    assert!(!given.is_empty());
+    assert_eq!(svg.matches("class=\"sd-given-row\"").count(), given.len());
+    assert!(svg.contains("the search starts here"));
+}

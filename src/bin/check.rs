@@ -5,11 +5,12 @@
 //! met), 1 when one is, 2 for bad usage or a bad model or suite file.
 
 use clap::Parser;
+use raft_checked::check::html;
 use raft_checked::check::load;
 use raft_checked::check::runner::{self, CheckerKind, RunOptions};
 use raft_checked::check::suite;
 use raft_checked::check::unbounded;
-use raft_checked::model::spec;
+use raft_checked::model::{spec, RaftModel};
 use stateright::Model;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -82,6 +83,15 @@ struct Args {
     /// Run a check suite (e.g. checks/ci.toml) instead of one model.
     #[arg(long, value_name = "FILE")]
     suite: Option<PathBuf>,
+    /// Write every violated property's trace as a sequence diagram to FILE: one SVG document,
+    /// the diagrams stacked in report order. Nothing is written when no property is violated
+    /// (stderr says so); the exit status is the check's, or 2 if FILE cannot be written.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["suite", "explore"])]
+    svg: Option<PathBuf>,
+    /// Write the report to FILE as one self-contained HTML page (inline SVG and CSS, nothing
+    /// fetched): verdicts, figures, and each violated property's trace as diagram and table.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["suite", "explore"])]
+    html: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -149,11 +159,45 @@ fn run(args: Args) -> Result<ExitCode, String> {
     } else {
         print!("{}", runner::render(&report, &cfg.file.description));
     }
+    write_figures(&args, &cfg, &report)?;
     Ok(if report.has_violation() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--svg` and `--html`: the report's traces as diagrams, and the report as a page.
+fn write_figures(
+    args: &Args,
+    cfg: &spec::ModelConfig,
+    report: &runner::Report,
+) -> Result<(), String> {
+    if args.svg.is_none() && args.html.is_none() {
+        return Ok(());
+    }
+    let model = RaftModel::new(cfg.clone());
+    let write = |flag: &str, path: &PathBuf, text: String| {
+        std::fs::write(path, text)
+            .map_err(|e| format!("{flag} {}: cannot write: {e}", path.display()))
+    };
+    if let Some(path) = &args.svg {
+        match html::svg(&model, report) {
+            Some(svg) => write("--svg", path, svg)?,
+            None => eprintln!(
+                "check: no property is violated: no diagram to draw, {} not written",
+                path.display()
+            ),
+        }
+    }
+    if let Some(path) = &args.html {
+        write(
+            "--html",
+            path,
+            html::html(&model, report, &cfg.file.description),
+        )?;
+    }
+    Ok(())
 }
 
 fn explore(cfg: spec::ModelConfig, addr: &str, threads: usize) -> Result<ExitCode, String> {

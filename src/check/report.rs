@@ -78,6 +78,10 @@ pub struct TraceStep {
     /// Every client after the event, e.g. `C0: 1/2 ops, #2 get x → S1` (operations done, the one in
     /// flight and the server it is sent to).
     pub clients: Vec<String>,
+    /// The action taken at this step (None for step 0), so that the trace can be drawn as a
+    /// sequence diagram (`check --svg`, `--html`); not in JSON, whose `event` names it.
+    #[serde(skip)]
+    pub action: Option<Action>,
 }
 
 /// One property's verdict: an element of `properties` in `check --json`.
@@ -201,6 +205,7 @@ pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
         given: false,
         servers,
         clients,
+        action: None,
     }];
     let given = model.given.iter().map(|a| (a, true));
     let found = actions.iter().map(|a| (a, false));
@@ -225,6 +230,7 @@ pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
             given,
             servers,
             clients,
+            action: Some(action.clone()),
         });
     }
     steps

@@ -3,6 +3,7 @@
 //! stateright's `Model`, so stateright's explorer runs on it, and so do the checker's own
 //! searches (BFS, DFS and the swarm, in the check layer).
 
+pub mod diagram;
 pub mod fingerprint;
 pub mod ghost;
 pub mod shared;
@@ -507,6 +508,16 @@ impl Model for RaftModel {
     fn format_step(&self, last: &SystemState, action: Action) -> Option<String> {
         let next = self.next_state(last, action)?;
         Some(self.render_state(&next))
+    }
+
+    /// The explorer's path as a sequence diagram (`diagram`), from the fresh cluster: the
+    /// model's given steps (greyed) lead to where the explorer starts.
+    fn as_svg(&self, path: stateright::Path<SystemState, Action>) -> Option<String> {
+        let mut actions = self.given.clone();
+        actions.extend(path.into_actions());
+        let ending = diagram::Ending::default();
+        let drawing = self.sequence_diagram(&actions, self.given.len(), &ending);
+        Some(drawing.svg())
     }
 }
 
