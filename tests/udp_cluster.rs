@@ -299,7 +299,7 @@ fn damaged_state_file_stops_the_node() {
 fn bad_datagrams_are_dropped_and_counted() {
     let dir = temp_dir("keyed-key");
     let key_file = dir.join("key");
-    std::fs::write(&key_file, "a-very-secret-cluster-key-0123456789\n").unwrap();
+    write_key(&key_file, "a-very-secret-cluster-key-0123456789\n");
     let key = Key::from_file(&key_file).unwrap();
     let c = cluster("keyed", Some(key_file.clone()));
     let leader = wait_leader(&c, Some(&key), None);
@@ -813,7 +813,7 @@ fn a_restarted_follower_catches_up_from_a_fragmented_snapshot() {
     use raft_checked::protocol::types::{Op, OpResult};
     let dir = temp_dir("snapshot");
     let key_file = dir.join("key");
-    std::fs::write(&key_file, "a-fragmented-snapshot-key-0123456789\n").unwrap();
+    write_key(&key_file, "a-fragmented-snapshot-key-0123456789\n");
     let key = Key::from_file(&key_file).unwrap();
     let mut c =
         LocalCluster::new(PathBuf::from(NODE), 3, &dir.join("data"), Some(key_file)).unwrap();
@@ -894,4 +894,11 @@ fn a_restarted_follower_catches_up_from_a_fragmented_snapshot() {
         assert_eq!(*r, OpResult::Value(Some(v.clone())), "wrong value for {k}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes a key file readable by its owner only: `node` refuses one that group or others may read.
+fn write_key(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

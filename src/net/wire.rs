@@ -268,18 +268,22 @@ impl fmt::Debug for Key {
 }
 
 impl Key {
-    /// Reads a key file: its contents, surrounding whitespace trimmed, at least 16 bytes.
+    /// Reads a key file: its contents, surrounding whitespace trimmed. Refused, as ssh refuses
+    /// a private key, when it is shorter than [`MIN_KEY_BYTES`] (guessable) or when group or
+    /// others may read or write it (on Unix): whoever reads it can speak for the cluster.
     pub fn from_file(path: &Path) -> Result<Key, String> {
         let bytes = std::fs::read(path)
             .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
         let key = bytes.trim_ascii().to_vec();
-        if key.len() < 16 {
+        if key.len() < MIN_KEY_BYTES {
             return Err(format!(
-                "key file {} holds {} bytes; at least 16 are needed",
+                "key file {} holds {} bytes; at least {MIN_KEY_BYTES} are needed \
+                 (e.g. head -c 32 /dev/urandom | base64 > {0} && chmod 600 {0})",
                 path.display(),
                 key.len()
             ));
         }
+        private_to_owner(path)?;
         Ok(Key(key))
     }
 
@@ -291,6 +295,33 @@ impl Key {
     fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length")
     }
+}
+
+/// The shortest key file accepted: 32 bytes, the size of HMAC-SHA256's output.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// Refuses a key file that group or others may read or write.
+#[cfg(unix)]
+fn private_to_owner(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "key file {0} is open to group or others (mode {1:o}); make it private: chmod 600 {0}",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
+/// Elsewhere file modes do not say who may read the key.
+#[cfg(not(unix))]
+fn private_to_owner(_: &Path) -> Result<(), String> {
+    Ok(())
 }
 
 /// Encodes an envelope as one datagram (for clients and status queries, whose messages are
@@ -824,6 +855,30 @@ mod tests {
                 proptest::prop_assert_eq!(decoded.is_ok(), msg.numbers_in_range());
             }
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_that_are_short_or_not_private_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("raft-key-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        let write = |text: &str, mode: u32| {
+            std::fs::write(&file, text).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write("0123456789abcdef0123456789abcdef\n", 0o600);
+        assert!(Key::from_file(&file).is_ok());
+        write("aaaaaaaaaaaaaaaa", 0o600);
+        let short = Key::from_file(&file).unwrap_err();
+        assert!(short.contains("holds 16 bytes; at least 32"), "{short}");
+        for mode in [0o666, 0o640, 0o604] {
+            write("0123456789abcdef0123456789abcdef", mode);
+            let open = Key::from_file(&file).unwrap_err();
+            assert!(open.contains("chmod 600"), "{open}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn big_env(bytes: usize) -> Envelope {
