@@ -1241,3 +1241,48 @@ fn svg_marks_lasso_cycles_and_given_steps() {
     assert_eq!(svg.matches("class=\"sd-given-row\"").count(), given.len());
     assert!(svg.contains("the search starts here"));
 }
+
+/// Traces explain themselves: the violation names the servers and entries involved (`why:`,
+/// JSON `explanation`), and the messages in flight are in every JSON step and, with
+/// `--show-network`, under every printed step.
+#[test]
+fn traces_name_what_breaks_and_show_the_network_on_request() {
+    let (code, out, _) = check(&["bugs/commit_previous_term_entries"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("why: S1 (its log could win the next election, log [2:x=1]) lacks entry 1 (1:x=2), committed in term 3"),
+        "{out}"
+    );
+    assert!(!out.contains("in flight:"), "{out}");
+
+    let (code, out, _) = check(&["bugs/no_step_down", "--show-network"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("why: two leaders in term 2: S0 and S2"), "{out}");
+    let line = |step: &str| {
+        let at = out.lines().position(|l| l.starts_with(step)).unwrap();
+        out.lines().nth(at + 1).unwrap().trim().to_string()
+    };
+    assert_eq!(line("0  initial state"), "in flight: nothing");
+    // S2's vote for term 1 is in flight from step 2 until step 4 delivers it.
+    for step in ["2  ", "3  "] {
+        assert!(line(step).contains("S2 → S0: Vote(t1, yes)"), "{out}");
+    }
+    assert!(!line("4  ").contains("Vote(t1, yes)"), "{out}");
+
+    let (_, json, _) = check(&["bugs/no_step_down", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let p = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["status"] == "violated")
+        .unwrap();
+    assert_eq!(p["explanation"][0], "two leaders in term 2: S0 and S2");
+    let flights: Vec<usize> = p["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["in_flight"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(flights[..3], [0, 2, 2], "{flights:?}");
+}

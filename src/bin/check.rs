@@ -83,6 +83,10 @@ struct Args {
     /// Run a check suite (e.g. checks/ci.toml) instead of one model.
     #[arg(long, value_name = "FILE")]
     suite: Option<PathBuf>,
+    /// Under each step of a printed trace, list the messages in flight after it (JSON traces
+    /// always carry them, as `in_flight`).
+    #[arg(long)]
+    show_network: bool,
     /// Write every violated property's trace as a sequence diagram to FILE: one SVG document,
     /// the diagrams stacked in report order. Nothing is written when no property is violated
     /// (stderr says so); the exit status is the check's, or 2 if FILE cannot be written.
@@ -157,7 +161,11 @@ fn run(args: Args) -> Result<ExitCode, String> {
             serde_json::to_string(&report).expect("reports serialize")
         );
     } else {
-        print!("{}", runner::render(&report, &cfg.file.description));
+        let description = &cfg.file.description;
+        print!(
+            "{}",
+            runner::render_with(&report, description, args.show_network)
+        );
     }
     write_figures(&args, &cfg, &report)?;
     Ok(if report.has_violation() {

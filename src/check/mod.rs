@@ -17,6 +17,7 @@
 pub mod bfs;
 pub mod coverage;
 pub mod dfs;
+pub mod explain;
 pub mod fairness;
 pub mod html;
 pub mod liveness;

@@ -78,6 +78,9 @@ pub struct TraceStep {
     /// Every client after the event, e.g. `C0: 1/2 ops, #2 get x → S1` (operations done, the one in
     /// flight and the server it is sent to).
     pub clients: Vec<String>,
+    /// The messages in flight after the event, in the words of events (`S0 → S1:
+    /// AppendEntries(…)`), in the network's order: what can still arrive, late or out of order.
+    pub in_flight: Vec<String>,
     /// The action taken at this step (None for step 0), so that the trace can be drawn as a
     /// sequence diagram (`check --svg`, `--html`); not in JSON, whose `event` names it.
     #[serde(skip)]
@@ -94,6 +97,11 @@ pub struct PropertyReport {
     pub kind: &'static str,
     /// `holds`, `violated`, `example_found`, `no_example`, `unknown` or `vacuous`.
     pub status: Status,
+    /// For a violation: what it concerns, in words (the servers, terms and entries that break
+    /// the property on the trace's last state, or what a liveness run never reaches); empty
+    /// (absent in JSON) otherwise. See `check::explain`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub explanation: Vec<String>,
     /// Absent unless violated or example_found: the steps from the fresh cluster to the state that
     /// shows it (shortest with `bfs`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,6 +213,7 @@ pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
         given: false,
         servers,
         clients,
+        in_flight: in_flight(model, &state),
         action: None,
     }];
     let given = model.given.iter().map(|a| (a, true));
@@ -230,10 +239,20 @@ pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
             given,
             servers,
             clients,
+            in_flight: in_flight(model, &state),
             action: Some(action.clone()),
         });
     }
     steps
+}
+
+/// The messages in the network of `state`, each as the event of its delivery.
+fn in_flight(model: &RaftModel, state: &SystemState) -> Vec<String> {
+    state
+        .network
+        .iter()
+        .map(|e| model.describe(&Action::Deliver(e.clone())))
+        .collect()
 }
 
 /// Server cell in the trace table: `L t2 v0 [1:x=1] c1` (role, term, vote, log, commit).
@@ -257,11 +276,19 @@ pub fn searched_steps(trace: &[TraceStep]) -> usize {
 
 /// The trace as a table: one column per server, time going down; `*` marks what changed.
 pub fn render_trace(steps: &[TraceStep]) -> String {
+    render_trace_with(steps, false)
+}
+
+/// `render_trace`, with the messages in flight after each step under its row when
+/// `show_network` (`check --show-network`).
+pub fn render_trace_with(steps: &[TraceStep], show_network: bool) -> String {
     let n = steps.first().map_or(0, |s| s.servers.len());
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut header = vec!["#".to_string(), "event".to_string()];
     header.extend((0..n).map(|i| format!("S{i}")));
     rows.push(header);
+    // What goes under each row: the messages in flight after it (with `show_network`).
+    let mut notes: Vec<Option<String>> = vec![None];
     let mut prev: Option<Vec<String>> = None;
     let last_given = steps.iter().rposition(|s| s.given);
     let given_drop = |k: usize| {
@@ -275,6 +302,7 @@ pub fn render_trace(steps: &[TraceStep]) -> String {
             let mut row = vec![String::new(), "(the search starts here)".to_string()];
             row.resize(n + 2, String::new());
             rows.push(row);
+            notes.push(None);
         }
         // A given loss of many messages (`keep_in_flight`) reads as one row; JSON keeps each.
         if given_drop(k) && given_drop(k + 1) {
@@ -296,12 +324,13 @@ pub fn render_trace(steps: &[TraceStep]) -> String {
         }
         prev = Some(cells);
         rows.push(row);
+        notes.push(show_network.then(|| in_flight_line(&st.in_flight)));
     }
     let widths: Vec<usize> = (0..n + 2)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for (row, note) in rows.into_iter().zip(notes) {
         let line: Vec<String> = row
             .iter()
             .enumerate()
@@ -316,6 +345,9 @@ pub fn render_trace(steps: &[TraceStep]) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+        if let Some(note) = note {
+            out.push_str(&format!("{}{note}\n", " ".repeat(widths[0] + 2)));
+        }
     }
     if let Some(last) = steps.last() {
         for c in &last.clients {
@@ -323,6 +355,14 @@ pub fn render_trace(steps: &[TraceStep]) -> String {
         }
     }
     out
+}
+
+/// The line under a step with `--show-network`: what is in flight after it.
+fn in_flight_line(messages: &[String]) -> String {
+    match messages {
+        [] => "in flight: nothing".into(),
+        _ => format!("in flight: {}", messages.join(" · ")),
+    }
 }
 
 /// How a liveness counterexample goes on after its last step: around its cycle forever, or
@@ -343,6 +383,11 @@ fn ending(p: &PropertyReport, steps: usize) -> String {
 
 /// The human report: one row per property, the figures, then each violation's trace.
 pub fn render(report: &Report, description: &str) -> String {
+    render_with(report, description, false)
+}
+
+/// `render`, with the messages in flight under each trace step when `show_network`.
+pub fn render_with(report: &Report, description: &str, show_network: bool) -> String {
     let symmetry = if report.symmetry { ", symmetry" } else { "" };
     let mut out = format!("model {} ({}{symmetry})", report.model, report.checker);
     if !description.is_empty() {
@@ -374,7 +419,7 @@ pub fn render(report: &Report, description: &str) -> String {
         );
     }
     out.push_str(&figures(report));
-    out.push_str(&violations(report));
+    out.push_str(&violations(report, show_network));
     out
 }
 
@@ -427,7 +472,7 @@ fn figures(report: &Report) -> String {
 }
 
 /// Each violation's trace, with how the run goes on after it for liveness.
-fn violations(report: &Report) -> String {
+fn violations(report: &Report, show_network: bool) -> String {
     let mut out = String::new();
     for p in &report.properties {
         if let (Status::Violated, Some(trace)) = (p.status, &p.trace) {
@@ -445,9 +490,12 @@ fn violations(report: &Report) -> String {
                 "\n{} violated in {} steps{after_given}:\n{}",
                 p.name,
                 searched_steps(trace),
-                render_trace(trace)
+                render_trace_with(trace, show_network)
             ));
             out.push_str(&ending(p, trace.len()));
+            for line in &p.explanation {
+                out.push_str(&format!("   why: {line}\n"));
+            }
             if let Some(w) = p.walk {
                 let seed = report.seed.unwrap_or(0);
                 out.push_str(&format!(

@@ -4,13 +4,14 @@
 use crate::check::bfs::{self, Limits, Progress};
 use crate::check::coverage::raft_observer;
 use crate::check::dfs;
+use crate::check::explain;
 use crate::check::fairness;
 use crate::check::liveness::{self, Adjacency, Graph, Recording};
 use crate::check::properties::{self, LivenessProperty};
 use crate::check::report::peak_rss_bytes;
 pub use crate::check::report::{
-    render, render_trace, searched_steps, trace, PropertyReport, Report, ServerView, Status,
-    TraceStep,
+    render, render_trace, render_with, searched_steps, trace, PropertyReport, Report, ServerView,
+    Status, TraceStep,
 };
 use crate::check::swarm;
 use crate::model::spec::ModelConfig;
@@ -193,11 +194,13 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
                 .and_then(|s| s.found_in.get(p.name).copied()),
             trace: found.map(|path| trace(&model, &path)),
             loop_from: None,
+            explanation: Vec::new(),
         });
     }
     let graph = result.graph.take().filter(|_| result.complete);
     let bound_stops = graph.as_ref().map(|g| g.bound_stops() as u64);
     out.extend(check_liveness(&model, opts, graph, &live));
+    explain_violations(&model, &mut out);
     crate::check::vacuity::mark(cfg, &mut out);
     Report {
         model: cfg.name.clone(),
@@ -439,9 +442,19 @@ fn check_liveness(
                 trace,
                 loop_from,
                 walk: None,
+                explanation: Vec::new(),
             }
         })
         .collect()
+}
+
+/// Says, for each violation, what it concerns (`check::explain`), from its trace's states.
+fn explain_violations(model: &RaftModel, reports: &mut [PropertyReport]) {
+    for p in reports.iter_mut().filter(|p| p.status == Status::Violated) {
+        let Some(trace) = &p.trace else { continue };
+        let actions: Vec<Action> = trace.iter().filter_map(|s| s.action.clone()).collect();
+        p.explanation = explain::concerns(model, &p.name, &model.replay(&actions));
+    }
 }
 
 /// 80% of physical memory (Linux): past it a search stops and reports what it has.

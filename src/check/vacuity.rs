@@ -121,6 +121,7 @@ mod tests {
             trace: None,
             loop_from: None,
             walk: None,
+            explanation: Vec::new(),
         };
         let mut reports = vec![
             report(p::LINEARIZABLE, Status::Holds),
