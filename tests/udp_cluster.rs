@@ -902,3 +902,35 @@ fn write_key(path: &std::path::Path, text: &str) {
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
+
+/// A value grown by appends past one datagram can still be read: the reply travels in fragments
+/// and the client reassembles them (it used to refuse them, so such a value could be written but
+/// never read).
+#[test]
+fn a_value_larger_than_a_datagram_reads_back_whole() {
+    use raft_checked::net::client::{ClientOptions, Session};
+    use raft_checked::protocol::types::{Op, OpResult};
+    let c = cluster("large-value", None);
+    wait_leader(&c, None, None);
+    let piece = |i: usize| format!("{i:04}").repeat(475); // 1,900 bytes: a command fits 2 KiB
+    let appends: Vec<Op> = (0..40)
+        .map(|i| Op::Append {
+            key: "long".into(),
+            value: piece(i),
+        })
+        .collect();
+    let mut session = Session::new(ClientOptions::new(
+        c.peers.clone(),
+        None,
+        Duration::from_secs(20),
+    ))
+    .unwrap();
+    let results = session.run(appends).unwrap();
+    assert!(
+        results.iter().all(|r| *r == OpResult::Written),
+        "{results:?}"
+    );
+    let expected: String = (0..40).map(piece).collect();
+    assert_eq!(expected.len(), 76_000);
+    assert_eq!(get(&c, "long").as_deref(), Some(expected.as_str()));
+}

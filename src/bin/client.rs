@@ -103,6 +103,10 @@ fn run(args: Args) -> Result<u8, String> {
         }
         Some(OpResult::Value(None)) => Ok(1),
         Some(OpResult::Written) => Ok(0),
+        Some(OpResult::TooLarge { bytes }) => Err(format!(
+            "refused: the value would be {bytes} bytes, over the limit of {}",
+            raft_checked::protocol::types::MAX_VALUE_BYTES
+        )),
         None => Err("no result".into()),
     }
 }

@@ -2,7 +2,9 @@
 //! retries with the same request id) against real servers, and the runtime-level status query.
 
 use crate::net::driver::{Driver, Effects, Rng};
-use crate::net::wire::{self, Body, Envelope, Key, NodeStatus, CLIENT_ID_MIN};
+use crate::net::wire::{
+    self, Body, Datagram, Envelope, FragmentOutcome, Key, NodeStatus, Reassembler, CLIENT_ID_MIN,
+};
 use crate::protocol::client::{ClientConfig, KvClient};
 use crate::protocol::types::{ClientReply, Msg, Op, OpResult};
 use stateright::actor::Id;
@@ -61,6 +63,8 @@ pub struct Session {
     session: u64,
     socket: UdpSocket,
     buf: Vec<u8>,
+    /// Replies too large for one datagram (a Get of a large value) arrive in fragments.
+    reassembler: Reassembler,
 }
 
 impl Session {
@@ -76,6 +80,7 @@ impl Session {
             session,
             socket,
             buf: vec![0u8; 65_536],
+            reassembler: Reassembler::new(),
         })
     }
 
@@ -166,9 +171,26 @@ impl Session {
         Ok(run.deliver(server, msg, on_done))
     }
 
-    /// A datagram from one of the servers carrying a protocol message, else `None`.
-    fn accept(&self, len: usize, from: SocketAddr) -> Option<(usize, Msg)> {
-        let env = wire::decode(&self.buf[..len], self.opts.key.as_ref(), self.cluster).ok()?;
+    /// A datagram from one of the servers carrying a protocol message (whole, or the last
+    /// fragment of one), else `None`.
+    fn accept(&mut self, len: usize, from: SocketAddr) -> Option<(usize, Msg)> {
+        let datagram =
+            wire::decode_datagram(&self.buf[..len], self.opts.key.as_ref(), self.cluster).ok()?;
+        let env = match datagram {
+            Datagram::Whole(env) => *env,
+            Datagram::Fragment(frag) => {
+                let sender = usize::try_from(frag.from).ok()?;
+                if self.opts.peers.get(sender) != Some(&from) {
+                    return None;
+                }
+                match self.reassembler.insert(frag, Instant::now()) {
+                    FragmentOutcome::Complete(json) => {
+                        wire::decode_envelope(&json, self.cluster).ok()?
+                    }
+                    _ => return None,
+                }
+            }
+        };
         let server = usize::try_from(env.from).ok()?;
         if self.opts.peers.get(server) != Some(&from) {
             return None;

@@ -42,7 +42,18 @@ pub enum OpResult {
     Written,
     /// What a `Get` read: the key's value, or None when the key was never written.
     Value(Option<String>),
+    /// A `Put` or `Append` refused, changing nothing: the value would exceed
+    /// [`MAX_VALUE_BYTES`]. Decided when the entry is applied, so every replica decides alike.
+    TooLarge {
+        /// The size the value would have had, in bytes.
+        bytes: usize,
+    },
 }
+
+/// The largest value a key may hold. Appends grow a value a little at a time; without a bound a
+/// value could outgrow what a reply carries (the client could write it but never read it) and
+/// what a snapshot carries.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
 /// One client operation, tagged so that retries can be recognised (the client's session id
 /// and its request number, which grows by one per operation).
@@ -119,11 +130,20 @@ impl KvStore {
     /// Runs `op` on the map (no deduplication here: the server's client service deduplicates, §8).
     pub fn execute(&mut self, op: &Op) -> OpResult {
         match op {
+            Op::Put { value, .. } if value.len() > MAX_VALUE_BYTES => {
+                OpResult::TooLarge { bytes: value.len() }
+            }
             Op::Put { key, value } => {
                 self.data.insert(key.clone(), value.clone());
                 OpResult::Written
             }
             Op::Append { key, value } => {
+                let now = self.data.get(key).map_or(0, String::len);
+                if now + value.len() > MAX_VALUE_BYTES {
+                    return OpResult::TooLarge {
+                        bytes: now + value.len(),
+                    };
+                }
                 self.data.entry(key.clone()).or_default().push_str(value);
                 OpResult::Written
             }
@@ -357,6 +377,9 @@ impl fmt::Display for OpResult {
             OpResult::Written => write!(f, "ok"),
             OpResult::Value(Some(v)) => write!(f, "{v:?}"),
             OpResult::Value(None) => write!(f, "none"),
+            OpResult::TooLarge { bytes } => {
+                write!(f, "refused: {bytes} bytes, over {MAX_VALUE_BYTES}")
+            }
         }
     }
 }

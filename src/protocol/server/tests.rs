@@ -393,3 +393,33 @@ mod arbitrary_fields {
         assert!(matches_within_log(&s));
     }
 }
+
+#[test]
+fn a_value_may_not_grow_past_the_limit_and_a_refused_write_changes_nothing() {
+    let mut kv = KvStore::default();
+    let put = |value: String| Op::Put {
+        key: "k".into(),
+        value,
+    };
+    let append = |n: usize| Op::Append {
+        key: "k".into(),
+        value: "a".repeat(n),
+    };
+    assert_eq!(
+        kv.execute(&put("b".repeat(MAX_VALUE_BYTES + 1))),
+        OpResult::TooLarge {
+            bytes: MAX_VALUE_BYTES + 1
+        }
+    );
+    assert_eq!(kv.data.get("k"), None);
+    assert_eq!(kv.execute(&append(MAX_VALUE_BYTES - 1)), OpResult::Written);
+    assert_eq!(
+        kv.execute(&append(2)),
+        OpResult::TooLarge {
+            bytes: MAX_VALUE_BYTES + 1
+        }
+    );
+    assert_eq!(kv.data["k"].len(), MAX_VALUE_BYTES - 1);
+    assert_eq!(kv.execute(&append(1)), OpResult::Written);
+    assert_eq!(kv.data["k"].len(), MAX_VALUE_BYTES);
+}
