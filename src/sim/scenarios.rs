@@ -1,0 +1,667 @@
+//! The named scenarios, modelled on MIT 6.5840's Lab 3 (Raft) and Lab 4 (key/value) tests with
+//! the lab's constants, and running one on a seed: the scenario's own assertions, the model's
+//! `always` properties on every cluster state, and linearizability of the client history.
+
+use crate::check::report::render_trace;
+use crate::protocol::server::Bug;
+use crate::protocol::types::Op;
+use crate::sim::cluster::{Failure, Sim, SimConfig};
+use crate::sim::linearizability;
+use crate::sim::network::LinkConfig;
+use std::time::Duration;
+
+/// A named scenario: its cluster and what it does and asserts.
+pub struct Scenario {
+    /// Its name on the command line (a contract: the lab test it follows).
+    pub name: &'static str,
+    /// One line on what it checks.
+    pub about: &'static str,
+    /// Cluster size.
+    pub servers: usize,
+    /// Adjusts the cluster's configuration (network, snapshots) before it starts.
+    pub configure: fn(&mut SimConfig),
+    /// Drives the run: faults, clients, and the lab test's assertions.
+    pub run: fn(&mut Sim) -> Result<(), Failure>,
+}
+
+/// What one run of a scenario on one seed found.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The seed.
+    pub seed: u64,
+    /// The failed checks (at most one: a run stops at its first failure).
+    pub failures: Vec<Failure>,
+    /// Virtual time the run covered.
+    pub virtual_time: Duration,
+    /// Client operations completed.
+    pub ops: usize,
+    /// How long after the last fault healed a leader was first seen.
+    pub elected_after_heal: Option<Duration>,
+    /// The run's report: one summary line, then the trace when it failed or was asked for.
+    /// Depends on the seed alone.
+    pub text: String,
+}
+
+fn ms(t: u64) -> Duration {
+    Duration::from_millis(t)
+}
+
+fn secs(t: u64) -> Duration {
+    Duration::from_secs(t)
+}
+
+fn nothing(_: &mut SimConfig) {}
+
+fn unreliable(c: &mut SimConfig) {
+    c.link = LinkConfig::unreliable();
+}
+
+/// Every scenario, in the order `--list` prints them.
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "initial_election",
+            about: "3A: a leader is elected, and terms stay put with no failure",
+            servers: 3,
+            configure: nothing,
+            run: initial_election,
+        },
+        Scenario {
+            name: "re_election",
+            about: "3A: a new leader after the leader is cut off; none without a majority",
+            servers: 3,
+            configure: nothing,
+            run: re_election,
+        },
+        Scenario {
+            name: "many_elections",
+            about: "3A: 7 servers, ten rounds of cutting off 3 random servers",
+            servers: 7,
+            configure: nothing,
+            run: many_elections,
+        },
+        Scenario {
+            name: "basic_agree",
+            about: "3B: three commands committed by all servers at indices 1, 2, 3",
+            servers: 3,
+            configure: nothing,
+            run: basic_agree,
+        },
+        Scenario {
+            name: "follower_failure",
+            about: "3B: agreement despite one cut-off follower; none with both gone",
+            servers: 3,
+            configure: nothing,
+            run: follower_failure,
+        },
+        Scenario {
+            name: "leader_failure",
+            about: "3B: agreement after the leader is cut off; none with two gone",
+            servers: 3,
+            configure: nothing,
+            run: leader_failure,
+        },
+        Scenario {
+            name: "fail_agree",
+            about: "3B: agreement while a follower is cut off, and after it rejoins",
+            servers: 3,
+            configure: nothing,
+            run: fail_agree,
+        },
+        Scenario {
+            name: "fail_no_agree",
+            about: "3B: 5 servers, no commit without a majority, agreement after",
+            servers: 5,
+            configure: nothing,
+            run: fail_no_agree,
+        },
+        Scenario {
+            name: "persist1",
+            about: "3C: agreement across crashes and restarts of every server and of leaders",
+            servers: 3,
+            configure: nothing,
+            run: persist1,
+        },
+        Scenario {
+            name: "figure8_unreliable",
+            about: "3C: 5 servers, 1000 rounds of leader churn on a lossy, long-reordering network",
+            servers: 5,
+            configure: unreliable,
+            run: figure8_unreliable,
+        },
+        Scenario {
+            name: "reliable_churn",
+            about: "3C: 5 servers, crashes (some in an fsync), restarts, cuts, three clients",
+            servers: 5,
+            configure: nothing,
+            run: churn,
+        },
+        Scenario {
+            name: "unreliable_churn",
+            about: "3C: reliable_churn on a lossy network",
+            servers: 5,
+            configure: unreliable,
+            run: churn,
+        },
+        Scenario {
+            name: "kv_basic",
+            about: "4A: one client appends and reads for 15 s; its history is linearizable",
+            servers: 5,
+            configure: nothing,
+            run: kv_basic,
+        },
+        Scenario {
+            name: "kv_unreliable",
+            about: "4A: five clients on a lossy network; the history is linearizable",
+            servers: 5,
+            configure: unreliable,
+            run: kv_unreliable,
+        },
+        Scenario {
+            name: "wiped_follower",
+            about: "the audit's bug: a follower whose disk is wiped catches up under the leader",
+            servers: 3,
+            configure: nothing,
+            run: wiped_follower,
+        },
+    ]
+}
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<Scenario> {
+    all().into_iter().find(|s| s.name == name)
+}
+
+/// A Put of a unique value (the lab's commands are distinct random numbers).
+fn cmd(v: u64) -> Op {
+    Op::Put {
+        key: "x".into(),
+        value: v.to_string(),
+    }
+}
+
+// ---- Lab 3A. ----
+
+fn initial_election(sim: &mut Sim) -> Result<(), Failure> {
+    sim.check_one_leader()?;
+    sim.run_for(ms(50));
+    let term1 = sim.check_terms()?;
+    if term1 < 1 {
+        return sim.failed(
+            "terms",
+            format!("term is {term1}, but should be at least 1"),
+        );
+    }
+    // No failure: the leader holds its followers, so elections stop.
+    sim.run_for(ms(2000));
+    let term2 = sim.check_terms()?;
+    if term1 != term2 {
+        return sim.failed(
+            "terms",
+            format!("term changed from {term1} to {term2} with no failure"),
+        );
+    }
+    sim.check_one_leader()?;
+    Ok(())
+}
+
+fn re_election(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    let leader1 = sim.check_one_leader()?;
+    sim.disconnect(leader1);
+    sim.check_one_leader()?;
+    sim.connect(leader1);
+    let leader2 = sim.check_one_leader()?;
+    sim.disconnect(leader2);
+    sim.disconnect((leader2 + 1) % n);
+    sim.run_for(ms(2000));
+    sim.check_no_leader()?;
+    sim.connect((leader2 + 1) % n);
+    sim.check_one_leader()?;
+    sim.connect(leader2);
+    sim.check_one_leader()?;
+    sim.check_elected_after_heal()?;
+    Ok(())
+}
+
+fn many_elections(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n() as u64;
+    sim.check_one_leader()?;
+    for _ in 0..10 {
+        let cut: Vec<usize> = (0..3).map(|_| sim.random(n) as usize).collect();
+        for &i in &cut {
+            sim.disconnect(i);
+        }
+        sim.check_one_leader()?;
+        for &i in &cut {
+            sim.connect(i);
+        }
+    }
+    sim.check_one_leader()?;
+    sim.check_elected_after_heal()?;
+    Ok(())
+}
+
+// ---- Lab 3B. ----
+
+fn basic_agree(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    for index in 1..=3 {
+        let (count, _) = sim.n_committed(index)?;
+        if count > 0 {
+            return sim.failed("basic_agree", "some have committed before Start()");
+        }
+        let got = sim.one(cmd(index * 100), n)?;
+        if got != index {
+            return sim.failed("basic_agree", format!("got index {got}, expected {index}"));
+        }
+    }
+    Ok(())
+}
+
+/// Submits `op` through a fresh client, lets 2 s pass, and fails if it was not accepted into
+/// a log or if it committed anywhere (no majority can be reachable).
+fn submit_expect_no_commit(sim: &mut Sim, op: Op) -> Result<u64, Failure> {
+    let c = sim.add_client(vec![op]);
+    sim.run_for(ms(2000));
+    sim.stop_client(c);
+    sim.ok()?;
+    let Some(index) = sim.client_index(c) else {
+        return sim.failed("accepted", "no leader accepted the command");
+    };
+    let (count, _) = sim.n_committed(index)?;
+    if count > 0 {
+        return sim.failed(
+            "no commit",
+            format!("{count} committed index {index} without a majority"),
+        );
+    }
+    Ok(index)
+}
+
+fn follower_failure(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    sim.one(cmd(101), n)?;
+    let leader1 = sim.check_one_leader()?;
+    sim.disconnect((leader1 + 1) % n);
+    sim.one(cmd(102), n - 1)?;
+    sim.run_for(ms(1000));
+    sim.one(cmd(103), n - 1)?;
+    let leader2 = sim.check_one_leader()?;
+    sim.disconnect((leader2 + 1) % n);
+    sim.disconnect((leader2 + 2) % n);
+    submit_expect_no_commit(sim, cmd(104))?;
+    Ok(())
+}
+
+fn leader_failure(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    sim.one(cmd(101), n)?;
+    let leader1 = sim.check_one_leader()?;
+    sim.disconnect(leader1);
+    sim.one(cmd(102), n - 1)?;
+    sim.run_for(ms(1000));
+    sim.one(cmd(103), n - 1)?;
+    let leader2 = sim.check_one_leader()?;
+    sim.disconnect(leader2);
+    sim.disconnect((leader2 + 1) % n);
+    // Every server is now alone: none may commit, whichever accepts the command.
+    let c = sim.add_client(vec![cmd(104)]);
+    sim.run_for(ms(2000));
+    sim.stop_client(c);
+    let (count, _) = sim.n_committed(4)?;
+    if count > 0 {
+        return sim.failed(
+            "no commit",
+            format!("{count} committed index 4 without a majority"),
+        );
+    }
+    Ok(())
+}
+
+fn fail_agree(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    sim.one(cmd(101), n)?;
+    let leader = sim.check_one_leader()?;
+    sim.disconnect((leader + 1) % n);
+    sim.one(cmd(102), n - 1)?;
+    sim.one(cmd(103), n - 1)?;
+    sim.run_for(ms(1000));
+    sim.one(cmd(104), n - 1)?;
+    sim.one(cmd(105), n - 1)?;
+    sim.connect((leader + 1) % n);
+    sim.one(cmd(106), n)?;
+    sim.run_for(ms(1000));
+    sim.one(cmd(107), n)?;
+    Ok(())
+}
+
+fn fail_no_agree(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    sim.one(cmd(10), n)?;
+    let leader = sim.check_one_leader()?;
+    for k in 1..=3 {
+        sim.disconnect((leader + k) % n);
+    }
+    let index = submit_expect_no_commit(sim, cmd(20))?;
+    if index != 2 {
+        return sim.failed("fail_no_agree", format!("expected index 2, got {index}"));
+    }
+    for k in 1..=3 {
+        sim.connect((leader + k) % n);
+    }
+    sim.check_one_leader()?;
+    let c = sim.add_client(vec![cmd(30)]);
+    sim.run_until(secs(10), |s| s.client_index(c).is_some());
+    sim.stop_client(c);
+    match sim.client_index(c) {
+        Some(i) if (2..=3).contains(&i) => {}
+        other => return sim.failed("fail_no_agree", format!("unexpected index {other:?}")),
+    }
+    sim.one(cmd(1000), n)?;
+    Ok(())
+}
+
+// ---- Lab 3C. ----
+
+/// Crashes server `i` and starts it again from its disk (the lab's `start1`).
+fn restart(sim: &mut Sim, i: usize) {
+    sim.crash(i);
+    sim.restart(i);
+}
+
+/// Waits up to 10 s for `expected` up servers to commit `index`.
+fn wait_committed(sim: &mut Sim, index: u64, expected: usize) -> Result<(), Failure> {
+    let ok = sim.run_until(secs(10), |s| {
+        (0..s.n())
+            .filter_map(|i| s.state(i))
+            .filter(|st| st.commit_index >= index)
+            .count()
+            >= expected
+    });
+    sim.ok()?;
+    if !ok {
+        return sim.failed(
+            "wait",
+            format!("index {index} not committed by {expected} servers"),
+        );
+    }
+    Ok(())
+}
+
+fn persist1(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    sim.one(cmd(11), n)?;
+    for i in 0..n {
+        restart(sim, i);
+    }
+    for i in 0..n {
+        sim.disconnect(i);
+        sim.connect(i);
+    }
+    sim.one(cmd(12), n)?;
+    let leader1 = sim.check_one_leader()?;
+    sim.disconnect(leader1);
+    restart(sim, leader1);
+    sim.connect(leader1);
+    sim.one(cmd(13), n)?;
+    let leader2 = sim.check_one_leader()?;
+    sim.disconnect(leader2);
+    sim.one(cmd(14), n - 1)?;
+    restart(sim, leader2);
+    sim.connect(leader2);
+    wait_committed(sim, 4, n)?;
+    let i3 = (sim.check_one_leader()? + 1) % n;
+    sim.disconnect(i3);
+    sim.one(cmd(15), n - 1)?;
+    restart(sim, i3);
+    sim.connect(i3);
+    sim.one(cmd(16), n)?;
+    Ok(())
+}
+
+/// Starts `count` clients that each Put unique values to their own key, for background load;
+/// returns their indices.
+fn start_load(sim: &mut Sim, count: usize, ops: u64) -> Vec<usize> {
+    (0..count)
+        .map(|k| {
+            let base = sim.clients() as u64 * 1_000_000;
+            let ops = (0..ops)
+                .map(|j| Op::Put {
+                    key: format!("load{k}"),
+                    value: (base + j).to_string(),
+                })
+                .collect();
+            sim.add_client(ops)
+        })
+        .collect()
+}
+
+fn figure8_unreliable(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    let v = sim.random(10_000);
+    sim.one(cmd(v), 1)?;
+    let load = start_load(sim, 2, 100_000);
+    let mut up = n;
+    for iter in 0..1000 {
+        if iter == 200 {
+            sim.net.default = LinkConfig::long_reordering();
+        }
+        let pause = if sim.random(1000) < 100 {
+            sim.random(250)
+        } else {
+            sim.random(13)
+        };
+        sim.run_for(ms(pause));
+        sim.ok()?;
+        let leader =
+            (0..n).find(|&i| sim.connected(i) && sim.state(i).is_some_and(|s| s.is_leader()));
+        if let Some(l) = leader {
+            if sim.random(1000) < 500 {
+                sim.disconnect(l);
+                up -= 1;
+            }
+        }
+        if up < 3 {
+            let s = sim.random(n as u64) as usize;
+            if !sim.connected(s) {
+                sim.connect(s);
+                up += 1;
+            }
+        }
+    }
+    for i in 0..n {
+        sim.connect(i);
+    }
+    for c in load {
+        sim.stop_client(c);
+    }
+    let v = sim.random(10_000);
+    sim.one(cmd(v), n)?;
+    sim.check_elected_after_heal()?;
+    Ok(())
+}
+
+fn churn(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n() as u64;
+    let load = start_load(sim, 3, 100_000);
+    for _ in 0..20 {
+        if sim.random(1000) < 200 {
+            let i = sim.random(n) as usize;
+            sim.disconnect(i);
+        }
+        if sim.random(1000) < 500 {
+            let i = sim.random(n) as usize;
+            sim.restart(i);
+            sim.connect(i);
+        }
+        if sim.random(1000) < 200 {
+            let i = sim.random(n) as usize;
+            if sim.random(2) == 0 {
+                sim.crash(i);
+            } else {
+                sim.crash_in_fsync(i);
+            }
+        }
+        sim.run_for(ms(700));
+        sim.ok()?;
+    }
+    sim.run_for(ms(1000));
+    sim.net.default = LinkConfig::reliable();
+    for i in 0..sim.n() {
+        sim.restart(i);
+        sim.connect(i);
+    }
+    for c in load {
+        sim.stop_client(c);
+    }
+    sim.run_for(ms(1000));
+    let (v, n) = (sim.random(10_000), sim.n());
+    sim.one(cmd(v), n)?;
+    sim.check_elected_after_heal()?;
+    if sim.ops_done() == 0 {
+        return sim.failed("progress", "no client operation completed");
+    }
+    Ok(())
+}
+
+// ---- Lab 4A. ----
+
+/// Client `c`'s operations: appends of unique values to its own key, each followed by a read
+/// (the lab's clients check that a read shows every append so far, in order).
+fn append_get_ops(c: usize, count: usize) -> Vec<Op> {
+    let key = format!("k{c}");
+    (0..count)
+        .flat_map(|j| {
+            [
+                Op::Append {
+                    key: key.clone(),
+                    value: format!("x {c} {j} y"),
+                },
+                Op::Get { key: key.clone() },
+            ]
+        })
+        .collect()
+}
+
+/// Runs `clients` appending clients for `secs` seconds, then stops them; fails if one of
+/// them completed nothing.
+fn kv_generic(sim: &mut Sim, clients: usize, secs_: u64) -> Result<(), Failure> {
+    let first = sim.clients();
+    for c in 0..clients {
+        sim.add_client(append_get_ops(c, 100_000));
+    }
+    sim.run_for(secs(secs_));
+    sim.ok()?;
+    for c in first..first + clients {
+        sim.stop_client(c);
+        if sim.client_results(c) == 0 {
+            return sim.failed(
+                "progress",
+                format!("client {} completed nothing", c - first),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn kv_basic(sim: &mut Sim) -> Result<(), Failure> {
+    kv_generic(sim, 1, 15)
+}
+
+fn kv_unreliable(sim: &mut Sim) -> Result<(), Failure> {
+    kv_generic(sim, 5, 15)
+}
+
+// ---- The audit's bug. ----
+
+fn wiped_follower(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    for v in 1..=5 {
+        sim.one(cmd(v), n)?;
+    }
+    let leader = sim.check_one_leader()?;
+    let wiped = (leader + 1) % n;
+    sim.wipe_and_restart(wiped);
+    // All n: the wiped follower must hold and commit the new command too.
+    let index = sim.one(cmd(6), n)?;
+    let caught_up = sim.run_until(secs(5), |s| {
+        s.state(wiped).is_some_and(|st| st.commit_index >= index)
+    });
+    if !caught_up {
+        let commit = sim.state(wiped).map_or(0, |s| s.commit_index);
+        return sim.failed(
+            "wiped follower catches up",
+            format!(
+                "S{wiped} is stuck at commit {commit} under the leader (index {index} committed)"
+            ),
+        );
+    }
+    Ok(())
+}
+
+// ---- Running one. ----
+
+/// Runs `scenario` on `seed` (with `bug` injected, and every trace row kept if `full_trace`):
+/// its assertions, the properties on every state, then linearizability of the history.
+pub fn run(scenario: &Scenario, seed: u64, bug: Option<Bug>, full_trace: bool) -> Outcome {
+    let mut cfg = SimConfig::new(scenario.servers, seed);
+    (scenario.configure)(&mut cfg);
+    cfg.bug = bug;
+    cfg.full_trace = full_trace;
+    let mut sim = match Sim::new(cfg) {
+        Ok(sim) => sim,
+        Err(e) => return setup_failed(seed, e),
+    };
+    let _ = (scenario.run)(&mut sim);
+    if sim.failure().is_none() {
+        sim.check_now();
+    }
+    if sim.failure().is_none() {
+        if let Some(why) = linearizability::check(sim.history()) {
+            sim.fail(Failure::new("linearizability", why));
+        }
+    }
+    let failures: Vec<Failure> = sim.failure().cloned().into_iter().collect();
+    let mut text = summary(seed, &sim, &failures);
+    if full_trace || !failures.is_empty() {
+        text.push_str(&render_trace(&sim.trace()));
+    }
+    Outcome {
+        seed,
+        failures,
+        virtual_time: sim.now(),
+        ops: sim.ops_done(),
+        elected_after_heal: sim.elected_after_heal(),
+        text,
+    }
+}
+
+fn setup_failed(seed: u64, e: String) -> Outcome {
+    Outcome {
+        seed,
+        failures: vec![Failure::new("setup", e.clone())],
+        virtual_time: Duration::ZERO,
+        ops: 0,
+        elected_after_heal: None,
+        text: format!("seed {seed}: FAILED setup: {e}\n"),
+    }
+}
+
+fn summary(seed: u64, sim: &Sim, failures: &[Failure]) -> String {
+    let verdict = match failures.first() {
+        None => "ok".to_string(),
+        Some(f) => format!("FAILED {}: {}", f.check, f.detail),
+    };
+    let elected = sim
+        .elected_after_heal()
+        .map_or("no leader since".into(), |d| {
+            format!("leader {:.3}s after", d.as_secs_f64())
+        });
+    format!(
+        "seed {seed}: {verdict} ({:.3} virtual s, {} ops, {elected} the last heal at {:.3}s)\n",
+        sim.now().as_secs_f64(),
+        sim.ops_done(),
+        sim.last_heal().as_secs_f64()
+    )
+}
