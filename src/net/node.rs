@@ -6,11 +6,11 @@
 
 use crate::net::driver::{Driver, Effects};
 use crate::net::storage::DurableStorage;
-use crate::net::world::{Clock, Disk, Network, RealDisk, SystemClock, UdpNet};
 use crate::net::wire::{
     self, Body, Counters, Datagram, Envelope, FragmentOutcome, Key, NodeStatus, Reassembler,
     CLIENT_ID_MIN,
 };
+use crate::net::world::{Clock, Disk, Network, RealDisk, SystemClock, UdpNet};
 use crate::protocol::server::{RaftServer, ServerConfig, ServerState};
 use crate::protocol::types::Msg;
 use stateright::actor::Id;
@@ -97,12 +97,12 @@ impl Node {
 /// Refuses an id outside the peer list.
 fn check_id(opts: &NodeOptions) -> Result<(), String> {
     if opts.id >= opts.peers.len() {
-            return Err(format!(
-                "--id {} but --peers lists {} servers (ids 0..{})",
-                opts.id,
-                opts.peers.len(),
-                opts.peers.len()
-            ));
+        return Err(format!(
+            "--id {} but --peers lists {} servers (ids 0..{})",
+            opts.id,
+            opts.peers.len(),
+            opts.peers.len()
+        ));
     }
     Ok(())
 }

@@ -45,12 +45,12 @@
 //! start empty and forget its votes and log. A truncation of fsynced data at exactly a record
 //! boundary cannot be told apart from a shorter log; fsync's contract is that it does not happen.
 
+use crate::net::world::{Disk, DiskFile, RealDisk};
 use crate::protocol::log::Log;
 use crate::protocol::server::Storage;
 use crate::protocol::types::{Entry, LogIndex, Snapshot, Term};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use crate::net::world::{Disk, DiskFile, RealDisk};
 use std::path::{Path, PathBuf};
 
 const META_MAGIC: &[u8; 8] = b"RAFTMETA";
@@ -402,8 +402,7 @@ impl<D: Disk> DurableStorage<D> {
         );
         let tmp = &self.meta_tmp;
         drop(write_synced(&self.fs, tmp, &meta)?);
-        self.fs
-            .rename(tmp, &self.meta_path).map_err(|e| {
+        self.fs.rename(tmp, &self.meta_path).map_err(|e| {
             format!(
                 "cannot rename {} to {}: {e}",
                 tmp.display(),

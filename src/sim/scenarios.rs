@@ -123,6 +123,27 @@ pub fn all() -> Vec<Scenario> {
             run: persist1,
         },
         Scenario {
+            name: "persist2",
+            about: "3C: 5 servers, five rounds of majorities crashed and restarted in turn",
+            servers: 5,
+            configure: nothing,
+            run: persist2,
+        },
+        Scenario {
+            name: "persist3",
+            about: "3C: a partitioned leader and one follower crash; agreement after restart",
+            servers: 3,
+            configure: nothing,
+            run: persist3,
+        },
+        Scenario {
+            name: "figure8",
+            about: "3C: 5 servers, 1000 rounds of crashing the leader and restarting servers",
+            servers: 5,
+            configure: nothing,
+            run: figure8,
+        },
+        Scenario {
             name: "figure8_unreliable",
             about: "3C: 5 servers, 1000 rounds of leader churn on a lossy, long-reordering network",
             servers: 5,
@@ -417,6 +438,94 @@ fn persist1(sim: &mut Sim) -> Result<(), Failure> {
     restart(sim, i3);
     sim.connect(i3);
     sim.one(cmd(16), n)?;
+    Ok(())
+}
+
+fn persist2(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    let mut index = 1;
+    for _ in 0..5 {
+        sim.one(cmd(10 + index), n)?;
+        index += 1;
+        let leader1 = sim.check_one_leader()?;
+        sim.disconnect((leader1 + 1) % n);
+        sim.disconnect((leader1 + 2) % n);
+        sim.one(cmd(10 + index), n - 2)?;
+        index += 1;
+        for k in [0, 3, 4] {
+            sim.disconnect((leader1 + k) % n);
+        }
+        for k in [1, 2] {
+            restart(sim, (leader1 + k) % n);
+            sim.connect((leader1 + k) % n);
+        }
+        sim.run_for(ms(1000));
+        restart(sim, (leader1 + 3) % n);
+        sim.connect((leader1 + 3) % n);
+        sim.one(cmd(10 + index), n - 2)?;
+        index += 1;
+        sim.connect((leader1 + 4) % n);
+        sim.connect(leader1);
+    }
+    sim.one(cmd(1000), n)?;
+    Ok(())
+}
+
+fn persist3(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    sim.one(cmd(101), 3)?;
+    let leader = sim.check_one_leader()?;
+    sim.disconnect((leader + 2) % n);
+    sim.one(cmd(102), 2)?;
+    sim.crash(leader);
+    sim.crash((leader + 1) % n);
+    sim.connect((leader + 2) % n);
+    sim.restart(leader);
+    sim.connect(leader);
+    sim.one(cmd(103), 2)?;
+    sim.restart((leader + 1) % n);
+    sim.connect((leader + 1) % n);
+    sim.one(cmd(104), n)?;
+    Ok(())
+}
+
+/// 6.5840's Figure 8 test: the leader crashes every round while clients keep proposing, and
+/// crashed servers come back whenever fewer than three are up.
+fn figure8(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    let v = sim.random(10_000);
+    sim.one(cmd(v), 1)?;
+    let load = start_load(sim, 2, 100_000);
+    let mut up = n;
+    for _ in 0..1000 {
+        let pause = if sim.random(1000) < 100 {
+            sim.random(250)
+        } else {
+            sim.random(13)
+        };
+        sim.run_for(ms(pause));
+        sim.ok()?;
+        if let Some(l) = (0..n).find(|&i| sim.state(i).is_some_and(|s| s.is_leader())) {
+            sim.crash(l);
+            up -= 1;
+        }
+        if up < 3 {
+            let s = sim.random(n as u64) as usize;
+            if !sim.is_up(s) {
+                sim.restart(s);
+                up += 1;
+            }
+        }
+    }
+    for i in 0..n {
+        sim.restart(i);
+    }
+    for c in load {
+        sim.stop_client(c);
+    }
+    let v = sim.random(10_000);
+    sim.one(cmd(v), n)?;
+    sim.check_elected_after_heal()?;
     Ok(())
 }
 
