@@ -151,6 +151,12 @@ pub struct Sim {
     cluster: u64,
     /// The network's behaviour; scenarios change it as they go.
     pub net: NetModel,
+    /// Count the RPC requests servers send each other (6.5840's `rpcCount`); off by default, as
+    /// it decodes every datagram between servers.
+    pub count_rpcs: bool,
+    /// RPC requests (RequestVote, AppendEntries, InstallSnapshot) servers sent each other while
+    /// `count_rpcs` was on (fragments of one message count once).
+    pub rpcs: u64,
     checks: ClusterChecks,
     history: Vec<HistoryOp>,
     trace: VecDeque<TraceStep>,
@@ -191,6 +197,8 @@ impl Sim {
             cluster: wire::cluster_id(&peers),
             peers,
             net: NetModel::new(cfg.link.clone()),
+            count_rpcs: false,
+            rpcs: 0,
             checks: ClusterChecks::new(n)?,
             history: Vec::new(),
             trace: VecDeque::new(),
@@ -403,7 +411,7 @@ impl Sim {
     }
 
     fn arrive(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
-        if !self.net.open(from, to) {
+        if !self.reachable(from, to) {
             return;
         }
         let n = self.n();
@@ -519,7 +527,21 @@ impl Sim {
         let Some(dst) = self.actor_at(to) else {
             return;
         };
+        if !self.reachable(from, dst) {
+            return;
+        }
         let now = self.now();
+        if self.count_rpcs && from < self.n() && dst < self.n() {
+            let request = matches!(
+                wire::decode(&bytes, None, self.cluster).map(|e| e.body),
+                Ok(Body::Raft(
+                    Msg::RequestVote { .. }
+                        | Msg::AppendEntries { .. }
+                        | Msg::InstallSnapshot { .. }
+                ))
+            );
+            self.rpcs += u64::from(request);
+        }
         let reply = self.net.reorders(from, dst) && self.is_reply(&bytes);
         for delay in self.net.fate(from, dst, reply, &mut self.rng) {
             let at = now + after + delay;
@@ -683,19 +705,15 @@ impl Sim {
         self.restart(i);
     }
 
-    /// Cuts server `i` off from every other actor, both ways (6.5840's disconnect).
+    /// Cuts server `i` off from every other actor, both ways, clients started later included
+    /// (6.5840's disconnect).
     pub fn disconnect(&mut self, i: usize) {
-        for a in self.actors() {
-            if a != i {
-                self.net.blocked.insert((i, a));
-                self.net.blocked.insert((a, i));
-            }
-        }
         self.cut_off[i] = true;
         self.record(format!("S{i} is disconnected"));
     }
 
-    /// Reconnects server `i` to every actor it is cut from (both ways).
+    /// Reconnects server `i` cut off by [`disconnect`](Self::disconnect), and removes any
+    /// partition's cuts to and from it.
     pub fn connect(&mut self, i: usize) {
         self.net.blocked.retain(|&(a, b)| a != i && b != i);
         self.cut_off[i] = false;
@@ -748,8 +766,10 @@ impl Sim {
         }
     }
 
-    fn actors(&self) -> std::ops::Range<usize> {
-        0..self.n() + self.clients.len()
+    /// Whether a datagram from actor `from` to actor `to` gets through the cuts (not loss).
+    fn reachable(&self, from: usize, to: usize) -> bool {
+        let cut = |a: usize| a < self.n() && self.cut_off[a];
+        self.net.open(from, to) && !cut(from) && !cut(to)
     }
 
     /// Whether server `i` is up and not cut off by [`disconnect`](Self::disconnect).
@@ -766,6 +786,13 @@ impl Sim {
 
     /// Starts a client that runs `ops` one after the other; returns its index.
     pub fn add_client(&mut self, ops: Vec<Op>) -> usize {
+        let c = self.new_client(ops);
+        self.client_sends(c, Duration::ZERO);
+        c
+    }
+
+    /// A client whose first request is not sent yet.
+    fn new_client(&mut self, ops: Vec<Op>) -> usize {
         let c = self.clients.len();
         let session = CLIENT_ID_MIN + c as u64;
         let actor = KvClient {
@@ -792,7 +819,37 @@ impl Sim {
             active: true,
         });
         self.invoke_next(c);
-        self.client_sends(c, Duration::ZERO);
+        c
+    }
+
+    /// The lab's `Start(op)` on server `i`: a client session hands `op` to server `i` directly,
+    /// whatever cuts the network has, and never retries it (it may or may not commit: the
+    /// history records it unanswered). Returns the client's index.
+    pub fn start(&mut self, i: usize, op: Op) -> usize {
+        let c = self.new_client(vec![op.clone()]);
+        self.clients[c].fx.sends.clear();
+        self.stop_client(c);
+        let session = self.clients[c].session;
+        let command = crate::protocol::types::Command {
+            client: session,
+            request_id: 1,
+            op,
+        };
+        let env = Envelope {
+            cluster: self.cluster,
+            from: session,
+            body: Body::Raft(Msg::ClientRequest(command)),
+        };
+        if let (Some(bytes), true) = (wire::encode(&env, None), self.is_up(i)) {
+            let from = client_addr(c);
+            self.servers[i]
+                .mailbox
+                .borrow_mut()
+                .inbox
+                .push_back((from, bytes));
+            let at = self.servers[i].busy_until.max(self.now());
+            self.schedule(i, at);
+        }
         c
     }
 

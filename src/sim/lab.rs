@@ -95,12 +95,22 @@ impl Sim {
         Ok((count, seen))
     }
 
-    /// The index of client session `session`'s first command in any up server's log.
-    fn index_of(&self, session: u64) -> Option<LogIndex> {
-        (0..self.n()).filter_map(|i| self.state(i)).find_map(|s| {
-            (s.log.base_index + 1..=s.log.last_index())
-                .find(|&k| s.log.get(k).is_some_and(|e| e.command.client == session))
-        })
+    /// The index at which the most up servers have committed session `session`'s command
+    /// (several leaders may each have taken it in at their own index), and how many.
+    fn committed_at(&self, session: u64) -> Option<(LogIndex, usize)> {
+        let mut candidates: Vec<LogIndex> = (0..self.n())
+            .filter_map(|i| self.state(i))
+            .flat_map(|s| {
+                (s.log.base_index + 1..=s.log.last_index())
+                    .filter(move |&k| s.log.get(k).is_some_and(|e| e.command.client == session))
+            })
+            .collect();
+        candidates.sort();
+        candidates.dedup();
+        candidates
+            .into_iter()
+            .map(|k| (k, self.count_committed(k, session)))
+            .max_by_key(|&(k, count)| (count, std::cmp::Reverse(k)))
     }
 
     /// How many up servers have committed `index` holding `session`'s command there (or in a
@@ -149,16 +159,16 @@ impl Sim {
     ) -> Result<Option<LogIndex>, Failure> {
         let c = self.add_client(vec![op.clone()]);
         let session = self.session(c);
-        let mut index = None;
         let agreed = self.run_until(limit, |sim| {
-            if index.is_none() {
-                index = sim.index_of(session);
-            }
-            index.is_some_and(|k| sim.count_committed(k, session) >= expected)
+            sim.committed_at(session)
+                .is_some_and(|(_, count)| count >= expected)
         });
         self.stop_client(c);
         self.ok()?;
-        Ok(index.filter(|_| agreed))
+        Ok(self
+            .committed_at(session)
+            .map(|(k, _)| k)
+            .filter(|_| agreed))
     }
 
     /// Fails unless a leader was seen within [`ELECTION_BOUND`] of the last fault healing
