@@ -52,6 +52,18 @@ fn secs(t: u64) -> Duration {
 
 fn nothing(_: &mut SimConfig) {}
 
+/// The lab's `SnapShotInterval`: a snapshot every 10 entries.
+const SNAPSHOT_INTERVAL: u64 = 10;
+
+fn snapshots(c: &mut SimConfig) {
+    c.snapshot_after = Some(SNAPSHOT_INTERVAL);
+}
+
+fn snapshots_unreliable(c: &mut SimConfig) {
+    snapshots(c);
+    unreliable(c);
+}
+
 fn unreliable(c: &mut SimConfig) {
     c.link = LinkConfig::unreliable();
 }
@@ -198,6 +210,41 @@ pub fn all() -> Vec<Scenario> {
             servers: 5,
             configure: unreliable,
             run: churn,
+        },
+        Scenario {
+            name: "snapshot_basic",
+            about: "3D: logs stay short with snapshots every 10 entries",
+            servers: 3,
+            configure: snapshots,
+            run: |sim| snap_common(sim, false, false),
+        },
+        Scenario {
+            name: "snapshot_install",
+            about: "3D: a cut-off follower catches up by InstallSnapshot",
+            servers: 3,
+            configure: snapshots,
+            run: |sim| snap_common(sim, true, false),
+        },
+        Scenario {
+            name: "snapshot_install_unreliable",
+            about: "3D: snapshot_install on a lossy network",
+            servers: 3,
+            configure: snapshots_unreliable,
+            run: |sim| snap_common(sim, true, false),
+        },
+        Scenario {
+            name: "snapshot_install_crash",
+            about: "3D: a crashed follower catches up by InstallSnapshot after restarting",
+            servers: 3,
+            configure: snapshots,
+            run: |sim| snap_common(sim, false, true),
+        },
+        Scenario {
+            name: "snapshot_init",
+            about: "3D: every server restarts from a snapshot, twice, and agreement goes on",
+            servers: 3,
+            configure: snapshots,
+            run: snapshot_init,
         },
         Scenario {
             name: "kv_basic",
@@ -819,6 +866,86 @@ fn unreliable_agree(sim: &mut Sim) -> Result<(), Failure> {
     }
     sim.net.default = LinkConfig::reliable();
     sim.one(cmd(100), n)?;
+    Ok(())
+}
+
+// ---- Lab 3D. ----
+
+/// The lab's bound on a server's log (its `MAXLOGSIZE` of 2000 bytes, in entries here): with a
+/// snapshot every 10 entries, a log longer than this was never compacted.
+const MAX_LOG_ENTRIES: usize = 50;
+
+fn check_log_sizes(sim: &mut Sim) -> Result<(), Failure> {
+    for i in 0..sim.n() {
+        let len = sim.state(i).map_or(0, |s| s.log.entries.len());
+        if len > MAX_LOG_ENTRIES {
+            return sim.failed("log size", format!("S{i} holds {len} entries in its log"));
+        }
+    }
+    Ok(())
+}
+
+/// The lab's `snapcommon`: thirty rounds of commands to trigger snapshots, with a victim
+/// disconnected or crashed meanwhile so that it catches up by InstallSnapshot.
+fn snap_common(sim: &mut Sim, disconnect: bool, crash: bool) -> Result<(), Failure> {
+    let n = sim.n();
+    let v = sim.random(10_000);
+    sim.one(cmd(v), n)?;
+    let mut leader1 = sim.check_one_leader()?;
+    for i in 0..30 {
+        let (sender, victim) = if i % 3 == 1 {
+            ((leader1 + 1) % n, leader1)
+        } else {
+            (leader1, (leader1 + 1) % n)
+        };
+        if disconnect {
+            sim.disconnect(victim);
+            let v = sim.random(10_000);
+            sim.one(cmd(v), n - 1)?;
+        }
+        if crash {
+            sim.crash(victim);
+            let v = sim.random(10_000);
+            sim.one(cmd(v), n - 1)?;
+        }
+        let count = SNAPSHOT_INTERVAL / 2 + sim.random(SNAPSHOT_INTERVAL);
+        for _ in 0..count {
+            let v = sim.random(10_000);
+            sim.start(sender, cmd(v));
+        }
+        let v = sim.random(10_000);
+        let expected = if disconnect || crash { n - 1 } else { n };
+        sim.one(cmd(v), expected)?;
+        check_log_sizes(sim)?;
+        if disconnect || crash {
+            sim.restart(victim);
+            sim.connect(victim);
+            let v = sim.random(10_000);
+            sim.one(cmd(v), n)?;
+            leader1 = sim.check_one_leader()?;
+        }
+    }
+    Ok(())
+}
+
+fn snapshot_init(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    let v = sim.random(10_000);
+    sim.one(cmd(v), n)?;
+    for _ in 0..=SNAPSHOT_INTERVAL {
+        let v = sim.random(10_000);
+        sim.one(cmd(v), 1)?;
+    }
+    for _ in 0..2 {
+        for i in 0..n {
+            sim.crash(i);
+        }
+        for i in 0..n {
+            sim.restart(i);
+        }
+        let v = sim.random(10_000);
+        sim.one(cmd(v), n)?;
+    }
     Ok(())
 }
 
