@@ -55,6 +55,7 @@ scenario_tests!(
     re_election,
     many_elections,
     basic_agree,
+    rpc_bytes,
     follower_failure,
     leader_failure,
     fail_agree,
@@ -77,7 +78,13 @@ scenario_tests!(
     snapshot_install_crash,
     snapshot_init,
     kv_basic,
+    kv_concurrent,
     kv_unreliable,
+    kv_one_partition,
+    kv_many_partitions_many_clients,
+    kv_persist_partition_unreliable_linearizable,
+    kv_snapshot_size,
+    kv_speed,
     wiped_follower,
 );
 

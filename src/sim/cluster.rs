@@ -157,6 +157,8 @@ pub struct Sim {
     /// RPC requests (RequestVote, AppendEntries, InstallSnapshot) servers sent each other while
     /// `count_rpcs` was on (fragments of one message count once).
     pub rpcs: u64,
+    /// Bytes of datagrams servers sent each other while `count_rpcs` was on.
+    pub rpc_bytes: u64,
     checks: ClusterChecks,
     history: Vec<HistoryOp>,
     trace: VecDeque<TraceStep>,
@@ -199,6 +201,7 @@ impl Sim {
             net: NetModel::new(cfg.link.clone()),
             count_rpcs: false,
             rpcs: 0,
+            rpc_bytes: 0,
             checks: ClusterChecks::new(n)?,
             history: Vec::new(),
             trace: VecDeque::new(),
@@ -541,6 +544,7 @@ impl Sim {
                 ))
             );
             self.rpcs += u64::from(request);
+            self.rpc_bytes += bytes.len() as u64;
         }
         let reply = self.net.reorders(from, dst) && self.is_reply(&bytes);
         for delay in self.net.fate(from, dst, reply, &mut self.rng) {
@@ -859,9 +863,29 @@ impl Sim {
         cl.driver.state().next_op() >= cl.ops.len()
     }
 
-    /// The results client `c` has so far.
+    /// How many results client `c` has so far.
     pub fn client_results(&self, c: usize) -> usize {
         self.clients[c].driver.state().results.len()
+    }
+
+    /// The results client `c` has so far, in order.
+    pub fn results(&self, c: usize) -> &[crate::protocol::types::OpResult] {
+        &self.clients[c].driver.state().results
+    }
+
+    /// Lets client `c` reach only `servers` (6.5840's clerks made for one side of a partition);
+    /// undone by [`heal`](Self::heal) or a new partition.
+    pub fn restrict_client(&mut self, c: usize, servers: &[usize]) {
+        let a = self.n() + c;
+        for i in (0..self.n()).filter(|i| !servers.contains(i)) {
+            self.net.blocked.insert((a, i));
+            self.net.blocked.insert((i, a));
+        }
+    }
+
+    /// Bytes server `i`'s disk holds (every file, synced or not).
+    pub fn disk_bytes(&self, i: usize) -> usize {
+        self.servers[i].disk.bytes()
     }
 
     /// Stops client `c`: its operation in flight stays unanswered (it may or may not happen).

@@ -196,6 +196,12 @@ impl SimDisk {
         }
     }
 
+    /// Bytes in the files the directory names.
+    pub fn bytes(&self) -> usize {
+        let d = self.0.borrow();
+        d.names.values().map(|id| d.inodes[id].data.len()).sum()
+    }
+
     /// Loses everything, as a replaced disk or a deleted data directory does.
     pub fn wipe(&self) {
         *self.0.borrow_mut() = DiskState::default();
