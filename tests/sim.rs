@@ -24,7 +24,7 @@ fn sim(args: &[&str]) -> (i32, String, String) {
 fn passes(name: &str) {
     let scenario = scenarios::find(name).expect("the scenario exists");
     for seed in SEEDS {
-        let o = scenarios::run(&scenario, seed, None, false);
+        let o = scenarios::run(scenario, seed, None, false);
         assert!(o.failures.is_empty(), "{name} seed {seed}:\n{}", o.text);
     }
 }
@@ -117,8 +117,8 @@ fn the_same_seed_prints_the_same_bytes() {
 #[test]
 fn different_seeds_are_different_runs() {
     let scenario = scenarios::find("unreliable_churn").unwrap();
-    let a = scenarios::run(&scenario, 1, None, true).text;
-    let b = scenarios::run(&scenario, 2, None, true).text;
+    let a = scenarios::run(scenario, 1, None, true).text;
+    let b = scenarios::run(scenario, 2, None, true).text;
     assert_ne!(a, b);
 }
 
@@ -147,7 +147,7 @@ fn no_step_down_and_vote_without_log_check_are_caught() {
     let scenario = scenarios::find("figure8_unreliable").unwrap();
     for bug in [Bug::NoStepDown, Bug::VoteWithoutLogCheck] {
         let failed = (1..=6).any(|seed| {
-            !scenarios::run(&scenario, seed, Some(bug), false)
+            !scenarios::run(scenario, seed, Some(bug), false)
                 .failures
                 .is_empty()
         });
@@ -160,7 +160,7 @@ fn no_step_down_and_vote_without_log_check_are_caught() {
 #[test]
 fn wiped_follower_fails_when_the_leader_never_backs_off() {
     let scenario = scenarios::find("wiped_follower").unwrap();
-    let o = scenarios::run(&scenario, 1, Some(Bug::NoNextIndexBackoff), false);
+    let o = scenarios::run(scenario, 1, Some(Bug::NoNextIndexBackoff), false);
     assert_eq!(o.failures.len(), 1, "{}", o.text);
     assert!(
         o.text.contains("did not reach agreement on 3 servers"),

@@ -75,9 +75,9 @@ fn main() -> ExitCode {
         (None, None) => vec![1],
     };
     let started = Instant::now();
-    let outcomes = run_all(&scenario, &seeds, bug, args.trace);
+    let outcomes = run_all(scenario, &seeds, bug, args.trace);
     let wall = started.elapsed().as_secs_f64();
-    report(&scenario, &outcomes, wall, args.json);
+    report(scenario, &outcomes, wall, args.json);
     if outcomes.iter().all(|o| o.failures.is_empty()) {
         ExitCode::SUCCESS
     } else {

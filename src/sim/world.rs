@@ -122,7 +122,7 @@ impl Inode {
     fn crash(&mut self, rng: &mut Rng) {
         let appended_only = self.dirty_from == self.synced.len();
         let extra = self.data.len().saturating_sub(self.dirty_from);
-        let keep = if appended_only && extra > 0 && rng.next_u64() % 2 == 0 {
+        let keep = if appended_only && extra > 0 && rng.next_u64().is_multiple_of(2) {
             (rng.next_u64() % (extra as u64 + 1)) as usize
         } else {
             0
