@@ -33,7 +33,8 @@ struct Args {
     /// Inject a bug of the zoo, named as in model files (e.g. vote_not_persisted).
     #[arg(long)]
     bug: Option<String>,
-    /// Print one JSON object: scenario, runs, failures, virtual_s, wall_s, ops.
+    /// Print one JSON object: scenario, runs, failures, virtual_s, wall_s, ops (and
+    /// max_elect_after_heal_s).
     #[arg(long)]
     json: bool,
     /// Print every run's whole trace, not only failing ones' last rows.
@@ -112,6 +113,12 @@ fn report(scenario: &Scenario, outcomes: &[Outcome], wall: f64, json: bool) {
                 })
             })
             .collect();
+        // The liveness figure: the slowest election after the last fault healed, over runs.
+        let elect = outcomes
+            .iter()
+            .filter_map(|o| o.elected_after_heal)
+            .max()
+            .map(|d| d.as_secs_f64());
         let out = serde_json::json!({
             "scenario": scenario.name,
             "runs": outcomes.len(),
@@ -119,6 +126,7 @@ fn report(scenario: &Scenario, outcomes: &[Outcome], wall: f64, json: bool) {
             "virtual_s": virtual_s,
             "wall_s": wall,
             "ops": ops,
+            "max_elect_after_heal_s": elect,
         });
         println!("{out}");
         return;
