@@ -200,7 +200,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
     }
 
     /// One turn of the loop: waits (until the next timer, at most 200 ms) for a datagram, drains
-    /// up to [`MAX_BATCH`] queued ones into the round, delivers them, fires due timers, then
+    /// up to `MAX_BATCH` (512) queued ones into the round, delivers them, fires due timers, then
     /// saves once and sends. The simulator calls this whenever a datagram reaches the node or
     /// its next timer is due, so it runs the very batching, coalescing and group commit `node`
     /// does.

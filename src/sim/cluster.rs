@@ -8,6 +8,7 @@ use crate::check::report::{ServerView, TraceStep};
 use crate::net::driver::{Driver, Effects, Rng};
 use crate::net::node::{Node, NodeOptions};
 use crate::net::wire::{self, Body, Envelope, CLIENT_ID_MIN};
+use crate::net::world::Clock;
 use crate::protocol::client::{ClientConfig, KvClient};
 use crate::protocol::server::{Bug, ServerConfig, ServerState};
 use crate::protocol::types::{ClientReply, Msg, Op};
@@ -809,8 +810,8 @@ impl Sim {
             },
         };
         let mut fx = Effects::default();
-        let rng = crate::net::world::Clock::rng(&self.clock, 0xc11e_0000 + c as u64);
-        let now = crate::net::world::Clock::now(&self.clock);
+        let rng = self.clock.rng(0xc11e_0000 + c as u64);
+        let now = self.clock.now();
         let driver = Driver::start_at(actor, Id::from(session as usize), None, now, rng, &mut fx);
         self.clients.push(Client {
             driver,
@@ -926,7 +927,7 @@ impl Sim {
                 hold = NO_LEADER_BACKOFF;
             }
         }
-        let at = crate::net::world::Clock::now(&self.clock);
+        let at = self.clock.now();
         let cl = &mut self.clients[c];
         cl.driver.fire_due(at, &mut cl.fx);
         self.client_sends(c, hold);
@@ -951,7 +952,7 @@ impl Sim {
                 ..
             }
         );
-        let now = crate::net::world::Clock::now(&self.clock);
+        let now = self.clock.now();
         let cl = &mut self.clients[c];
         let before = cl.driver.state().results.len();
         cl.driver.deliver(Id::from(server), msg, now, &mut cl.fx);
