@@ -111,3 +111,41 @@ impl NetModel {
 pub fn chance(rng: &mut Rng, per_mille: u64) -> bool {
     per_mille > 0 && rng.next_u64() % 1000 < per_mille
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_one_way_cut_blocks_only_its_direction() {
+        let mut net = NetModel::new(LinkConfig::reliable());
+        net.blocked.insert((0, 1));
+        let mut rng = Rng::from_seed(1);
+        assert!(net.fate(0, 1, false, &mut rng).is_empty());
+        assert_eq!(net.fate(1, 0, false, &mut rng).len(), 1);
+        assert!(!net.open(0, 1) && net.open(1, 0));
+    }
+
+    #[test]
+    fn loss_duplication_and_long_delays_happen_at_their_rates() {
+        let mut net = NetModel::new(LinkConfig::long_reordering());
+        net.default.duplicate = 100;
+        let mut rng = Rng::from_seed(2);
+        let (mut lost, mut twice, mut long) = (0, 0, 0);
+        for _ in 0..10_000 {
+            let copies = net.fate(0, 1, true, &mut rng);
+            lost += usize::from(copies.is_empty());
+            twice += usize::from(copies.len() == 2);
+            long += copies
+                .iter()
+                .filter(|d| **d >= Duration::from_millis(200))
+                .count();
+        }
+        assert!((800..1200).contains(&lost), "{lost}");
+        assert!((600..1200).contains(&twice), "{twice}");
+        assert!((5000..7000).contains(&long), "{long}");
+        // Requests are never held back.
+        let requests = (0..1000).flat_map(|_| net.fate(0, 1, false, &mut rng));
+        assert!(requests.into_iter().all(|d| d < Duration::from_millis(27)));
+    }
+}
