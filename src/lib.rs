@@ -10,6 +10,8 @@
 //!   Imports `model` and `protocol`.
 //! - [`net`]: the real node over UDP (driver, wire, storage, client, local clusters).
 //!   Imports `protocol` only: it cannot reach the checker, so what runs is the actor alone.
+//! - [`sim`]: the real node's loop over a virtual clock, network and disk, checked with the
+//!   model's properties and a linearizability check. Imports `net`, `model`, `check`, `protocol`.
 
 #![warn(missing_docs)]
 
@@ -17,3 +19,4 @@ pub mod check;
 pub mod model;
 pub mod net;
 pub mod protocol;
+pub mod sim;

@@ -317,7 +317,8 @@ impl Run {
         {
             self.held_until = Some(Instant::now() + NO_LEADER_BACKOFF);
         }
-        self.driver.deliver(Id::from(server), msg, &mut self.fx);
+        self.driver
+            .deliver(Id::from(server), msg, Instant::now(), &mut self.fx);
         let r = self.driver.state().results.get(before)?;
         let now = Instant::now();
         let keep_going = on_done(before, r.clone(), now - self.op_started);

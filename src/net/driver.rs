@@ -7,7 +7,7 @@ use crate::protocol::server::Storage;
 use crate::protocol::types::Msg;
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +31,17 @@ impl Rng {
             rng.next_u64();
         }
         rng
+    }
+
+    /// A generator that depends on `seed` alone (never on the clock): what a deterministic
+    /// simulation draws from, so that one seed gives one run.
+    pub fn from_seed(seed: u64) -> Rng {
+        // splitmix64 of the seed: close seeds give unrelated streams, and the state is never 0.
+        let mut z = seed.wrapping_add(0x9e3779b97f4a7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^= z >> 31;
+        Rng(if z == 0 { 0x2545f4914f6cdd1d } else { z })
     }
 
     /// The next 64 pseudo-random bits (session ids, message ids, timer jitter).
@@ -72,27 +83,43 @@ pub struct Driver<A: Actor> {
     /// first write (`Cow::to_mut`) does not copy the whole state (log and store) as a borrowed
     /// one would. The model checker needs that copy; a single real server does not.
     state: Option<A::State>,
-    timers: HashMap<A::Timer, Instant>,
+    /// A `BTreeMap` so that timers due at the same instant fire in one order on every run.
+    timers: BTreeMap<A::Timer, Instant>,
     rng: Rng,
 }
 
 impl<A> Driver<A>
 where
     A: Actor<Msg = Msg, Storage = Storage>,
-    A::Timer: Copy + Eq + std::hash::Hash,
+    A::Timer: Copy + Ord,
 {
-    /// Starts the actor (from `storage` when restarting) and collects its first commands in `fx`.
+    /// Starts the actor (from `storage` when restarting) and collects its first commands in `fx`,
+    /// on the real clock with a generator seeded from it.
     pub fn start(actor: A, id: Id, storage: Option<Storage>, fx: &mut Effects) -> Self {
+        let rng = Rng::seeded(usize::from(id) as u64);
+        Driver::start_at(actor, id, storage, Instant::now(), rng, fx)
+    }
+
+    /// Starts the actor as [`start`](Self::start) does, at time `now` and drawing timer jitter
+    /// from `rng`: what a simulated world passes to make the run depend on its seed alone.
+    pub fn start_at(
+        actor: A,
+        id: Id,
+        storage: Option<Storage>,
+        now: Instant,
+        rng: Rng,
+        fx: &mut Effects,
+    ) -> Self {
         let mut out = Out::new();
         let state = actor.on_start(id, &storage, &mut out);
         let mut d = Driver {
             actor,
             id,
             state: Some(state),
-            timers: HashMap::new(),
-            rng: Rng::seeded(usize::from(id) as u64),
+            timers: BTreeMap::new(),
+            rng,
         };
-        d.absorb(out, fx);
+        d.absorb(out, now, fx);
         d
     }
 
@@ -103,13 +130,13 @@ where
             .expect("the state is back once a handler returns")
     }
 
-    /// Hands `msg` from `src` to the actor and collects what it asks for in `fx`.
-    pub fn deliver(&mut self, src: Id, msg: Msg, fx: &mut Effects) {
+    /// Hands `msg` from `src` to the actor at time `now` and collects what it asks for in `fx`.
+    pub fn deliver(&mut self, src: Id, msg: Msg, now: Instant, fx: &mut Effects) {
         let mut out = Out::new();
         let mut cow = Cow::Owned(self.state.take().expect("not inside a handler"));
         self.actor.on_msg(self.id, &mut cow, src, msg, &mut out);
         self.state = Some(cow.into_owned());
-        self.absorb(out, fx);
+        self.absorb(out, now, fx);
     }
 
     /// The earliest armed timer's deadline.
@@ -132,16 +159,16 @@ where
             let mut cow = Cow::Owned(self.state.take().expect("not inside a handler"));
             self.actor.on_timeout(self.id, &mut cow, &timer, &mut out);
             self.state = Some(cow.into_owned());
-            self.absorb(out, fx);
+            self.absorb(out, now, fx);
         }
     }
 
-    fn absorb(&mut self, out: Out<A>, fx: &mut Effects) {
+    fn absorb(&mut self, out: Out<A>, now: Instant, fx: &mut Effects) {
         for cmd in out {
             match cmd {
                 Command::Send(id, msg) => fx.sends.push((id, msg)),
                 Command::SetTimer(timer, range) => {
-                    let at = Instant::now() + self.rng.duration_in(&range);
+                    let at = now + self.rng.duration_in(&range);
                     self.timers.insert(timer, at);
                 }
                 Command::CancelTimer(timer) => {

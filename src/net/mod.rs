@@ -8,6 +8,8 @@
 //! - [`driver`]: runs an actor in real time (timers, out commands).
 //! - [`node`]: one server process; [`client`]: client sessions and the status query.
 //! - [`cluster`]: local multi-process clusters for `cluster`, `bench` and the tests.
+//! - [`world`]: the clock, network and disk the node reaches the outside through (real ones
+//!   here; the simulator has virtual ones).
 //!
 //! Without `--key`, datagrams are not authenticated: anyone who can send UDP to the nodes can
 //! forge votes, entries or client requests. Run keyless only on a trusted network.
@@ -18,3 +20,4 @@ pub mod driver;
 pub mod node;
 pub mod storage;
 pub mod wire;
+pub mod world;

@@ -10,11 +10,11 @@ use crate::net::wire::{
     self, Body, Counters, Datagram, Envelope, FragmentOutcome, Key, NodeStatus, Reassembler,
     CLIENT_ID_MIN,
 };
+use crate::net::world::{Clock, Disk, Network, RealDisk, SystemClock, UdpNet};
 use crate::protocol::server::{RaftServer, ServerConfig, ServerState};
 use crate::protocol::types::Msg;
 use stateright::actor::Id;
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,12 +55,15 @@ pub struct NodeOptions {
 }
 
 /// One running server: the actor's driver, its durable storage and socket, and what the current
-/// round has received and has yet to send.
-pub struct Node {
+/// round has received and has yet to send. Generic over its world (clock, network, disk) so
+/// that the simulator runs this very loop; `node` uses the real world, the defaults.
+pub struct Node<C: Clock = SystemClock, N: Network = UdpNet, D: Disk = RealDisk> {
     opts: NodeOptions,
     cluster: u64,
-    socket: UdpSocket,
-    storage: DurableStorage,
+    clock: C,
+    net: N,
+    buf: Vec<u8>,
+    storage: DurableStorage<D>,
     driver: Driver<RaftServer>,
     clients: HashMap<u64, (SocketAddr, Instant)>,
     counters: Counters,
@@ -79,18 +82,38 @@ pub struct Node {
 }
 
 impl Node {
-    /// Restores the saved state (refusing a damaged file) and binds the socket.
+    /// Binds the socket and restores the saved state from the real disk (refusing a damaged
+    /// file).
     pub fn open(opts: NodeOptions) -> Result<Node, String> {
-        if opts.id >= opts.peers.len() {
-            return Err(format!(
-                "--id {} but --peers lists {} servers (ids 0..{})",
-                opts.id,
-                opts.peers.len(),
-                opts.peers.len()
-            ));
-        }
+        check_id(&opts)?;
+        let addr = opts.bind.unwrap_or(opts.peers[opts.id]);
+        let socket = UdpSocket::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
+        // Best effort: a smaller buffer only means more drops under load, which Raft tolerates.
+        let _ = set_recv_buffer(&socket, RECV_BUFFER);
+        Node::open_in(opts, SystemClock, UdpNet::new(socket), RealDisk)
+    }
+}
+
+/// Refuses an id outside the peer list.
+fn check_id(opts: &NodeOptions) -> Result<(), String> {
+    if opts.id >= opts.peers.len() {
+        return Err(format!(
+            "--id {} but --peers lists {} servers (ids 0..{})",
+            opts.id,
+            opts.peers.len(),
+            opts.peers.len()
+        ));
+    }
+    Ok(())
+}
+
+impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
+    /// Restores the saved state from `disk` (refusing a damaged file) and runs over `net` on
+    /// `clock`: the real node's constructor with the world passed in.
+    pub fn open_in(opts: NodeOptions, clock: C, net: N, disk: D) -> Result<Self, String> {
+        check_id(&opts)?;
         let cluster = wire::cluster_id(&opts.peers);
-        let mut storage = DurableStorage::open(&opts.data, opts.id as u64, cluster)?;
+        let mut storage = DurableStorage::open_on(disk, &opts.data, opts.id as u64, cluster)?;
         let saved = storage.load()?;
         if storage.torn_bytes() > 0 {
             // An append whose fsync never returned: its save was never acknowledged.
@@ -103,21 +126,22 @@ impl Node {
                     .map_or(String::new(), |p| p.display().to_string())
             );
         }
-        let addr = opts.bind.unwrap_or(opts.peers[opts.id]);
-        let socket = UdpSocket::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
-        // Best effort: a smaller buffer only means more drops under load, which Raft tolerates.
-        let _ = set_recv_buffer(&socket, RECV_BUFFER);
         let mut fx = Effects::default();
-        let driver = Driver::start(
+        let driver = Driver::start_at(
             RaftServer::new(opts.config.clone()),
             Id::from(opts.id),
             saved,
+            clock.now(),
+            clock.rng(opts.id as u64),
             &mut fx,
         );
+        let next_msg_id = clock.rng(0xf4a6 ^ opts_id_salt(cluster)).next_u64();
         Ok(Node {
             opts,
             cluster,
-            socket,
+            clock,
+            net,
+            buf: vec![0u8; 65_536],
             storage,
             driver,
             clients: HashMap::new(),
@@ -126,7 +150,7 @@ impl Node {
             inbox: Vec::new(),
             fx,
             reassembler: Reassembler::new(),
-            next_msg_id: crate::net::driver::Rng::seeded(0xf4a6 ^ opts_id_salt(cluster)).next_u64(),
+            next_msg_id,
             snapshot_sent: HashMap::new(),
         })
     }
@@ -163,54 +187,73 @@ impl Node {
 
     /// Runs until `stop` is set or storage fails (an error: the node must not go on unsaved).
     pub fn run(&mut self, stop: &Arc<AtomicBool>) -> Result<(), String> {
-        self.flush()?;
-        let mut buf = vec![0u8; 65_536];
+        self.start()?;
         while !stop.load(Ordering::Relaxed) {
-            let now = Instant::now();
-            let wait = self
-                .driver
-                .next_deadline()
-                .map_or(Duration::from_millis(200), |d| {
-                    d.saturating_duration_since(now)
-                })
-                .clamp(Duration::from_micros(100), Duration::from_millis(200));
-            self.socket
-                .set_read_timeout(Some(wait))
-                .map_err(|e| format!("socket: {e}"))?;
-            match self.socket.recv_from(&mut buf) {
-                Ok((len, from)) => {
-                    self.on_datagram(&buf[..len], from);
-                    // Drain what is already queued into the same round.
-                    self.socket
-                        .set_nonblocking(true)
-                        .map_err(|e| format!("socket: {e}"))?;
-                    for _ in 1..MAX_BATCH {
-                        match self.socket.recv_from(&mut buf) {
-                            Ok((len, from)) => self.on_datagram(&buf[..len], from),
-                            Err(_) => break,
-                        }
-                    }
-                    self.socket
-                        .set_nonblocking(false)
-                        .map_err(|e| format!("socket: {e}"))?;
-                    // Deliver the round's messages, less those a later one from the same server
-                    // makes redundant (each delivery costs the actor a copy of its state).
-                    let n = self.opts.peers.len();
-                    let (inbox, dropped) = coalesce(std::mem::take(&mut self.inbox), n);
-                    self.counters.coalesced_in += dropped;
-                    for (src, msg) in inbox {
-                        self.driver.deliver(src, msg, &mut self.fx);
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                // E.g. ICMP port unreachable reported on Linux for an earlier send: harmless.
-                Err(_) => {}
-            }
-            self.reassembler.expire(Instant::now());
-            self.driver.fire_due(Instant::now(), &mut self.fx);
-            self.flush()?;
+            self.round()?;
         }
         Ok(())
+    }
+
+    /// Saves and sends what starting the actor asked for: call once, before the first round.
+    pub fn start(&mut self) -> Result<(), String> {
+        self.flush()
+    }
+
+    /// One turn of the loop: waits (until the next timer, at most 200 ms) for a datagram, drains
+    /// up to `MAX_BATCH` (512) queued ones into the round, delivers them, fires due timers, then
+    /// saves once and sends. The simulator calls this whenever a datagram reaches the node or
+    /// its next timer is due, so it runs the very batching, coalescing and group commit `node`
+    /// does.
+    pub fn round(&mut self) -> Result<(), String> {
+        let now = self.clock.now();
+        let wait = self
+            .driver
+            .next_deadline()
+            .map_or(Duration::from_millis(200), |d| {
+                d.saturating_duration_since(now)
+            })
+            .clamp(Duration::from_micros(100), Duration::from_millis(200));
+        let mut buf = std::mem::take(&mut self.buf);
+        // An error (e.g. an ICMP port unreachable reported on Linux for an earlier send) is
+        // harmless: nothing arrived this time.
+        if let Ok(Some((len, from))) = self.net.recv_from(&mut buf, Some(wait)) {
+            self.on_datagram(&buf[..len], from);
+            // Drain what is already queued into the same round.
+            for _ in 1..MAX_BATCH {
+                match self.net.recv_from(&mut buf, None) {
+                    Ok(Some((len, from))) => self.on_datagram(&buf[..len], from),
+                    _ => break,
+                }
+            }
+            self.deliver_inbox();
+        }
+        self.buf = buf;
+        let now = self.clock.now();
+        self.reassembler.expire(now);
+        self.driver.fire_due(now, &mut self.fx);
+        self.flush()
+    }
+
+    /// Delivers the round's messages, less those a later one from the same server makes
+    /// redundant (each delivery costs the actor a copy of its state).
+    fn deliver_inbox(&mut self) {
+        let n = self.opts.peers.len();
+        let (inbox, dropped) = coalesce(std::mem::take(&mut self.inbox), n);
+        self.counters.coalesced_in += dropped;
+        let now = self.clock.now();
+        for (src, msg) in inbox {
+            self.driver.deliver(src, msg, now, &mut self.fx);
+        }
+    }
+
+    /// When the node next has something to do without a datagram: its earliest timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.driver.next_deadline()
+    }
+
+    /// How many saves reached the disk so far (one per round that changed durable state).
+    pub fn saves(&self) -> u64 {
+        self.counters.saves
     }
 
     fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) {
@@ -240,7 +283,7 @@ impl Node {
             self.counters.frag_unknown_sender += 1;
             return None;
         }
-        match self.reassembler.insert(frag, Instant::now()) {
+        match self.reassembler.insert(frag, self.clock.now()) {
             FragmentOutcome::Complete(payload) => {
                 match wire::decode_envelope(&payload, self.cluster) {
                     Ok(env) if env.from == sender => {
@@ -318,7 +361,7 @@ impl Node {
     }
 
     fn remember_client(&mut self, session: u64, addr: SocketAddr) {
-        let now = Instant::now();
+        let now = self.clock.now();
         if !self.clients.contains_key(&session) && self.clients.len() >= MAX_CLIENTS {
             if let Some(oldest) = self
                 .clients
@@ -341,7 +384,7 @@ impl Node {
         let n = self.opts.peers.len();
         let sends = coalesce(std::mem::take(&mut self.fx.sends), n);
         self.counters.coalesced_out += sends.1;
-        let now = Instant::now();
+        let now = self.clock.now();
         for (to, msg) in sends.0 {
             let idx = usize::from(to);
             if let Msg::InstallSnapshot { term, snapshot } = &msg {
@@ -395,7 +438,7 @@ impl Node {
             self.counters.fragments_out += datagrams.len() as u64;
         }
         for bytes in datagrams {
-            match self.socket.send_to(&bytes, addr) {
+            match self.net.send_to(&bytes, addr) {
                 Ok(_) => self.counters.sent += 1,
                 Err(_) => self.counters.send_errors += 1,
             }

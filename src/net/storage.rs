@@ -45,13 +45,12 @@
 //! start empty and forget its votes and log. A truncation of fsynced data at exactly a record
 //! boundary cannot be told apart from a shorter log; fsync's contract is that it does not happen.
 
+use crate::net::world::{Disk, DiskFile, RealDisk};
 use crate::protocol::log::Log;
 use crate::protocol::server::Storage;
 use crate::protocol::types::{Entry, LogIndex, Snapshot, Term};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fs::{self, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const META_MAGIC: &[u8; 8] = b"RAFTMETA";
@@ -106,10 +105,10 @@ struct RecordIn {
 }
 
 /// What is on disk: the state, and the log file that appends go to.
-struct OnDisk {
+struct OnDisk<F> {
     storage: Storage,
     generation: u64,
-    log: File,
+    log: F,
     log_path: PathBuf,
     /// Entries written to this generation's file, counting those truncated away since.
     written: u64,
@@ -118,14 +117,16 @@ struct OnDisk {
 }
 
 /// A node's durable state in its data directory (see the module docs): what makes its votes and
-/// log survive a crash.
-pub struct DurableStorage {
+/// log survive a crash. Generic over the file system so that the simulator runs this same code
+/// on a disk that can lose unsynced writes at a crash.
+pub struct DurableStorage<D: Disk = RealDisk> {
+    fs: D,
     dir: PathBuf,
     meta_path: PathBuf,
     meta_tmp: PathBuf,
     node: u64,
     cluster: u64,
-    disk: Option<OnDisk>,
+    disk: Option<OnDisk<D::File>>,
     /// Bytes of a torn final record cut off by the last `load`.
     torn_bytes: u64,
 }
@@ -137,13 +138,22 @@ enum Plan {
     Rewrite,
 }
 
-impl DurableStorage {
-    /// Opens (creating if needed) the data directory of node `node` of cluster `cluster`. Call
-    /// [`load`](Self::load) before the first [`save`](Self::save).
+impl DurableStorage<RealDisk> {
+    /// Opens (creating if needed) the data directory of node `node` of cluster `cluster` on the
+    /// real file system. Call [`load`](Self::load) before the first [`save`](Self::save).
     pub fn open(dir: &Path, node: u64, cluster: u64) -> Result<Self, String> {
-        fs::create_dir_all(dir)
+        DurableStorage::open_on(RealDisk, dir, node, cluster)
+    }
+}
+
+impl<D: Disk> DurableStorage<D> {
+    /// Opens (creating if needed) the data directory `dir` on `fs`, as [`open`](Self::open)
+    /// does on the real file system.
+    pub fn open_on(fs: D, dir: &Path, node: u64, cluster: u64) -> Result<Self, String> {
+        fs.create_dir_all(dir)
             .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
         Ok(DurableStorage {
+            fs,
             dir: dir.to_path_buf(),
             meta_path: dir.join(META_FILE),
             meta_tmp: dir.join(format!("{META_FILE}.tmp")),
@@ -177,7 +187,7 @@ impl DurableStorage {
     pub fn load(&mut self) -> Result<Option<Storage>, String> {
         self.disk = None;
         self.torn_bytes = 0;
-        let meta_bytes = match fs::read(&self.meta_path) {
+        let meta_bytes = match self.fs.read(&self.meta_path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
@@ -191,7 +201,7 @@ impl DurableStorage {
             .and_then(|p| serde_json::from_slice(p).map_err(|e| format!("undecodable: {e}")))
             .map_err(|why| unusable(&self.meta_path, &why))?;
         let log_path = self.log_path_for(meta.generation);
-        let bytes = fs::read(&log_path).map_err(|e| {
+        let bytes = self.fs.read(&log_path).map_err(|e| {
             unusable(
                 &log_path,
                 &format!("cannot read it ({e}), yet {META_FILE} refers to it"),
@@ -206,9 +216,9 @@ impl DurableStorage {
         )
         .map_err(|why| unusable(&log_path, &why))?;
         let ctx = |what: &str, e: std::io::Error| format!("{what} {}: {e}", log_path.display());
-        let mut log = OpenOptions::new()
-            .write(true)
-            .open(&log_path)
+        let mut log = self
+            .fs
+            .open_append(&log_path)
             .map_err(|e| ctx("cannot open", e))?;
         if r.valid_len < bytes.len() {
             log.set_len(r.valid_len as u64)
@@ -216,8 +226,6 @@ impl DurableStorage {
             log.sync_all().map_err(|e| ctx("cannot fsync", e))?;
             self.torn_bytes = (bytes.len() - r.valid_len) as u64;
         }
-        log.seek(SeekFrom::End(0))
-            .map_err(|e| ctx("cannot seek", e))?;
         let storage = Storage {
             term: r.term,
             voted_for: r.voted_for,
@@ -245,20 +253,18 @@ impl DurableStorage {
     fn remove_other_logs(&self, keep: u64) {
         for g in self.log_generations() {
             if g != keep {
-                let _ = fs::remove_file(self.log_path_for(g));
+                let _ = self.fs.remove_file(&self.log_path_for(g));
             }
         }
     }
 
     fn log_generations(&self) -> Vec<u64> {
-        let Ok(dir) = fs::read_dir(&self.dir) else {
+        let Ok(names) = self.fs.list_dir(&self.dir) else {
             return Vec::new();
         };
-        dir.flatten()
-            .filter_map(|e| {
-                let name = e.file_name();
-                name.to_str()?.strip_prefix(LOG_FILE_PREFIX)?.parse().ok()
-            })
+        names
+            .iter()
+            .filter_map(|name| name.strip_prefix(LOG_FILE_PREFIX)?.parse().ok())
             .collect()
     }
 
@@ -323,7 +329,7 @@ impl DurableStorage {
         let path = &disk.log_path;
         let ctx = |what: &str, e: std::io::Error| format!("{what} {}: {e}", path.display());
         disk.log
-            .write_all(&record)
+            .append(&record)
             .map_err(|e| ctx("cannot append to", e))?;
         disk.log.sync_data().map_err(|e| ctx("cannot fsync", e))?;
         disk.written += entries.len() as u64;
@@ -345,7 +351,7 @@ impl DurableStorage {
         // Committed: the previous generation is garbage now.
         if let Some(old) = self.disk.take() {
             drop(old.log);
-            let _ = fs::remove_file(&old.log_path);
+            let _ = self.fs.remove_file(&old.log_path);
         }
         self.disk = Some(OnDisk {
             written: new.log.entries.len() as u64,
@@ -364,7 +370,7 @@ impl DurableStorage {
         &self,
         generation: u64,
         new: &Storage,
-    ) -> Result<(File, PathBuf), String> {
+    ) -> Result<(D::File, PathBuf), String> {
         let log_path = self.log_path_for(generation);
         let mut bytes = log_header(self.node, self.cluster, generation);
         bytes.extend_from_slice(&encode_record(&RecordOut {
@@ -373,7 +379,7 @@ impl DurableStorage {
             start: new.log.base_index + 1,
             entries: &new.log.entries,
         })?);
-        let log = write_synced(&log_path, &bytes)?;
+        let log = write_synced(&self.fs, &log_path, &bytes)?;
         Ok((log, log_path))
     }
 
@@ -395,8 +401,8 @@ impl DurableStorage {
             self.cluster,
         );
         let tmp = &self.meta_tmp;
-        drop(write_synced(tmp, &meta)?);
-        fs::rename(tmp, &self.meta_path).map_err(|e| {
+        drop(write_synced(&self.fs, tmp, &meta)?);
+        self.fs.rename(tmp, &self.meta_path).map_err(|e| {
             format!(
                 "cannot rename {} to {}: {e}",
                 tmp.display(),
@@ -407,22 +413,17 @@ impl DurableStorage {
     }
 
     fn sync_dir(&self) -> Result<(), String> {
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
+        self.fs
+            .sync_dir(&self.dir)
             .map_err(|e| format!("cannot fsync directory {}: {e}", self.dir.display()))
     }
 }
 
 /// Creates (or truncates) `path`, writes `bytes` and fsyncs them; returns the file, still open.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<File, String> {
+fn write_synced<D: Disk>(fs: &D, path: &Path, bytes: &[u8]) -> Result<D::File, String> {
     let ctx = |what: &str, e: std::io::Error| format!("{what} {}: {e}", path.display());
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| ctx("cannot create", e))?;
-    f.write_all(bytes).map_err(|e| ctx("cannot write", e))?;
+    let mut f = fs.create(path).map_err(|e| ctx("cannot create", e))?;
+    f.append(bytes).map_err(|e| ctx("cannot write", e))?;
     f.sync_all().map_err(|e| ctx("cannot fsync", e))?;
     Ok(f)
 }
@@ -709,6 +710,7 @@ fn read_record(rest: &[u8], pos: usize, first: bool) -> Result<Option<(RecordIn,
 mod tests {
     use super::*;
     use crate::protocol::types::{Command, KvStore, Op};
+    use std::fs;
 
     fn temp(name: &str) -> PathBuf {
         let dir =

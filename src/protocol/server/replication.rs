@@ -185,6 +185,21 @@ impl Handler<'_, '_> {
                     self.replicate_to(follower);
                 }
             }
+            AppendOutcome::Conflict {
+                term: None,
+                first_index,
+            } if first_index <= match_index[f] && backoff => {
+                // The follower's log ends before what it acknowledged in this term: it lost
+                // entries (its disk was wiped), or the reply is older than that acknowledgement.
+                // matchIndex only counts towards commits, so moving it back is safe either way;
+                // keeping it would leave nextIndex past the follower's log, and it would never
+                // catch up under this leader. A stale reply costs one resend.
+                match_index[f] = first_index - 1;
+                next_index[f] = first_index;
+                if retry {
+                    self.replicate_to(follower);
+                }
+            }
             AppendOutcome::Conflict { term, first_index } => {
                 // "If AppendEntries fails because of log inconsistency: decrement nextIndex and
                 // retry", a whole term at a time: past our last entry of the conflicting term,

@@ -1,0 +1,91 @@
+//! The model checker's own `always` properties, checked on the sequence of cluster states a
+//! simulated run goes through: the simulator builds the model's system state from its nodes and
+//! records history in the model's ghost (`Ghost::observe_server`), then evaluates the very
+//! property functions `check` uses. Client linearizability is left to the per-key checker, which
+//! handles histories of thousands of operations.
+
+use crate::check::properties;
+use crate::model::ghost::Ghost;
+use crate::model::shared::Shared;
+use crate::model::{spec, RaftModel, SystemState};
+use crate::protocol::server::ServerState;
+use stateright::{Expectation, Property};
+use std::path::Path;
+
+/// The server's previous state as the ghost should compare it with `new`. The ghost takes an
+/// entry committed in a step but compacted by it from the old log ("compacted in this very
+/// step"); that holds for one handler, but when `new` installed a snapshot that replaced a
+/// conflicting uncommitted suffix (Figure 13: "discard the entire log"), the old log's entry
+/// there is not the one committed, and State Machine Safety would fail falsely. So when the
+/// old log does not hold the snapshot's last entry, its uncommitted entries are left out: the
+/// entries the snapshot brings count as arrived inside it, as the ghost already treats them.
+fn comparable_old(old: &ServerState, new: &ServerState) -> ServerState {
+    let mut old = old.clone();
+    let base = new.log.base_index;
+    let holds_base = old.log.term_at(base) == Some(new.log.base_term);
+    if base > old.log.base_index && !holds_base && old.commit_index < old.log.last_index() {
+        let from = (old.commit_index + 1).max(old.log.base_index + 1);
+        old.log.truncate_from(from);
+    }
+    old
+}
+
+/// The cluster as the model's properties see it, with the run's ghost history.
+pub struct ClusterChecks {
+    model: RaftModel,
+    state: SystemState,
+    properties: Vec<Property<RaftModel>>,
+}
+
+impl ClusterChecks {
+    /// Checks for a cluster of `servers` servers (1..=7, as models allow).
+    pub fn new(servers: usize) -> Result<ClusterChecks, String> {
+        let text = format!("servers = {servers}\n[bounds]\nmax_term = 20\nmax_log_len = 20\n");
+        let cfg = spec::parse("sim", Path::new("sim"), &text).map_err(|e| e.to_string())?;
+        let model = RaftModel::new(cfg);
+        let state = model.fresh_state();
+        let properties = properties::all()
+            .into_iter()
+            .filter(|p| matches!(p.expectation, Expectation::Always))
+            .filter(|p| p.name != properties::LINEARIZABLE)
+            .collect();
+        Ok(ClusterChecks {
+            model,
+            state,
+            properties,
+        })
+    }
+
+    /// Records server `i`'s new state after a round (`restarted`: its first after a restart,
+    /// whose volatile state legitimately starts over).
+    pub fn observe(&mut self, i: usize, new: &ServerState, restarted: bool) {
+        let old = (!restarted).then(|| comparable_old(&self.state.servers[i], new));
+        Ghost::observe_server(&mut self.state.ghost, i, old.as_ref(), new);
+        self.state.servers[i] = Shared::new(new.clone());
+        self.state.down[i] = false;
+    }
+
+    /// Marks server `i` crashed: properties about live servers leave it out; its log counts as
+    /// on disk where the model counts one.
+    pub fn crashed(&mut self, i: usize) {
+        self.state.down[i] = true;
+    }
+
+    /// Server `i` lost its disk: what it held is gone, so its last state no longer counts.
+    pub fn wiped(&mut self, i: usize, fresh: &ServerState) {
+        self.state.servers[i] = Shared::new(fresh.clone());
+    }
+
+    /// The first property the current state violates.
+    pub fn violated(&self) -> Option<&'static str> {
+        self.properties
+            .iter()
+            .find(|p| !(p.condition)(&self.model, &self.state))
+            .map(|p| p.name)
+    }
+
+    /// The model, for rendering messages in its words.
+    pub fn model(&self) -> &RaftModel {
+        &self.model
+    }
+}

@@ -1,0 +1,203 @@
+//! The simulator as its users see it: every scenario passes on a few seeds, a seed is a run
+//! (byte-identical output twice), injected bugs fail fitting scenarios, and the CLI's contract
+//! (exit statuses, JSON shape, usage errors).
+
+use raft_checked::protocol::server::Bug;
+use raft_checked::sim::scenarios;
+use std::process::Command;
+
+const SEEDS: [u64; 3] = [1, 2, 3];
+
+fn sim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .output()
+        .expect("sim runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs scenario `name` on [`SEEDS`] and fails with the first failing run's report.
+fn passes(name: &str) {
+    let scenario = scenarios::find(name).expect("the scenario exists");
+    for seed in SEEDS {
+        let o = scenarios::run(scenario, seed, None, false);
+        assert!(o.failures.is_empty(), "{name} seed {seed}:\n{}", o.text);
+    }
+}
+
+macro_rules! scenario_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                passes(stringify!($name));
+            }
+        )*
+
+        /// `--list` names exactly the scenarios tested here: none that does nothing.
+        #[test]
+        fn list_names_exactly_the_tested_scenarios() {
+            let tested = [$(stringify!($name)),*];
+            let (code, out, _) = sim(&["--list"]);
+            assert_eq!(code, 0);
+            let listed: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().next()).collect();
+            assert_eq!(listed, tested);
+        }
+    };
+}
+
+scenario_tests!(
+    initial_election,
+    re_election,
+    many_elections,
+    basic_agree,
+    rpc_bytes,
+    follower_failure,
+    leader_failure,
+    fail_agree,
+    fail_no_agree,
+    concurrent_starts,
+    rejoin,
+    backup,
+    count,
+    persist1,
+    persist2,
+    persist3,
+    figure8,
+    unreliable_agree,
+    figure8_unreliable,
+    reliable_churn,
+    unreliable_churn,
+    snapshot_basic,
+    snapshot_install,
+    snapshot_install_unreliable,
+    snapshot_install_crash,
+    snapshot_init,
+    kv_basic,
+    kv_concurrent,
+    kv_unreliable,
+    kv_one_partition,
+    kv_many_partitions_many_clients,
+    kv_persist_partition_unreliable_linearizable,
+    kv_snapshot_size,
+    kv_speed,
+    wiped_follower,
+);
+
+#[test]
+fn the_same_seed_prints_the_same_bytes() {
+    let args = ["--scenario", "unreliable_churn", "--seed", "7"];
+    let (code1, out1, _) = sim(&args);
+    let (code2, out2, _) = sim(&args);
+    assert_eq!(code1, 0, "{out1}");
+    assert_eq!(code2, 0);
+    assert!(out1.starts_with("seed 7: ok"), "{out1}");
+    assert_eq!(out1, out2);
+    // A failing run prints its trace, the same both times too.
+    let bad = [
+        "--scenario",
+        "figure8",
+        "--seed",
+        "3",
+        "--bug",
+        "vote_not_persisted",
+        "--trace",
+    ];
+    let (c1, t1, _) = sim(&bad);
+    let (c2, t2, _) = sim(&bad);
+    assert_eq!((c1, c2), (1, 1), "{t1}");
+    assert!(t1.lines().count() > 100, "{t1}");
+    assert_eq!(t1, t2);
+}
+
+#[test]
+fn different_seeds_are_different_runs() {
+    let scenario = scenarios::find("unreliable_churn").unwrap();
+    let a = scenarios::run(scenario, 1, None, true).text;
+    let b = scenarios::run(scenario, 2, None, true).text;
+    assert_ne!(a, b);
+}
+
+#[test]
+fn vote_not_persisted_breaks_election_safety_in_figure8() {
+    let (code, out, err) = sim(&[
+        "--scenario",
+        "figure8",
+        "--seeds",
+        "6",
+        "--bug",
+        "vote_not_persisted",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    let failures = v["failures"].as_array().unwrap();
+    assert!(
+        failures.iter().any(|f| f["check"] == "Election Safety"),
+        "{v}"
+    );
+}
+
+#[test]
+fn no_step_down_and_vote_without_log_check_are_caught() {
+    let scenario = scenarios::find("figure8_unreliable").unwrap();
+    for bug in [Bug::NoStepDown, Bug::VoteWithoutLogCheck] {
+        let failed = (1..=6).any(|seed| {
+            !scenarios::run(scenario, seed, Some(bug), false)
+                .failures
+                .is_empty()
+        });
+        assert!(failed, "{bug:?} passed every seed");
+    }
+}
+
+/// The wiped follower catches up only because the leader moves nextIndex back: without that
+/// (the zoo's `no_next_index_backoff`) it is stuck at commit 0, which the scenario reports.
+#[test]
+fn wiped_follower_fails_when_the_leader_never_backs_off() {
+    let scenario = scenarios::find("wiped_follower").unwrap();
+    let o = scenarios::run(scenario, 1, Some(Bug::NoNextIndexBackoff), false);
+    assert_eq!(o.failures.len(), 1, "{}", o.text);
+    assert!(
+        o.text.contains("did not reach agreement on 3 servers"),
+        "{}",
+        o.text
+    );
+}
+
+#[test]
+fn json_has_the_contract_fields() {
+    let (code, out, _) = sim(&["--scenario", "basic_agree", "--seeds", "2", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["scenario"], "basic_agree");
+    assert_eq!(v["runs"], 2);
+    assert_eq!(v["failures"], serde_json::json!([]));
+    assert!(v["virtual_s"].as_f64().unwrap() > 0.0);
+    assert!(v["wall_s"].as_f64().is_some());
+    assert_eq!(v["ops"], 6);
+}
+
+#[test]
+fn bad_usage_exits_2_with_a_message() {
+    for args in [
+        vec![],
+        vec!["--scenario", "nope"],
+        vec!["--scenario", "basic_agree", "--bug", "nope"],
+        vec!["--scenario", "basic_agree", "--seeds", "0"],
+        vec!["--scenario", "basic_agree", "--seed", "1", "--seeds", "2"],
+        vec!["--scenario", "basic_agree", "--seed", "x"],
+        vec!["--frobnicate"],
+    ] {
+        let (code, out, err) = sim(&args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(
+            !err.is_empty() && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
