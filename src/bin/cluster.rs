@@ -51,7 +51,8 @@ struct Args {
     #[arg(long, value_name = "DIR", required_unless_present = "completions")]
     data: Option<PathBuf>,
     /// Put node i at UDP port PORT+i on 127.0.0.1 (e.g. 7000) instead of free ephemeral ports;
-    /// on a restart it must match the ports DIR/peers records.
+    /// on a restart it must match the ports DIR/peers records. Prefer it for data you keep: by
+    /// the next start, another program may hold an ephemeral port chosen for you.
     #[arg(long, value_name = "PORT")]
     base_port: Option<u16>,
     /// Key file passed to every node (see `node --help`).
