@@ -368,3 +368,19 @@ fn bench_json_reports_the_run() {
     let out = run(BENCH, &["--clients", "1025"], &[]);
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+/// The "done when": a thousand clients (etcd's `check perf --load=xl`) run, each with
+/// its own socket, and every one of them ends without an error.
+#[test]
+fn bench_runs_a_thousand_clients() {
+    let out = run(
+        BENCH,
+        &["--clients", "1000", "--seconds", "1", "--json"],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["clients"], 1000);
+    assert!(v["ops"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["errors"], 0, "{v}\n{}", out.stderr);
+}
