@@ -3,6 +3,7 @@
 //! that lets `cluster --data DIR` start again on the same addresses.
 
 use crate::net::wire;
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -106,15 +107,19 @@ pub fn port_range(base: u16, n: usize) -> Result<Vec<SocketAddr>, String> {
         .collect())
 }
 
-/// Records `peers` in `data/peers` (creating `data`), written to a temporary file and renamed
-/// so that a crash never leaves a half-written file that would stop the next start.
+/// Records `peers` in `data/peers` (creating `data`): written to a temporary file, synced and
+/// renamed, so that a crash never leaves a half-written file that would stop the next start.
 pub fn save_peers(data: &Path, peers: &[SocketAddr]) -> Result<(), String> {
     std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let file = data.join(PEERS_FILE);
     let tmp = data.join(format!("{PEERS_FILE}.tmp"));
-    std::fs::write(&tmp, format!("{}\n", peers_string(peers)))
-        .and_then(|()| std::fs::rename(&tmp, &file))
-        .map_err(|e| format!("cannot write {}: {e}", file.display()))
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(format!("{}\n", peers_string(peers)).as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &file)
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", file.display()))
 }
 
 /// Fails naming the first address of `peers` that cannot be bound now (another process holds
@@ -266,5 +271,52 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.kill_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("raft-peers-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn port_range_stays_within_the_port_space() {
+        let r = port_range(65533, 3).unwrap();
+        assert_eq!(
+            peers_string(&r),
+            "127.0.0.1:65533,127.0.0.1:65534,127.0.0.1:65535"
+        );
+        assert!(port_range(65534, 3).unwrap_err().contains("65534..=65536"));
+        assert!(port_range(0, 1).is_err());
+    }
+
+    #[test]
+    fn recorded_peers_come_back_and_disagreement_is_refused() {
+        let dir = temp("roundtrip");
+        let chosen = cluster_peers(&dir, Some(2), Some(7000)).unwrap();
+        save_peers(&dir, &chosen).unwrap();
+        assert_eq!(cluster_peers(&dir, None, None).unwrap(), chosen);
+        assert_eq!(cluster_peers(&dir, Some(2), Some(7000)).unwrap(), chosen);
+        assert!(cluster_peers(&dir, Some(3), None)
+            .unwrap_err()
+            .contains("records 2 nodes"));
+        assert!(cluster_peers(&dir, None, Some(7001))
+            .unwrap_err()
+            .contains("--base-port 7001"));
+        std::fs::write(dir.join(PEERS_FILE), "127.0.0.1:7000,127.0.0.1:7000").unwrap();
+        assert!(cluster_peers(&dir, None, None)
+            .unwrap_err()
+            .contains("malformed"));
+        std::fs::remove_file(dir.join(PEERS_FILE)).unwrap();
+        std::fs::create_dir_all(dir.join("node0")).unwrap();
+        assert!(cluster_peers(&dir, None, None)
+            .unwrap_err()
+            .contains("no peers file"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
