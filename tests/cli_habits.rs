@@ -187,6 +187,13 @@ fn client_exit_statuses_tell_bad_usage_from_an_unavailable_cluster() {
     let out = run(CLIENT, &["status", "--peers", &addr, "--timeout", "1"], &[]);
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(out.stdout.contains("unreachable"), "{}", out.stdout);
+    // An empty RAFT_KEY is no key (not a missing value), so this too reaches the timeout.
+    let out = run(
+        CLIENT,
+        &["get", "x", "--peers", &addr, "--timeout", "1"],
+        &[("RAFT_KEY", "")],
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
 
     // The statuses are documented where a user looks.
     let out = run(CLIENT, &["--help"], &[]);
