@@ -348,10 +348,10 @@ fn bad_datagrams_are_dropped_and_counted() {
     assert!(json[leader]["drops"]["bad_mac"].as_u64().unwrap() >= 3);
     assert_eq!(json[leader]["role"], "leader");
 
-    // Still serving with the key; a keyless client is ignored and times out (exit 2).
+    // Still serving with the key; a keyless client is ignored and times out (exit 3).
     assert_eq!(get(&c, "x").as_deref(), Some("1"));
     let out = client(&c.peers, None, 1, &["get", "x"]);
-    assert_eq!(out.code, 2, "keyless client got an answer: {}", out.stdout);
+    assert_eq!(out.code, 3, "keyless client got an answer: {}", out.stdout);
     assert!(out.stderr.contains("timed out"), "{}", out.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }

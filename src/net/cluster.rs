@@ -1,7 +1,10 @@
 //! Local clusters of node processes on 127.0.0.1 (for `cluster`, `bench` and the tests): free
-//! ports, the `node` binary, and starting, killing and reaping the processes.
+//! ports, the `node` binary, and starting, killing and reaping the processes; and the peers file
+//! that lets `cluster --data DIR` start again on the same addresses.
 
-use std::net::{SocketAddr, UdpSocket};
+use crate::net::wire;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -24,6 +27,109 @@ pub fn peers_string(peers: &[SocketAddr]) -> String {
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The file in a `cluster --data` directory recording the nodes' addresses, as a `--peers`
+/// string. The cluster id, and so every node's stored state, derives from those addresses: a
+/// restart on other ports would find state "of another cluster" and refuse it.
+pub const PEERS_FILE: &str = "peers";
+
+/// The addresses of a cluster kept in `data`: those recorded in `data/peers` when it exists
+/// (checked against `nodes` and `base_port`, where given), else `nodes` (default 3) new ones,
+/// from `base_port` up or free ephemeral ports. Call [`save_peers`] once the choice is made.
+pub fn cluster_peers(
+    data: &Path,
+    nodes: Option<usize>,
+    base_port: Option<u16>,
+) -> Result<Vec<SocketAddr>, String> {
+    let file = data.join(PEERS_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let peers = wire::parse_peers(text.trim())
+                .map_err(|e| format!("{} is malformed ({e}); fix or remove it", file.display()))?;
+            check_recorded(&file, &peers, nodes, base_port)?;
+            Ok(peers)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if data.join("node0").exists() {
+                return Err(format!(
+                    "{} holds node data but no {PEERS_FILE} file, so its addresses are unknown: \
+                     write them there (ADDR0,ADDR1,...) or use another directory",
+                    data.display()
+                ));
+            }
+            let n = nodes.unwrap_or(3);
+            match base_port {
+                Some(p) => port_range(p, n),
+                None => free_local_addrs(n),
+            }
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", file.display())),
+    }
+}
+
+/// Refuses `--nodes` or `--base-port` that disagree with the addresses recorded in `file`.
+fn check_recorded(
+    file: &Path,
+    peers: &[SocketAddr],
+    nodes: Option<usize>,
+    base_port: Option<u16>,
+) -> Result<(), String> {
+    if let Some(n) = nodes.filter(|&n| n != peers.len()) {
+        return Err(format!(
+            "--nodes {n}, but {} records {} nodes (the cluster's size is fixed by its data)",
+            file.display(),
+            peers.len()
+        ));
+    }
+    if let Some(p) = base_port {
+        if port_range(p, peers.len())? != peers {
+            return Err(format!(
+                "--base-port {p}, but {} records {}: the data belongs to those addresses",
+                file.display(),
+                peers_string(peers)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `n` addresses on 127.0.0.1 with ports `base`, `base + 1`, ... (all within 1..=65535).
+pub fn port_range(base: u16, n: usize) -> Result<Vec<SocketAddr>, String> {
+    let last = base as usize + n.saturating_sub(1);
+    if base == 0 || last > u16::MAX as usize {
+        return Err(format!(
+            "--base-port {base} with {n} nodes needs ports {base}..={last}, outside 1..=65535"
+        ));
+    }
+    Ok((0..n)
+        .map(|i| SocketAddr::from((Ipv4Addr::LOCALHOST, base + i as u16)))
+        .collect())
+}
+
+/// Records `peers` in `data/peers` (creating `data`): written to a temporary file, synced and
+/// renamed, so that a crash never leaves a half-written file that would stop the next start.
+pub fn save_peers(data: &Path, peers: &[SocketAddr]) -> Result<(), String> {
+    std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    let file = data.join(PEERS_FILE);
+    let tmp = data.join(format!("{PEERS_FILE}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(format!("{}\n", peers_string(peers)).as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &file)
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", file.display()))
+}
+
+/// Fails naming the first address of `peers` that cannot be bound now (another process holds
+/// it), so a restart says which port is busy instead of a node dying on it.
+pub fn check_ports_free(peers: &[SocketAddr]) -> Result<(), String> {
+    for (i, addr) in peers.iter().enumerate() {
+        UdpSocket::bind(addr)
+            .map_err(|e| format!("node {i}'s address {addr} is not free ({e})"))?;
+    }
+    Ok(())
 }
 
 /// The path of a sibling binary (`node`, `client`) next to the running executable.
@@ -72,16 +178,27 @@ impl LocalCluster {
         data: &Path,
         key: Option<PathBuf>,
     ) -> Result<Self, String> {
-        Ok(LocalCluster {
+        Ok(Self::with_peers(node_bin, free_local_addrs(n)?, data, key))
+    }
+
+    /// A cluster of nodes at `peers` (e.g. those a restart reuses), none of them started yet.
+    pub fn with_peers(
+        node_bin: PathBuf,
+        peers: Vec<SocketAddr>,
+        data: &Path,
+        key: Option<PathBuf>,
+    ) -> Self {
+        let n = peers.len();
+        LocalCluster {
             node_bin,
-            peers: free_local_addrs(n)?,
+            peers,
             data: data.to_path_buf(),
             key,
             extra_args: Vec::new(),
             quiet: false,
             binds: None,
             children: (0..n).map(|_| None).collect(),
-        })
+        }
     }
 
     /// Node `i`'s data directory, so that tests can inspect or damage its files.
@@ -154,5 +271,52 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.kill_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("raft-peers-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn port_range_stays_within_the_port_space() {
+        let r = port_range(65533, 3).unwrap();
+        assert_eq!(
+            peers_string(&r),
+            "127.0.0.1:65533,127.0.0.1:65534,127.0.0.1:65535"
+        );
+        assert!(port_range(65534, 3).unwrap_err().contains("65534..=65536"));
+        assert!(port_range(0, 1).is_err());
+    }
+
+    #[test]
+    fn recorded_peers_come_back_and_disagreement_is_refused() {
+        let dir = temp("roundtrip");
+        let chosen = cluster_peers(&dir, Some(2), Some(7000)).unwrap();
+        save_peers(&dir, &chosen).unwrap();
+        assert_eq!(cluster_peers(&dir, None, None).unwrap(), chosen);
+        assert_eq!(cluster_peers(&dir, Some(2), Some(7000)).unwrap(), chosen);
+        assert!(cluster_peers(&dir, Some(3), None)
+            .unwrap_err()
+            .contains("records 2 nodes"));
+        assert!(cluster_peers(&dir, None, Some(7001))
+            .unwrap_err()
+            .contains("--base-port 7001"));
+        std::fs::write(dir.join(PEERS_FILE), "127.0.0.1:7000,127.0.0.1:7000").unwrap();
+        assert!(cluster_peers(&dir, None, None)
+            .unwrap_err()
+            .contains("malformed"));
+        std::fs::remove_file(dir.join(PEERS_FILE)).unwrap();
+        std::fs::create_dir_all(dir.join("node0")).unwrap();
+        assert!(cluster_peers(&dir, None, None)
+            .unwrap_err()
+            .contains("no peers file"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
