@@ -646,6 +646,8 @@ impl Sim {
             given: false,
             servers,
             clients: Vec::new(),
+            in_flight: Vec::new(),
+            action: None,
         });
         if !self.cfg.full_trace && self.trace.len() > 400 {
             self.trace.pop_front();
