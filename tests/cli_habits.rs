@@ -50,7 +50,7 @@ fn run(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
 fn client_takes_options_anywhere_and_from_the_environment() {
     let dir = temp_dir("client");
     let key_file = dir.join("key");
-    std::fs::write(&key_file, "a-very-secret-cluster-key-0123456789\n").unwrap();
+    write_key(&key_file, "a-very-secret-cluster-key-0123456789\n");
     let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &dir, Some(key_file.clone())).unwrap();
     c.quiet = true;
     c.start_all().unwrap();
@@ -114,7 +114,7 @@ fn client_takes_options_anywhere_and_from_the_environment() {
     assert_eq!(json.as_array().unwrap().len(), 3);
     // A flag beats the environment: a wrong --key is not answered, so the client times out.
     let wrong = dir.join("wrong-key");
-    std::fs::write(&wrong, "another-cluster-key-0123456789").unwrap();
+    write_key(&wrong, "another-cluster-key-0123456789-abcdef");
     let out = run(
         CLIENT,
         &[
@@ -390,4 +390,11 @@ fn bench_runs_a_thousand_clients() {
     assert_eq!(v["clients"], 1000);
     assert!(v["ops"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(v["errors"], 0, "{v}\n{}", out.stderr);
+}
+
+/// Writes a key file private to its owner (the binaries refuse one that others may read).
+fn write_key(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
