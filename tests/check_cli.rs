@@ -1262,7 +1262,10 @@ fn traces_name_what_breaks_and_show_the_network_on_request() {
 
     let (code, out, _) = check(&["bugs/no_step_down", "--show-network"]);
     assert_eq!(code, 1);
-    assert!(out.contains("why: two leaders in term 2: S0 and S2"), "{out}");
+    assert!(
+        out.contains("why: two leaders in term 2: S0 and S2"),
+        "{out}"
+    );
     let line = |step: &str| {
         let at = out.lines().position(|l| l.starts_with(step)).unwrap();
         out.lines().nth(at + 1).unwrap().trim().to_string()

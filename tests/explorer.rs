@@ -37,7 +37,9 @@ fn serve(model: &str) -> Served {
     let mut line = String::new();
     let stdout = child.stdout.take().expect("stdout");
     BufReader::new(stdout).read_line(&mut line).unwrap();
-    let at = line.find("http://").unwrap_or_else(|| panic!("no URL in {line:?}"));
+    let at = line
+        .find("http://")
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
     let addr = line[at + 7..].split('/').next().unwrap().to_string();
     Served { child, addr }
 }
@@ -111,7 +113,10 @@ fn the_explorer_opens_at_checks_counterexample_and_judges_each_state_on_itself()
     let addr = &served.addr;
     let model = model_when_searched(addr);
     assert_eq!(model["name"], "bugs/no_step_down");
-    assert!(model["description"].as_str().unwrap().contains("two leaders"));
+    assert!(model["description"]
+        .as_str()
+        .unwrap()
+        .contains("two leaders"));
     let path = election_safety_path(&model);
 
     let start = state(addr, &[]);
@@ -127,7 +132,7 @@ fn the_explorer_opens_at_checks_counterexample_and_judges_each_state_on_itself()
         .iter()
         .find(|n| n["index"] == path[5])
         .expect("the counterexample's last step is offered");
-    assert_eq!(last_step["violates"], serde_json::json!([ELECTION_SAFETY]));
+    assert_eq!(last_step["breaks"], serde_json::json!([ELECTION_SAFETY]));
 
     let end = state(addr, &path);
     let es = verdict(&end, ELECTION_SAFETY);
@@ -157,6 +162,36 @@ fn the_explorer_opens_at_checks_counterexample_and_judges_each_state_on_itself()
     let live = verdict(&end, "a leader is eventually elected");
     assert_eq!(live["on_state"], "undecided");
     assert_eq!(live["goal_here"], true);
+}
+
+/// A model with given steps opens where its search starts, after them, and its counterexample
+/// (found from there) opens too; the diagram draws the given steps before the path.
+#[test]
+fn a_model_with_given_steps_opens_where_its_search_starts() {
+    const ELECTABLE: &str = "electable logs hold every committed entry";
+    let served = serve("bugs/accept_stale_replies");
+    let addr = &served.addr;
+    let model = model_when_searched(addr);
+    assert_eq!(model["given_steps"], 36);
+    let start = state(addr, &[]);
+    assert_eq!(start["event"], "the search's start, after 36 given steps");
+    assert_eq!(verdict(&start, ELECTABLE)["on_state"], "holds");
+    let found = model["search"]["counterexamples"].as_array().unwrap();
+    let c = found.iter().find(|c| c["property"] == ELECTABLE).unwrap();
+    assert_eq!(c["steps"], 9, "{c}");
+    let path: Vec<u64> = c["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_u64().unwrap())
+        .collect();
+    let end = state(addr, &path);
+    assert_eq!(end["step"], 9);
+    assert_eq!(verdict(&end, ELECTABLE)["on_state"], "violated", "{end}");
+    assert!(end["svg"]
+        .as_str()
+        .unwrap()
+        .contains("the search starts here"));
 }
 
 #[test]

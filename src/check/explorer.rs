@@ -67,7 +67,7 @@ pub struct Explorer {
 
 /// An HTTP answer: status code, content type, body.
 pub struct Response {
-    /// 200, 400, 404, 405 or 503.
+    /// 200, 400, 404, 405, 500 (a bug: the panic is on stderr) or 503.
     pub status: u16,
     /// `text/html`, `application/json` or `text/plain`, with charset.
     pub content_type: &'static str,
@@ -261,7 +261,10 @@ impl Explorer {
                 return Err(format!("step {}: {what} changes nothing", step + 1));
             };
             if !m.within_boundary(&next) {
-                return Err(format!("step {}: {what} leaves the model's bounds", step + 1));
+                return Err(format!(
+                    "step {}: {what} leaves the model's bounds",
+                    step + 1
+                ));
             }
             actions.push(action.clone());
             states.push(next);
@@ -273,7 +276,8 @@ impl Explorer {
     fn state_json(&self, path: &[usize]) -> Result<Value, String> {
         let walk = self.walk(path)?;
         let m = &self.model;
-        let steps = report::trace(m, &walk.actions);
+        // `trace` takes the given steps itself, from the model.
+        let steps = report::trace(m, &walk.actions[m.given.len()..]);
         let last = steps.last().expect("a trace has a step");
         // Changes are marked for a searched step only: the start state's are the given steps'.
         let before = (!path.is_empty()).then(|| &steps[steps.len() - 2]);
@@ -365,7 +369,8 @@ impl Explorer {
 
     /// The actions the search would take from `state`: each with its index (the next path
     /// element), its event, whether its state is within the model's bounds (the search does
-    /// not go outside them), and the always properties violated in the state it leads to.
+    /// not go outside them), and the always properties it breaks (they hold here and are
+    /// violated in the state it leads to), so that a person sees which step does the harm.
     fn next_json(&self, state: &SystemState) -> Vec<Value> {
         let m = &self.model;
         let mut out = Vec::new();
@@ -374,17 +379,18 @@ impl Explorer {
             let Some(next) = m.next_state(state, action) else {
                 continue;
             };
-            let violates: Vec<&str> = m
+            let breaks: Vec<&str> = m
                 .properties()
                 .iter()
-                .filter(|p| p.expectation == Expectation::Always && !(p.condition)(m, &next))
+                .filter(|p| p.expectation == Expectation::Always)
+                .filter(|p| (p.condition)(m, state) && !(p.condition)(m, &next))
                 .map(|p| p.name)
                 .collect();
             out.push(json!({
                 "index": index,
                 "event": event,
                 "within_bounds": m.within_boundary(&next),
-                "violates": violates,
+                "breaks": breaks,
             }));
         }
         out
@@ -522,7 +528,11 @@ fn handle(explorer: &Explorer, stream: &TcpStream) -> std::io::Result<()> {
     let mut words = request.split_whitespace();
     let response = match (words.next(), words.next(), words.next()) {
         (Some(method), Some(target), Some(v)) if v.starts_with("HTTP/") => {
-            explorer.respond(method, target)
+            // A bug must cost one answer, not the connection without a word.
+            let respond = std::panic::AssertUnwindSafe(|| explorer.respond(method, target));
+            std::panic::catch_unwind(respond).unwrap_or_else(|_| {
+                Response::error(500, "the explorer failed on this request (see its stderr)")
+            })
         }
         _ => Response::error(400, "not an HTTP request"),
     };
@@ -535,6 +545,7 @@ fn write_response(mut stream: &TcpStream, r: &Response) -> std::io::Result<()> {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        500 => "Internal Server Error",
         _ => "Service Unavailable",
     };
     write!(
@@ -706,7 +717,7 @@ function nextItems(s) {
     var li = el("li");
     if (n.within_bounds) li.appendChild(link(n.event, s.path.concat([n.index])));
     else li.appendChild(el("span", n.event + " (outside the model's bounds: the search does not go there)", "off"));
-    if (n.violates.length) li.appendChild(el("span", " → violates " + n.violates.join(", "), "bad"));
+    if (n.breaks.length) li.appendChild(el("span", " → breaks " + n.breaks.join(", "), "bad"));
     return li;
   });
 }
