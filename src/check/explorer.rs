@@ -514,29 +514,41 @@ fn is_transient(e: &std::io::Error) -> bool {
 fn handle(explorer: &Explorer, stream: &TcpStream) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(Read::take(stream, MAX_REQUEST as u64));
-    let mut head = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
+    let response = match read_request_line(stream)? {
+        None => Response::error(400, "incomplete request head, or longer than 16 KiB"),
+        Some(request) => {
+            let mut words = request.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(method), Some(target), Some(v)) if v.starts_with("HTTP/") => {
+                    // A bug must cost one answer, not the connection without a word.
+                    let respond = std::panic::AssertUnwindSafe(|| explorer.respond(method, target));
+                    std::panic::catch_unwind(respond).unwrap_or_else(|_| {
+                        Response::error(500, "the explorer failed on this request (see its stderr)")
+                    })
+                }
+                _ => Response::error(400, "not an HTTP request"),
+            }
         }
-        head.push(line.trim_end().to_string());
-    }
-    let request = head.first().map(String::as_str).unwrap_or("");
-    let mut words = request.split_whitespace();
-    let response = match (words.next(), words.next(), words.next()) {
-        (Some(method), Some(target), Some(v)) if v.starts_with("HTTP/") => {
-            // A bug must cost one answer, not the connection without a word.
-            let respond = std::panic::AssertUnwindSafe(|| explorer.respond(method, target));
-            std::panic::catch_unwind(respond).unwrap_or_else(|_| {
-                Response::error(500, "the explorer failed on this request (see its stderr)")
-            })
-        }
-        _ => Response::error(400, "not an HTTP request"),
     };
     write_response(stream, &response)
+}
+
+/// The request line of a request head, once the head has ended (a blank line) within
+/// `MAX_REQUEST` bytes; None otherwise. Headers are read and ignored.
+fn read_request_line(stream: &TcpStream) -> std::io::Result<Option<String>> {
+    let mut reader = BufReader::new(Read::take(stream, MAX_REQUEST as u64));
+    let mut request = None;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(None);
+        }
+        if line == b"\r\n" || line == b"\n" {
+            return Ok(request);
+        }
+        request.get_or_insert_with(|| String::from_utf8_lossy(&line).trim_end().to_string());
+    }
 }
 
 fn write_response(mut stream: &TcpStream, r: &Response) -> std::io::Result<()> {
