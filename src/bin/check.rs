@@ -17,7 +17,6 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The checker allocates and frees millions of small states; glibc's allocator spent nearly
@@ -270,8 +269,7 @@ fn explore(cfg: spec::ModelConfig, addr: &str, opts: RunOptions) -> Result<ExitC
     for warning in unbounded::warnings(&cfg) {
         eprintln!("check: warning: {warning}");
     }
-    let explorer = Arc::new(Explorer::new(&cfg));
-    explorer.start_search(cfg.clone(), opts);
+    let explorer = Explorer::start(&cfg, opts);
     println!(
         "explorer for model {} at http://{local}/ (Ctrl-C to stop)",
         cfg.name

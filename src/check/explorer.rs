@@ -69,7 +69,7 @@ pub struct Explorer {
 pub struct Response {
     /// 200, 400, 404, 405, 500 (a bug: the panic is on stderr) or 503.
     pub status: u16,
-    /// `text/html`, `application/json` or `text/plain`, with charset.
+    /// `text/html` (the page) or `application/json` (everything else), with charset.
     pub content_type: &'static str,
     /// The body, sent with its length and `Connection: close`.
     pub body: String,
@@ -97,21 +97,17 @@ struct Walk {
 }
 
 impl Explorer {
-    /// An explorer of `cfg` whose search has not started: `start_search` (or `serve`) starts it.
-    pub fn new(cfg: &ModelConfig) -> Explorer {
-        Explorer {
+    /// The explorer of `cfg`, its search (`check`'s, with `opts`) started on a thread of its
+    /// own: the page answers while it runs (the default model takes about 25 s) and shows the
+    /// counterexamples when it ends.
+    pub fn start(cfg: &ModelConfig, opts: RunOptions) -> Arc<Explorer> {
+        let explorer = Arc::new(Explorer {
             model: crate::check::model_with_properties(cfg.clone()),
             name: cfg.name.clone(),
             description: cfg.file.description.clone(),
             search: Mutex::new(Search::Running(Instant::now())),
-        }
-    }
-
-    /// Runs `check`'s search with `opts` on a thread of its own and keeps its report, so that
-    /// the page answers while it runs (the default model takes about 25 s).
-    pub fn start_search(self: &Arc<Self>, cfg: ModelConfig, opts: RunOptions) {
-        let me = Arc::clone(self);
-        *me.lock() = Search::Running(Instant::now());
+        });
+        let (me, cfg) = (Arc::clone(&explorer), cfg.clone());
         std::thread::spawn(move || {
             let run = std::panic::AssertUnwindSafe(|| runner::run(&cfg, &opts));
             let done = match std::panic::catch_unwind(run) {
@@ -125,13 +121,7 @@ impl Explorer {
             };
             *me.lock() = done;
         });
-    }
-
-    /// Blocks until the background search has ended (tests, and nothing else, wait for it).
-    pub fn wait_for_search(&self) {
-        while matches!(*self.lock(), Search::Running(_)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        explorer
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Search> {
@@ -209,30 +199,46 @@ impl Explorer {
     }
 
     /// A property's trace as a path the explorer opens: the index of each searched step among
-    /// the actions of the state it was taken in. None if the trace does not replay (it always
-    /// does: the runner validated it).
+    /// the actions of the state it was taken in. The runner validated the trace, so it always
+    /// replays; if it did not, `path` is null and `error` says where, rather than the
+    /// counterexample going missing.
     fn trace_json(&self, p: &PropertyReport) -> Option<Value> {
         let trace = p.trace.as_ref()?;
         let found = trace.iter().filter(|s| !s.given);
         let actions: Vec<Action> = found.filter_map(|s| s.action.clone()).collect();
-        let mut state = self.model.init_states().pop()?;
-        let mut path = Vec::new();
-        for action in actions {
-            let index = enabled(&self.model, &state)
-                .iter()
-                .position(|a| *a == action)?;
-            state = self.model.next_state(&state, action)?;
-            path.push(index);
-        }
+        let (path, error) = match self.path_of(&actions) {
+            Ok(path) => (Some(path), None),
+            Err(e) => (None, Some(e)),
+        };
         Some(json!({
             "property": p.name,
             "kind": p.kind,
             "status": p.status.name(),
             "steps": searched_steps(trace),
             "path": path,
+            "error": error,
             "loop_from": p.loop_from,
             "explanation": p.explanation,
         }))
+    }
+
+    /// The path (action indices) of `actions` taken from the search's start.
+    fn path_of(&self, actions: &[Action]) -> Result<Vec<usize>, String> {
+        let mut state = self.model.init_states().remove(0);
+        let mut path = Vec::new();
+        for (step, action) in actions.iter().enumerate() {
+            let what = || format!("step {}: {}", step + 1, self.model.describe(action));
+            let index = enabled(&self.model, &state)
+                .iter()
+                .position(|a| a == action)
+                .ok_or_else(|| format!("{} is not enabled", what()))?;
+            state = self
+                .model
+                .next_state(&state, action.clone())
+                .ok_or_else(|| format!("{} changes nothing", what()))?;
+            path.push(index);
+        }
+        Ok(path)
     }
 
     /// Follows `path` from the search's start, refusing an index that names no action, an
@@ -633,7 +639,8 @@ function getJSON(url) {
 function trace(item, word) {
   var li = el("li");
   li.setAttribute("data-property", item.property);
-  li.appendChild(link(item.property, item.path));
+  if (item.path) li.appendChild(link(item.property, item.path));
+  else li.appendChild(el("span", item.property + " (cannot be opened: " + item.error + ")", "bad"));
   var how = " " + word + " in " + item.steps + " steps";
   if (item.loop_from !== null && item.loop_from !== undefined) how += " (a lasso: back to step " + item.loop_from + ")";
   li.appendChild(document.createTextNode(how));
