@@ -27,8 +27,14 @@ impl Drop for Served {
 
 /// Starts `check MODEL --explore 127.0.0.1:0` and reads the address it printed.
 fn serve(model: &str) -> Served {
+    serve_with(model, &[])
+}
+
+/// `serve`, with more flags of `check`.
+fn serve_with(model: &str, flags: &[&str]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_check"))
         .args([model, "--explore", "127.0.0.1:0"])
+        .args(flags)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -218,6 +224,31 @@ fn the_explorer_refuses_bad_requests_with_a_message() {
     let encoded = get_json(addr, "/api/state?path=0%2C0");
     assert_eq!(encoded["step"], 2, "{encoded}");
     assert_eq!(first["step"], 1);
+}
+
+/// The flags that steer a search steer the explorer's: without liveness, a liveness bug has
+/// no counterexample, and the page says the property was not checked.
+#[test]
+fn options_of_the_search_are_honoured() {
+    const APPLIED: &str =
+        "every entry a live leader committed is eventually applied by every live server";
+    let names = |model: &Value| -> Vec<String> {
+        let found = model["search"]["counterexamples"].as_array().unwrap();
+        found.iter().map(|c| c["property"].to_string()).collect()
+    };
+    let served = serve("liveness/no_append_retry");
+    let model = model_when_searched(&served.addr);
+    assert!(names(&model).iter().any(|n| n.contains(APPLIED)), "{model}");
+    drop(served);
+    let served = serve_with("liveness/no_append_retry", &["--no-liveness"]);
+    let model = model_when_searched(&served.addr);
+    assert!(names(&model).is_empty(), "{model}");
+    let start = state(&served.addr, &[]);
+    assert_eq!(verdict(&start, APPLIED)["search"], "not_checked");
+    assert_eq!(
+        verdict(&start, "a leader is elected")["search"],
+        "example_found"
+    );
 }
 
 #[test]

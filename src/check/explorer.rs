@@ -322,8 +322,13 @@ impl Explorer {
     /// model is given beside it, when the search has ended.
     fn verdicts(&self, states: &[SystemState]) -> Vec<Value> {
         let state = states.last().expect("a state");
+        // The search's verdict: null while it runs, `not_checked` for a property it left out
+        // (`--property`, `--no-liveness`, or a liveness property the model makes no claim on).
         let searched = self.searched_verdicts();
-        let search = |name: &str| searched.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
+        let search = |name: &str| {
+            let found = searched.as_ref()?.iter().find(|(n, _)| n == name);
+            Some(found.map_or("not_checked", |(_, s)| *s))
+        };
         let mut out: Vec<Value> = self
             .model
             .properties()
@@ -361,15 +366,17 @@ impl Explorer {
         out
     }
 
-    /// The finished search's verdicts by property name (empty while it runs).
-    fn searched_verdicts(&self) -> Vec<(String, &'static str)> {
+    /// The finished search's verdicts by property name (None while it runs, or if it failed).
+    fn searched_verdicts(&self) -> Option<Vec<(String, &'static str)>> {
         match &*self.lock() {
-            Search::Done(report) => report
-                .properties
-                .iter()
-                .map(|p| (p.name.clone(), p.status.name()))
-                .collect(),
-            _ => Vec::new(),
+            Search::Done(report) => Some(
+                report
+                    .properties
+                    .iter()
+                    .map(|p| (p.name.clone(), p.status.name()))
+                    .collect(),
+            ),
+            _ => None,
         }
     }
 
@@ -716,7 +723,8 @@ function propertiesTable(s) {
     var td = el("td", here, p.on_state);
     p.explanation.forEach(function (line) { td.appendChild(el("div", line)); });
     tr.appendChild(td);
-    tr.appendChild(el("td", p.search || "(search running)"));
+    var searched = p.search ? p.search.replace("_", " ") : (model && model.search.state === "failed" ? "(search failed)" : "(search running)");
+    tr.appendChild(el("td", searched));
     t.appendChild(tr);
   });
   return t;
