@@ -281,9 +281,10 @@ fn explorer_serves_raft_readable_states() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
+    // Path 0: the first action of the initial state, S0's election timeout.
     let body = loop {
         if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
-            write!(s, "GET /.states/0 HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+            write!(s, "GET /api/state?path=0 HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
             let mut body = String::new();
             s.read_to_string(&mut body).ok();
             if body.contains("200") {
@@ -295,8 +296,12 @@ fn explorer_serves_raft_readable_states() {
     };
     child.kill().ok();
     child.wait().ok();
-    assert!(body.contains("election timeout"), "{body}");
-    assert!(body.contains(": candidate t1 vote="), "{body}");
+    let json = &body[body.find("\r\n\r\n").unwrap() + 4..];
+    let state: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(state["event"], "S0: election timeout", "{state}");
+    assert_eq!(state["servers"][0]["role"], "candidate", "{state}");
+    assert_eq!(state["servers"][0]["term"], 1, "{state}");
+    assert_eq!(state["changed"], serde_json::json!([0]), "{state}");
 }
 
 #[test]

@@ -4,14 +4,16 @@
 //! Exit status: 0 when no always/eventually property is violated (for a suite: every expectation
 //! met), 1 when one is, 2 for bad usage or a bad model or suite file.
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use raft_checked::check::explorer::{self, Explorer};
 use raft_checked::check::html;
 use raft_checked::check::load;
 use raft_checked::check::runner::{self, CheckerKind, RunOptions};
 use raft_checked::check::suite;
 use raft_checked::check::unbounded;
 use raft_checked::model::{spec, RaftModel};
-use stateright::Model;
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,7 +79,11 @@ struct Args {
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     json: bool,
-    /// Serve stateright's web explorer of the model's state space (default 127.0.0.1:3000).
+    /// Serve the state-space explorer (default 127.0.0.1:3000; port 0 picks a free one, and the
+    /// printed URL says which): the model's states, its counterexamples and verdicts computed on
+    /// each state. --threads, --property, --no-liveness, --no-symmetry, --max-states,
+    /// --max-memory and --timeout apply to the search that finds the counterexamples; other
+    /// check flags are refused.
     #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:3000", value_name = "ADDR")]
     explore: Option<String>,
     /// Run a check suite (e.g. checks/ci.toml) instead of one model.
@@ -99,7 +105,17 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
+    if args.explore.is_some() {
+        if let Some(msg) = explore_refusal(&args, &matches) {
+            eprintln!("check: {msg}");
+            return ExitCode::from(2);
+        }
+    }
     match run(args) {
         Ok(code) => code,
         Err(msg) => {
@@ -128,9 +144,6 @@ fn run(args: Args) -> Result<ExitCode, String> {
         });
     }
     let cfg = load::load(&args.model).map_err(|e| e.to_string())?;
-    if let Some(addr) = &args.explore {
-        return explore(cfg, addr, args.threads as usize);
-    }
     let opts = RunOptions {
         checker: args.checker,
         threads: args.threads as usize,
@@ -148,6 +161,13 @@ fn run(args: Args) -> Result<ExitCode, String> {
         walk: args.walk,
     };
     runner::check_options(&cfg, &opts)?;
+    if let Some(addr) = &args.explore {
+        let opts = RunOptions {
+            progress: false,
+            ..opts
+        };
+        return explore(cfg, addr, opts);
+    }
     // A depth limit bounds the search whatever the model; else say which bound is missing.
     if opts.depth.is_none() {
         for warning in unbounded::warnings(&cfg) {
@@ -208,19 +228,53 @@ fn write_figures(
     Ok(())
 }
 
-fn explore(cfg: spec::ModelConfig, addr: &str, threads: usize) -> Result<ExitCode, String> {
+/// Flags the explorer cannot honour, each with why: given with `--explore`, they refuse the run
+/// (exit 2) rather than being silently ignored.
+const NOT_FOR_THE_EXPLORER: &[(&str, &str, &str)] = &[
+    ("depth", "--depth", "the explorer shows every state within the model's [bounds] and cannot stop at a depth; `check MODEL --depth N` runs a bounded search"),
+    ("symmetry", "--symmetry", "the explorer shows states as they are, not one state per renaming of server ids"),
+    ("seed", "--seed", "it steers the simulation checker, and the explorer's counterexamples come from BFS"),
+    ("walks", "--walks", "it steers the simulation checker, and the explorer's counterexamples come from BFS"),
+    ("walk", "--walk", "it steers the simulation checker, and the explorer's counterexamples come from BFS"),
+    ("json", "--json", "the explorer serves a page, not a report; run `check MODEL --json`"),
+    ("show_network", "--show-network", "the explorer lists the messages in flight on every state already"),
+    ("suite", "--suite", "the explorer shows one model"),
+];
+
+/// Why `--explore` cannot run with the flags given, if it cannot.
+fn explore_refusal(args: &Args, matches: &ArgMatches) -> Option<String> {
+    if args.checker != CheckerKind::Bfs {
+        return Some(format!(
+            "--explore cannot be used with --checker {}: the explorer's counterexamples are BFS's (shortest traces)",
+            args.checker.name()
+        ));
+    }
+    NOT_FOR_THE_EXPLORER
+        .iter()
+        .find(|(id, ..)| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|(_, flag, why)| format!("--explore cannot be used with {flag}: {why}"))
+}
+
+/// `--explore`: binds `addr` (port 0: any free port), starts `check`'s search for the
+/// counterexamples in the background, prints the URL and serves until the process is killed.
+fn explore(cfg: spec::ModelConfig, addr: &str, opts: RunOptions) -> Result<ExitCode, String> {
     let socket: SocketAddr = addr
         .parse()
         .map_err(|_| format!("--explore {addr}: not an address like 127.0.0.1:3000"))?;
-    // stateright's server panics if it cannot bind: find out first, and say why.
-    drop(TcpListener::bind(socket).map_err(|e| format!("--explore {addr}: cannot listen: {e}"))?);
-    eprintln!(
-        "Explorer for model {} at http://{socket}/ (Ctrl-C to stop)",
+    let listener =
+        TcpListener::bind(socket).map_err(|e| format!("--explore {addr}: cannot listen: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("--explore {addr}: {e}"))?;
+    for warning in unbounded::warnings(&cfg) {
+        eprintln!("check: warning: {warning}");
+    }
+    let explorer = Explorer::start(&cfg, opts);
+    println!(
+        "explorer for model {} at http://{local}/ (Ctrl-C to stop)",
         cfg.name
     );
-    raft_checked::check::model_with_properties(cfg)
-        .checker()
-        .threads(threads)
-        .serve(socket);
-    Ok(ExitCode::SUCCESS)
+    std::io::stdout().flush().ok();
+    let error = explorer::serve(explorer, listener);
+    Err(format!("--explore {addr}: {error}"))
 }

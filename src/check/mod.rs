@@ -9,6 +9,7 @@
 //! - [`load`]: finding and loading model files.
 //! - [`runner`]: runs a checker on a model and collects a [`runner::Report`].
 //! - [`report`]: traces and reports as text and JSON.
+//! - [`explorer`]: the state-space explorer (`check --explore`): a page that agrees with `check`.
 //! - [`html`]: traces as sequence diagrams (SVG) and reports as HTML pages.
 //! - [`suite`]: check suites that pin verdicts, state counts and trace lengths.
 //! - [`vacuity`]: which properties a model's configuration leaves nothing to break (`vacuous`).
@@ -18,6 +19,7 @@ pub mod bfs;
 pub mod coverage;
 pub mod dfs;
 pub mod explain;
+pub mod explorer;
 pub mod fairness;
 pub mod html;
 pub mod liveness;
