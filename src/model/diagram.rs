@@ -3,7 +3,7 @@
 //! it. A table of steps hides how long a message waited; here a delayed or reordered message
 //! is a long or crossing arrow. Each lane shows its state at every step, changed cells
 //! highlighted; given steps are greyed, and a liveness lasso's cycle is bracketed. `check
-//! --svg/--html` and the explorer (`Model::as_svg`) draw with it.
+//! --svg/--html` and the explorer (`check --explore`) draw with it.
 
 use super::spec::Semantics;
 use super::{Action, Envelope, RaftModel, SystemState};

@@ -1,7 +1,7 @@
 //! The model: servers and clients (the unchanged actors), a network with the chosen semantics,
 //! crashes and restarts, and ghost history for the history-based properties. It implements
-//! stateright's `Model`, so stateright's explorer runs on it, and so do the checker's own
-//! searches (BFS, DFS and the swarm, in the check layer).
+//! stateright's `Model`, and the checker's own searches (BFS, DFS and the swarm) and explorer,
+//! in the check layer, run on it.
 
 pub mod diagram;
 pub mod fingerprint;
@@ -510,8 +510,9 @@ impl Model for RaftModel {
         Some(self.render_state(&next))
     }
 
-    /// The explorer's path as a sequence diagram (`diagram`), from the fresh cluster: the
-    /// model's given steps (greyed) lead to where the explorer starts.
+    /// A path as a sequence diagram (`diagram`), from the fresh cluster: the model's given
+    /// steps (greyed) lead to where the path starts. For stateright's own tools; the crate's
+    /// explorer draws with `sequence_diagram` directly.
     fn as_svg(&self, path: stateright::Path<SystemState, Action>) -> Option<String> {
         let mut actions = self.given.clone();
         actions.extend(path.into_actions());

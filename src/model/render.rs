@@ -1,5 +1,5 @@
 //! States and steps as people read them: one line per event (`S0 → S1: RequestVote(t1, ...)`),
-//! one line per server, and the whole system for the explorer. Given steps are written in the
+//! one line per server, and the whole system in a few lines. Given steps are written in the
 //! same words, so this is also the language of model files.
 
 use super::{Action, RaftModel, SystemState};
@@ -111,7 +111,7 @@ impl RaftModel {
         }
     }
 
-    /// The whole system, one line per actor: what the explorer and traces show.
+    /// The whole system, one line per actor (stateright's `format_step`, and debugging).
     pub fn render_state(&self, state: &SystemState) -> String {
         let mut lines = Vec::new();
         for i in 0..self.n() {
@@ -144,7 +144,7 @@ impl RaftModel {
 }
 
 impl fmt::Debug for SystemState {
-    /// Raft-readable state for the explorer: one line per server and client.
+    /// Raft-readable state: one line per server and client.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, s) in self.servers.iter().enumerate() {
             let down = if self.down[i] { " (down)" } else { "" };
