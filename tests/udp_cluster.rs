@@ -934,3 +934,47 @@ fn a_value_larger_than_a_datagram_reads_back_whole() {
     assert_eq!(expected.len(), 76_000);
     assert_eq!(get(&c, "long").as_deref(), Some(expected.as_str()));
 }
+
+/// `node` logs through `tracing`, filtered by `RUST_LOG`: the election it wins, as text or as
+/// one JSON object per line (`--log-format json`); `RAFT_PEERS` stands in for `--peers`.
+#[test]
+fn node_logs_the_election_it_wins() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = |format: &str, filter: &str| {
+        let dir = temp_dir(&format!("log-{format}"));
+        let mut child = std::process::Command::new(NODE)
+            .args(["--id", "0", "--data"])
+            .arg(dir.join("data"))
+            .args(["--log-format", format])
+            .env("RAFT_PEERS", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", filter)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = child.kill();
+        let _ = child.wait();
+        read_stderr(&mut child)
+    };
+    let text = run("text", "info");
+    assert!(text.contains("election won: leader of term 1"), "{text}");
+    assert!(text.contains("no saved state: starting empty"), "{text}");
+    let json = run("json", "info");
+    let events: Vec<serde_json::Value> = json
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let won = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "election won: leader of term 1")
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(won["level"], "INFO");
+    assert_eq!(won["fields"]["term"], 1);
+    let quiet = run("text", "warn");
+    assert!(!quiet.contains("election won"), "{quiet}");
+}

@@ -21,15 +21,21 @@ struct Args {
     #[arg(long)]
     id: usize,
     /// Every server's UDP address, in id order: ADDR0,ADDR1,ADDR2 (the same on every node).
-    #[arg(long)]
+    #[arg(long, env = "RAFT_PEERS")]
     peers: String,
     /// Directory of this node's durable state.
     #[arg(long)]
     data: PathBuf,
-    /// File holding the cluster's shared secret (>= 16 bytes): every datagram then carries an
-    /// HMAC-SHA256. Without it the cluster is INSECURE: anyone who can reach it can forge messages.
-    #[arg(long)]
+    /// File holding the cluster's shared secret (at least 32 bytes, readable by its owner
+    /// only): every datagram then carries an HMAC-SHA256. Without it the cluster is INSECURE:
+    /// anyone who can reach it can forge messages.
+    #[arg(long, env = "RAFT_KEY")]
     key: Option<PathBuf>,
+    /// How log lines look on stderr: `text` for people, `json` (one object per line) for
+    /// machines. Which lines: `RUST_LOG` (default `info`: elections, terms, roles, snapshots,
+    /// recovery; `debug` adds commits and dropped datagrams).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
     /// Shortest election timeout, in ms: a follower that hears no leader for a random time
     /// between this and --election-max-ms starts an election.
     #[arg(long, default_value_t = 300)]
@@ -66,8 +72,31 @@ fn say(line: String) {
     let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
+/// The formats of `--log-format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    init_logging(args.log_format);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -17,6 +17,7 @@
 pub mod client;
 pub mod cluster;
 pub mod driver;
+pub mod events;
 pub mod node;
 pub mod storage;
 pub mod wire;

@@ -5,6 +5,7 @@
 //! state saved in the round is on disk, so no message ever leaves before the state it reflects.
 
 use crate::net::driver::{Driver, Effects};
+use crate::net::events::{log_changes, Seen};
 use crate::net::storage::DurableStorage;
 use crate::net::wire::{
     self, Body, Counters, Datagram, Envelope, FragmentOutcome, Key, NodeStatus, Reassembler,
@@ -79,6 +80,8 @@ pub struct Node<C: Clock = SystemClock, N: Network = UdpNet, D: Disk = RealDisk>
     next_msg_id: u64,
     /// Per server: the last snapshot sent to it, (term, last index, when).
     snapshot_sent: HashMap<usize, (u64, u64, Instant)>,
+    /// What the log last reported of the server (role, term, commit, snapshot).
+    seen: Seen,
 }
 
 impl Node {
@@ -117,14 +120,23 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         let saved = storage.load()?;
         if storage.torn_bytes() > 0 {
             // An append whose fsync never returned: its save was never acknowledged.
-            eprintln!(
-                "node {}: cut a torn final record ({} bytes, never made durable) off {}",
-                opts.id,
-                storage.torn_bytes(),
+            tracing::warn!(
+                node = opts.id,
+                bytes = storage.torn_bytes(),
+                "cut a torn final record (never made durable) off {}",
                 storage
                     .log_path()
                     .map_or(String::new(), |p| p.display().to_string())
             );
+        }
+        match &saved {
+            Some(s) => tracing::info!(
+                node = opts.id,
+                term = s.term,
+                log = %s.log.summary(),
+                "recovered from disk"
+            ),
+            None => tracing::info!(node = opts.id, "no saved state: starting empty"),
         }
         let mut fx = Effects::default();
         let driver = Driver::start_at(
@@ -152,6 +164,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             reassembler: Reassembler::new(),
             next_msg_id,
             snapshot_sent: HashMap::new(),
+            seen: Seen::of(&ServerState::restore(None)),
         })
     }
 
@@ -268,6 +281,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
                 }
             }
             Err(e) => {
+                tracing::debug!(node = self.opts.id, %from, reason = %e, "datagram dropped");
                 self.counters.count(&e);
                 return;
             }
@@ -381,6 +395,11 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             self.storage.save(storage)?;
             self.counters.saves += 1;
         }
+        let seen = Seen::of(self.driver.state());
+        if seen != self.seen {
+            log_changes(self.opts.id, &self.seen, &seen);
+            self.seen = seen;
+        }
         let n = self.opts.peers.len();
         let sends = coalesce(std::mem::take(&mut self.fx.sends), n);
         self.counters.coalesced_out += sends.1;
@@ -397,6 +416,12 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
                         continue;
                     }
                     _ => {
+                        tracing::info!(
+                            node = self.opts.id,
+                            to = idx,
+                            through = key.1,
+                            "snapshot sent to S{idx}"
+                        );
                         self.snapshot_sent.insert(idx, (key.0, key.1, now));
                     }
                 }
