@@ -11,9 +11,11 @@
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
-use raft_checked::net::client::{query_status, status_json, status_table, ClientOptions, Session};
+use raft_checked::net::client::{
+    check_op_size, query_status, status_json, status_table, ClientOptions, Session,
+};
 use raft_checked::net::wire::{self, Key};
-use raft_checked::protocol::types::{Command, Op, OpResult};
+use raft_checked::protocol::types::{Op, OpResult};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -217,7 +219,7 @@ fn run(peers: &str, key: Option<PathBuf>, timeout: f64, cmd: Cmd) -> Result<u8, 
         Cmd::Append { name, value } => Op::Append { key: name, value },
         Cmd::Get { name } => Op::Get { key: name },
     };
-    check_size(&op).map_err(Failure::usage)?;
+    check_op_size(&op).map_err(Failure::usage)?;
     let mut session =
         Session::new(ClientOptions::new(peers, key, timeout)).map_err(Failure::local)?;
     // The operation fits and the socket is bound, so what remains to fail is the cluster not
@@ -264,22 +266,4 @@ fn status(
         )));
     }
     Ok(0)
-}
-
-/// Refuses an operation too large for a server before anything is sent, so that "too large"
-/// is bad usage (exit 2) rather than a run that can only time out. The same bound as the
-/// session's own check, with the largest client and request ids.
-fn check_size(op: &Op) -> Result<(), String> {
-    let size = wire::command_size(&Command {
-        client: u64::MAX,
-        request_id: u64::MAX,
-        op: op.clone(),
-    });
-    if size > wire::MAX_COMMAND_BYTES {
-        return Err(format!(
-            "operation too large ({size} bytes encoded; at most {} allowed)",
-            wire::MAX_COMMAND_BYTES
-        ));
-    }
-    Ok(())
 }

@@ -126,15 +126,7 @@ fn unmatched_logs(last: &SystemState) -> Vec<String> {
     let mut out = Vec::new();
     for (a, x) in servers.iter().enumerate() {
         for (b, y) in servers.iter().enumerate().skip(a + 1) {
-            let from = x.log().base_index.max(y.log().base_index) + 1;
-            let to = x.log().last_index().min(y.log().last_index());
-            let Some(top) = (from..=to)
-                .rev()
-                .find(|&i| x.log().term_at(i) == y.log().term_at(i))
-            else {
-                continue;
-            };
-            if let Some(i) = (from..=top).find(|&i| x.log().get(i) != y.log().get(i)) {
+            if let Some((top, i)) = p::log_mismatch(x.log(), y.log()) {
                 out.push(format!(
                     "S{a} and S{b} agree on index {top} (term {}) but differ at index {i}: {} vs {}",
                     x.log().term_at(top).unwrap_or(0),

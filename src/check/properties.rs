@@ -8,8 +8,9 @@
 use crate::check::liveness::Kind;
 use crate::model::ghost::{Ghost, COMMIT_MONOTONIC, LEADER_APPEND_ONLY, STATE_MACHINE_SAFETY};
 use crate::model::{RaftModel, SystemState};
+use crate::protocol::log::Log;
 use crate::protocol::server::ServerState;
-use crate::protocol::types::Term;
+use crate::protocol::types::{LogIndex, Term};
 use crate::protocol::view::ServerView;
 use stateright::{Expectation, Property};
 
@@ -36,22 +37,22 @@ fn leader_append_only(_: &RaftModel, state: &SystemState) -> bool {
 /// identical in all entries up through that index (§5.3). Compared where both logs hold entries.
 fn log_matching(_: &RaftModel, state: &SystemState) -> bool {
     let servers = &state.servers;
-    for (a, x) in servers.iter().enumerate() {
-        for y in &servers[a + 1..] {
-            let from = x.log().base_index.max(y.log().base_index) + 1;
-            let to = x.log().last_index().min(y.log().last_index());
-            let Some(top) = (from..=to)
-                .rev()
-                .find(|&i| x.log().term_at(i) == y.log().term_at(i))
-            else {
-                continue;
-            };
-            if (from..=top).any(|i| x.log().get(i) != y.log().get(i)) {
-                return false;
-            }
-        }
-    }
-    true
+    servers.iter().enumerate().all(|(a, x)| {
+        servers[a + 1..]
+            .iter()
+            .all(|y| log_mismatch(x.log(), y.log()).is_none())
+    })
+}
+
+/// Where two logs break Log Matching: the highest index `top` where they hold entries of the
+/// same term, and the first index at or below it where their entries differ. Shared with
+/// `check::explain`, which names the servers and entries.
+pub fn log_mismatch(x: &Log, y: &Log) -> Option<(LogIndex, LogIndex)> {
+    let from = x.base_index.max(y.base_index) + 1;
+    let to = x.last_index().min(y.last_index());
+    let top = (from..=to).rev().find(|&i| x.term_at(i) == y.term_at(i))?;
+    let differ = (from..=top).find(|&i| x.get(i) != y.get(i))?;
+    Some((top, differ))
 }
 
 /// Whether `s`'s log holds every entry committed in a term before `before` (entries folded into

@@ -103,7 +103,7 @@ impl Session {
         stop_at: Option<Instant>,
         mut on_done: impl FnMut(usize, OpResult, Duration) -> bool,
     ) -> Result<usize, String> {
-        check_op_sizes(&ops)?;
+        ops.iter().try_for_each(check_op_size)?;
         if ops.is_empty() {
             return Ok(0);
         }
@@ -218,19 +218,18 @@ impl Session {
 
 /// Refuses an operation whose command would exceed what a server accepts
 /// ([`wire::MAX_COMMAND_BYTES`]), before anything is sent: retrying it could never succeed.
-fn check_op_sizes(ops: &[Op]) -> Result<(), String> {
-    for op in ops {
-        let size = wire::command_size(&crate::protocol::types::Command {
-            client: u64::MAX,
-            request_id: u64::MAX,
-            op: op.clone(),
-        });
-        if size > wire::MAX_COMMAND_BYTES {
-            return Err(format!(
-                "operation too large ({size} bytes encoded; at most {} allowed)",
-                wire::MAX_COMMAND_BYTES
-            ));
-        }
+/// Public so that `client` can call it before a session exists and report bad usage.
+pub fn check_op_size(op: &Op) -> Result<(), String> {
+    let size = wire::command_size(&crate::protocol::types::Command {
+        client: u64::MAX,
+        request_id: u64::MAX,
+        op: op.clone(),
+    });
+    if size > wire::MAX_COMMAND_BYTES {
+        return Err(format!(
+            "operation too large ({size} bytes encoded; at most {} allowed)",
+            wire::MAX_COMMAND_BYTES
+        ));
     }
     Ok(())
 }
