@@ -163,6 +163,11 @@ impl Handler<'_, '_> {
         {
             return;
         }
+        // A follower's first index is at least 1 (its log length + 1): a hint of 0 is forged or
+        // corrupt, and would move nextIndex to 0, before any log.
+        if matches!(outcome, AppendOutcome::Conflict { first_index: 0, .. }) {
+            return;
+        }
         let retry = !self.bug(Bug::NoAppendRetry); // BUG when false: entries go out only when added.
         let backoff = !self.bug(Bug::NoNextIndexBackoff); // BUG when false: nextIndex never drops.
         let s = self.s.to_mut();

@@ -349,7 +349,7 @@ mod arbitrary_fields {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(5000))]
         #[test]
         fn no_field_value_panics_moves_a_term_back_or_matches_past_the_log(
             messages in proptest::collection::vec((1..3usize, msg()), 1..6),
@@ -367,6 +367,24 @@ mod arbitrary_fields {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_conflict_hint_of_index_0_is_ignored() {
+        // Found by the property test above in CI: it moved matchIndex to 0 - 1 and nextIndex to
+        // 0, and the resend panicked (a forged datagram could crash the leader).
+        let a = server(None);
+        let s = states().remove(2);
+        let forged = Msg::AppendEntriesReply {
+            term: 2,
+            outcome: AppendOutcome::Conflict {
+                term: None,
+                first_index: 0,
+            },
+        };
+        let (after, cmds) = deliver(&a, &s, 1, forged);
+        assert_eq!(after, s);
+        assert!(cmds.is_empty(), "{cmds:?}");
     }
 
     #[test]
