@@ -145,19 +145,8 @@ impl Failure {
     }
 }
 
-/// An empty RAFT_PEERS or RAFT_KEY counts as unset (`RAFT_KEY= client ...` runs keyless), as
-/// shells treat empty variables; clap would instead read it as a missing value and refuse.
-fn ignore_empty_env() {
-    for var in ["RAFT_PEERS", "RAFT_KEY"] {
-        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
-            // Before any thread starts: nothing else reads the environment concurrently.
-            std::env::remove_var(var);
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    ignore_empty_env();
+    raft_checked::net::ignore_empty_env();
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => return clap_exit(e),

@@ -66,19 +66,8 @@ struct Args {
     completions: Option<Shell>,
 }
 
-/// An empty RAFT_PEERS or RAFT_KEY counts as unset (`RAFT_KEY= client ...` runs keyless), as
-/// shells treat empty variables; clap would instead read it as a missing value and refuse.
-fn ignore_empty_env() {
-    for var in ["RAFT_PEERS", "RAFT_KEY"] {
-        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
-            // Before any thread starts: nothing else reads the environment concurrently.
-            std::env::remove_var(var);
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    ignore_empty_env();
+    raft_checked::net::ignore_empty_env();
     let args = Args::parse();
     if let Some(shell) = args.completions {
         clap_complete::generate(

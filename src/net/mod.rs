@@ -8,6 +8,7 @@
 //! - [`driver`]: runs an actor in real time (timers, out commands).
 //! - [`node`]: one server process; [`client`]: client sessions and the status query.
 //! - [`cluster`]: local multi-process clusters for `cluster`, `bench` and the tests.
+//! - [`events`]: what a node logs.
 //! - [`world`]: the clock, network and disk the node reaches the outside through (real ones
 //!   here; the simulator has virtual ones).
 //!
@@ -22,3 +23,18 @@ pub mod node;
 pub mod storage;
 pub mod wire;
 pub mod world;
+
+/// The environment variables the binaries read for `--peers` and `--key`.
+pub const ENV_VARS: [&str; 2] = ["RAFT_PEERS", "RAFT_KEY"];
+
+/// Makes an empty `RAFT_PEERS` or `RAFT_KEY` count as unset (`RAFT_KEY= client ...` runs
+/// keyless), as shells treat empty variables; clap would instead read it as a missing value and
+/// refuse. Call first thing in `main`, before any thread starts: nothing else then reads the
+/// environment concurrently.
+pub fn ignore_empty_env() {
+    for var in ENV_VARS {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(var);
+        }
+    }
+}
