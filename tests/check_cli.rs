@@ -1027,36 +1027,6 @@ fn temp_file(name: &str) -> std::path::PathBuf {
     path
 }
 
-/// Tags open and close in order and attribute quotes pair up: enough of XML's
-/// well-formedness to catch a broken drawing.
-fn balanced_tags(xml: &str) -> Result<(), String> {
-    let mut open: Vec<String> = Vec::new();
-    let mut rest = xml;
-    while let Some(at) = rest.find('<') {
-        let end = rest[at..].find('>').ok_or("unclosed tag")? + at;
-        let tag = &rest[at + 1..end];
-        rest = &rest[end + 1..];
-        if tag.starts_with('?') || tag.starts_with('!') {
-            continue;
-        }
-        if !tag.matches('"').count().is_multiple_of(2) {
-            return Err(format!("unbalanced quotes in <{tag}>"));
-        }
-        if let Some(name) = tag.strip_prefix('/') {
-            match open.pop() {
-                Some(o) if o == name => {}
-                o => return Err(format!("</{name}> closes {o:?}")),
-            }
-        } else if !tag.ends_with('/') {
-            open.push(tag.split_whitespace().next().unwrap_or("").to_string());
-        }
-    }
-    match open.last() {
-        None => Ok(()),
-        Some(o) => Err(format!("<{o}> is never closed")),
-    }
-}
-
 /// One message arrow of a diagram, as its `<line>` element says: ends, steps and label.
 #[derive(Debug)]
 struct DrawnArrow {
@@ -1112,7 +1082,7 @@ fn svg_draws_no_step_down_with_the_delayed_vote() {
     let (code, out, err) = check(&["bugs/no_step_down", "--svg", path.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}{err}");
     let svg = std::fs::read_to_string(&path).unwrap();
-    balanced_tags(&svg).unwrap();
+    raft_checked::model::diagram::well_formed(&svg).unwrap();
     assert!(svg.starts_with("<?xml") && svg.contains("xmlns=\"http://www.w3.org/2000/svg\""));
     for lane in ["S0", "S1", "S2"] {
         let name = format!("text-anchor=\"middle\">{lane}</text>");
@@ -1193,7 +1163,7 @@ fn html_report_of_commit_previous_term_entries_is_self_contained() {
     assert!(html.contains("class=\"violated\">violated</td>"));
     assert!(html.contains("states ") && html.contains(" · depth "));
     let svg = &html[html.find("<svg").unwrap()..html.rfind("</svg>").unwrap() + 6];
-    balanced_tags(svg).unwrap();
+    raft_checked::model::diagram::well_formed(svg).unwrap();
     assert!(
         svg.contains("S1 (its log could win the next election"),
         "{svg}"
@@ -1227,7 +1197,7 @@ fn svg_marks_lasso_cycles_and_given_steps() {
     ]);
     assert_eq!(code, 1, "{err}");
     let svg = std::fs::read_to_string(&path).unwrap();
-    balanced_tags(&svg).unwrap();
+    raft_checked::model::diagram::well_formed(&svg).unwrap();
     assert!(
         svg.contains("↻ back to step 9: steps 10-14 repeat forever"),
         "{svg}"

@@ -723,6 +723,50 @@ fn glyph(out: &mut String, x: f64, y: f64, class: &str, text: &str, title: &str)
     );
 }
 
+/// Tags open and close in order, attributes are quoted, `&` starts an entity: enough of
+/// XML's well-formedness to catch a broken drawing. The unit tests here and the CLI tests of
+/// `check --svg`/`--html` check every drawing with it.
+pub fn well_formed(xml: &str) -> Result<(), String> {
+    let mut open: Vec<&str> = Vec::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find('<') {
+        let text = &rest[..at];
+        if let Some(amp) = text.find('&') {
+            let entity = &text[amp..];
+            let ok = ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;"]
+                .iter()
+                .any(|e| entity.starts_with(e));
+            if !ok {
+                return Err(format!("bare & in {text}"));
+            }
+        }
+        if text.contains('>') {
+            return Err(format!("bare > in {text}"));
+        }
+        let end = rest[at..].find('>').ok_or("unclosed tag")? + at;
+        let tag = &rest[at + 1..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('?') || tag.starts_with('!') {
+            continue;
+        }
+        if !tag.matches('"').count().is_multiple_of(2) {
+            return Err(format!("unbalanced quotes in <{tag}>"));
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            match open.pop() {
+                Some(o) if o == name => {}
+                o => return Err(format!("</{name}> closes {o:?}")),
+            }
+        } else if !tag.ends_with('/') {
+            open.push(tag.split_whitespace().next().unwrap_or(""));
+        }
+    }
+    match open.last() {
+        None => Ok(()),
+        Some(o) => Err(format!("<{o}> is never closed")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -751,49 +795,6 @@ mod tests {
             actions.push(action);
         }
         actions
-    }
-
-    /// Tags open and close in order, attributes are quoted, `&` starts an entity: enough of
-    /// XML's well-formedness to catch a broken drawing.
-    pub(crate) fn well_formed(xml: &str) -> Result<(), String> {
-        let mut open: Vec<&str> = Vec::new();
-        let mut rest = xml;
-        while let Some(at) = rest.find('<') {
-            let text = &rest[..at];
-            if let Some(amp) = text.find('&') {
-                let entity = &text[amp..];
-                let ok = ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;"]
-                    .iter()
-                    .any(|e| entity.starts_with(e));
-                if !ok {
-                    return Err(format!("bare & in {text}"));
-                }
-            }
-            if text.contains('>') {
-                return Err(format!("bare > in {text}"));
-            }
-            let end = rest[at..].find('>').ok_or("unclosed tag")? + at;
-            let tag = &rest[at + 1..end];
-            rest = &rest[end + 1..];
-            if tag.starts_with('?') || tag.starts_with('!') {
-                continue;
-            }
-            if !tag.matches('"').count().is_multiple_of(2) {
-                return Err(format!("unbalanced quotes in <{tag}>"));
-            }
-            if let Some(name) = tag.strip_prefix('/') {
-                match open.pop() {
-                    Some(o) if o == name => {}
-                    o => return Err(format!("</{name}> closes {o:?}")),
-                }
-            } else if !tag.ends_with('/') {
-                open.push(tag.split_whitespace().next().unwrap_or(""));
-            }
-        }
-        match open.last() {
-            None => Ok(()),
-            Some(o) => Err(format!("<{o}> is never closed")),
-        }
     }
 
     #[test]
