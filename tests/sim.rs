@@ -201,3 +201,119 @@ fn bad_usage_exits_2_with_a_message() {
         );
     }
 }
+
+/// The `(data-sent, data-ended, data-fate)` of every arrow in a drawing.
+fn arrows(svg: &str) -> Vec<(usize, usize, String)> {
+    let attr = |el: &str, name: &str| {
+        let from = el.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        el[from..from + el[from..].find('"').unwrap()].to_string()
+    };
+    svg.split("<line class=\"sd-msg ")
+        .skip(1)
+        .map(|el| {
+            let num = |n: &str| attr(el, n).parse::<usize>().unwrap();
+            (num("data-sent"), num("data-ended"), attr(el, "data-fate"))
+        })
+        .collect()
+}
+
+/// `sim --svg` draws a failing seed's last steps as a sequence diagram: a lane per server and
+/// client, each datagram an arrow from the round that sent it to the round that read it (or
+/// a cross where it was lost), the violated property and the servers it concerns at the end.
+/// One seed is one run: the same command draws the same bytes.
+#[test]
+fn svg_draws_a_failing_seeds_last_steps() {
+    let dir = std::env::temp_dir().join(format!("sim-svg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("f8.svg");
+    let args = [
+        "--scenario",
+        "figure8",
+        "--seed",
+        "3",
+        "--bug",
+        "vote_not_persisted",
+        "--svg",
+        path.to_str().unwrap(),
+    ];
+    let (code, out, err) = sim(&args);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("last 80 steps drawn"), "{err}");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    raft_checked::model::diagram::well_formed(&svg).unwrap();
+    assert!(svg.contains("figure8 seed 3: Election Safety violated"));
+    assert!(
+        svg.contains("two leaders in term"),
+        "the servers it concerns"
+    );
+    for lane in ["S0", "S4", "C0"] {
+        assert!(svg.contains(&format!("middle\">{lane}</text>")), "{lane}");
+    }
+    let drawn = arrows(&svg);
+    assert!(drawn.iter().all(|(sent, ended, _)| sent <= ended));
+    let delivered = drawn.iter().filter(|a| a.2 == "delivered").count();
+    let lost = drawn.iter().filter(|a| a.2 == "dropped").count();
+    assert!(
+        delivered > 50 && lost > 0,
+        "{delivered} delivered, {lost} lost"
+    );
+    assert!(drawn.iter().any(|(sent, ended, _)| ended > &(sent + 1)));
+    std::fs::remove_file(&path).unwrap();
+    let _ = sim(&args);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), svg);
+
+    // A passing seed is drawn when asked for by --seed; with --seeds only a failing one is.
+    let ok = dir.join("ok.svg");
+    let ok_str = ok.to_str().unwrap();
+    let (code, _, _) = sim(&["--scenario", "basic_agree", "--seed", "1", "--svg", ok_str]);
+    assert_eq!(code, 0);
+    let svg = std::fs::read_to_string(&ok).unwrap();
+    assert!(svg.contains("basic_agree seed 1: every check passed"));
+    assert!(arrows(&svg).iter().any(|a| a.2 == "delivered"));
+    std::fs::remove_file(&ok).unwrap();
+    let (code, _, err) = sim(&["--scenario", "basic_agree", "--seeds", "2", "--svg", ok_str]);
+    assert_eq!(code, 0);
+    assert!(err.contains("no diagram written") && !ok.exists(), "{err}");
+    let (code, _, err) = sim(&["--scenario", "basic_agree", "--svg", "/nonexistent/d/x.svg"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot write /nonexistent/d/x.svg"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `RUST_LOG` turns on the nodes' own log lines (the `node` binary's: elections, terms,
+/// leaders), stamped with virtual time and the run's seed, on stderr; the same seed logs the
+/// same lines. Without it nothing is logged.
+#[test]
+fn rust_log_logs_the_nodes_in_virtual_time() {
+    let run = |log: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sim"));
+        cmd.args(["--scenario", "initial_election", "--seed", "1"]);
+        cmd.env_remove("RUST_LOG");
+        if let Some(filter) = log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let out = cmd.output().expect("sim runs");
+        assert_eq!(out.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        // The last line is the wall-clock rate, which differs run to run.
+        let log: Vec<String> = err
+            .lines()
+            .filter(|l| !l.starts_with("sim: "))
+            .map(String::from)
+            .collect();
+        log
+    };
+    let log = run(Some("info"));
+    let won = log
+        .iter()
+        .find(|l| l.contains("election won: leader of term 1"))
+        .expect("the election is logged");
+    assert!(
+        won.contains("run{seed=1}") && won.contains(" node="),
+        "{won}"
+    );
+    let stamp: f64 = won.split('s').next().unwrap().trim().parse().unwrap();
+    assert!(stamp > 0.0 && stamp < 5.0, "{won}");
+    assert_eq!(log, run(Some("info")));
+    assert!(run(None).is_empty());
+}

@@ -7,7 +7,9 @@
 use clap::Parser;
 use raft_checked::protocol::server::Bug;
 use raft_checked::sim::scenarios::{self, Outcome, Scenario};
+use raft_checked::sim::world;
 use rayon::prelude::*;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -40,6 +42,54 @@ struct Args {
     /// Print every run's whole trace, not only failing ones' last rows.
     #[arg(long)]
     trace: bool,
+    /// Write a sequence diagram (SVG) of the run's last steps to FILE: the run of --seed, or
+    /// with --seeds the lowest failing seed (rerun with recording: one seed is one run).
+    /// Example: sim --scenario figure8 --seed 3 --bug vote_not_persisted --svg f8.svg
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// How many of the run's last steps the diagram draws.
+    #[arg(long, value_name = "N", default_value_t = 80)]
+    svg_steps: usize,
+    /// The format of the log that RUST_LOG turns on (on stderr, stamped with virtual time).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// The formats of `--log-format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Stamps log lines with the run's virtual time, not the wall clock: a seed's log is then
+/// the same on every machine, as its output is.
+struct VirtualTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for VirtualTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{:.6}s", world::virtual_now().as_secs_f64())
+    }
+}
+
+/// With `RUST_LOG` set, logs what the nodes do (elections, terms, commits, snapshots, drops:
+/// the `node` binary's log lines) and, at `debug`, every trace row of the simulator, on
+/// stderr. Without it nothing is logged: the simulator's output is its report alone.
+fn init_logging(format: LogFormat) {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else {
+        return;
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(VirtualTime)
+        .with_ansi(false)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 fn usage(msg: String) -> ExitCode {
@@ -49,6 +99,7 @@ fn usage(msg: String) -> ExitCode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    init_logging(args.log_format);
     if args.list {
         for s in scenarios::all() {
             println!("{:<22} {} servers  {}", s.name, s.servers, s.about);
@@ -79,11 +130,52 @@ fn main() -> ExitCode {
     let outcomes = run_all(scenario, &seeds, bug, args.trace);
     let wall = started.elapsed().as_secs_f64();
     report(scenario, &outcomes, wall, args.json);
+    if let Some(path) = &args.svg {
+        if let Err(e) = write_svg(scenario, &outcomes, bug, args.svg_steps, path) {
+            return usage(e);
+        }
+    }
     if outcomes.iter().all(|o| o.failures.is_empty()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Writes the diagram of the run to draw (the only one, or the lowest failing seed) to `path`;
+/// says on stderr what it drew.
+fn write_svg(
+    scenario: &Scenario,
+    outcomes: &[Outcome],
+    bug: Option<Bug>,
+    steps: usize,
+    path: &Path,
+) -> Result<(), String> {
+    let chosen = match outcomes {
+        [only] => only,
+        _ => match outcomes.iter().find(|o| !o.failures.is_empty()) {
+            Some(o) => o,
+            None => {
+                eprintln!("sim: every run passed: no diagram written (--seed S draws one run)");
+                return Ok(());
+            }
+        },
+    };
+    let (again, drawing) = scenarios::draw(scenario, chosen.seed, bug, steps);
+    if again.failures != chosen.failures {
+        return Err(format!(
+            "seed {} ran differently when recorded ({:?}, then {:?}): please report this",
+            chosen.seed, chosen.failures, again.failures
+        ));
+    }
+    std::fs::write(path, drawing.svg())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!(
+        "sim: seed {}'s last {steps} steps drawn in {}",
+        chosen.seed,
+        path.display()
+    );
+    Ok(())
 }
 
 /// A bug's model-file name (`vote_not_persisted`) as the zoo's value.
@@ -97,7 +189,10 @@ fn parse_bug(name: &str) -> Result<Bug, String> {
 fn run_all(scenario: &Scenario, seeds: &[u64], bug: Option<Bug>, trace: bool) -> Vec<Outcome> {
     seeds
         .par_iter()
-        .map(|&seed| scenarios::run(scenario, seed, bug, trace))
+        .map(|&seed| {
+            let _run = tracing::info_span!("run", seed).entered();
+            scenarios::run(scenario, seed, bug, trace)
+        })
         .collect()
 }
 

@@ -185,21 +185,29 @@ impl RaftModel {
             .collect();
         let mut events = vec!["initial state".to_string()];
         events.extend(actions.iter().map(|a| self.describe(a)));
-        let run = Run {
+        let mut marks = vec![Vec::new()];
+        marks.extend(actions.iter().map(|a| Mark::of(a).into_iter().collect()));
+        let lines = arrows
+            .iter()
+            .map(|a| Line {
+                src: a.envelope.src as usize,
+                dst: a.envelope.dst as usize,
+                sent: a.sent,
+                ended: a.ended,
+                fate: a.fate,
+                label: self.describe(&Action::Deliver(a.envelope.clone())),
+            })
+            .collect();
+        let picture = Picture {
             names: (0..lanes).map(|l| self.actor_name(l as u8)).collect(),
             cells,
             events,
-            actions,
             down: states.iter().map(|s| s.down.clone()).collect(),
-            labels: arrows
-                .iter()
-                .map(|a| self.describe(&Action::Deliver(a.envelope.clone())))
-                .collect(),
-            arrows,
+            marks,
+            lines,
             given,
-            ending,
         };
-        run.draw()
+        picture.draw(ending)
     }
 
     /// A lane's state at one step, as the trace table writes a server (`L t2 v0 [1:x=1] c1`:
@@ -281,21 +289,100 @@ fn arrow(env: &Envelope, sent: usize, ended: usize, fate: Fate) -> Arrow {
     }
 }
 
-/// Everything a diagram shows, per step and per lane, before it is laid out.
+/// What happens on a lane at a step, drawn on its line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// A timer fired at the lane: `E` election, `H` heartbeat, `R` client retry.
+    Timer(usize, char),
+    /// The lane's server crashed.
+    Crash(usize),
+    /// The lane's server restarted from its storage.
+    Restart(usize),
+    /// The lane's server accepted a proposal.
+    Propose(usize),
+}
+
+impl Mark {
+    /// The mark a model action leaves (deliveries and losses are arrows, not marks).
+    fn of(action: &Action) -> Option<Mark> {
+        Some(match action {
+            Action::Timeout(i, t) => Mark::Timer(
+                *i as usize,
+                match t {
+                    Timer::Election => 'E',
+                    Timer::Heartbeat => 'H',
+                    Timer::ClientRetry => 'R',
+                },
+            ),
+            Action::Restart(i) => Mark::Restart(*i as usize),
+            Action::Crash(i) => Mark::Crash(*i as usize),
+            Action::Propose(i, _) => Mark::Propose(*i as usize),
+            Action::Deliver(_) | Action::Drop(_) => return None,
+        })
+    }
+}
+
+/// One message's arrow, in lanes and steps: what a [`Picture`] draws, whoever recorded the
+/// run (the model's actions, or the simulator's datagrams).
+#[derive(Clone, Debug)]
+pub struct Line {
+    /// The sender's lane.
+    pub src: usize,
+    /// The receiver's lane.
+    pub dst: usize,
+    /// The step that sent it (0: before the first step shown).
+    pub sent: usize,
+    /// The step that delivered, lost or discarded it, or the last step if it is in flight.
+    pub ended: usize,
+    /// How it ended.
+    pub fate: Fate,
+    /// The message as traces print it.
+    pub label: String,
+}
+
+/// Everything a diagram shows, per step and per lane, before it is laid out. The model fills
+/// it from a run's actions ([`RaftModel::sequence_diagram`]); the simulator from the
+/// datagrams and rounds of the real node loop.
+#[derive(Clone, Debug, Default)]
+pub struct Picture {
+    /// Each lane's name (`S0`, `C0`).
+    pub names: Vec<String>,
+    /// `cells[step][lane]`: the lane's state at that step.
+    pub cells: Vec<Vec<String>>,
+    /// `events[step]`: what happened at it (step 0: where the picture starts).
+    pub events: Vec<String>,
+    /// `down[step][lane]` (lanes past its end are up).
+    pub down: Vec<Vec<bool>>,
+    /// `marks[step]`: what happened on lanes at that step, besides arrows.
+    pub marks: Vec<Vec<Mark>>,
+    /// Every message's arrow.
+    pub lines: Vec<Line>,
+    /// Steps 1..=given were given, not searched: drawn grey.
+    pub given: usize,
+}
+
+impl Picture {
+    /// The picture as a diagram, with `ending`'s title, closing lines and cycle.
+    pub fn draw(&self, ending: &Ending) -> Drawing {
+        Run {
+            picture: self,
+            ending,
+        }
+        .draw()
+    }
+}
+
+/// A picture being drawn with its ending.
 struct Run<'a> {
-    names: Vec<String>,
-    /// `cells[step][lane]`.
-    cells: Vec<Vec<String>>,
-    /// `events[step]`: what happened at it (step 0: the initial state).
-    events: Vec<String>,
-    actions: &'a [Action],
-    /// `down[step][server]`.
-    down: Vec<Vec<bool>>,
-    arrows: Vec<Arrow>,
-    /// `labels[k]`: arrow k's message as traces print it.
-    labels: Vec<String>,
-    given: usize,
+    picture: &'a Picture,
     ending: &'a Ending,
+}
+
+impl std::ops::Deref for Run<'_> {
+    type Target = Picture;
+    fn deref(&self) -> &Picture {
+        self.picture
+    }
 }
 
 /// Where things go: each lane's line, the event column, and the rows.
@@ -393,8 +480,8 @@ impl Run<'_> {
         self.head(&l, &mut body);
         self.rows(&l, &mut body);
         self.lanes(&l, &mut body);
-        for (k, a) in self.arrows.iter().enumerate() {
-            self.draw_arrow(&l, a, k, &mut body);
+        for line in &self.lines {
+            self.draw_arrow(&l, line, &mut body);
         }
         self.cells(&l, &mut body);
         self.markers(&l, &mut body);
@@ -510,8 +597,8 @@ impl Run<'_> {
     /// One message: a line from send to end with a head when delivered, a cross where it was
     /// lost, a dot where it was discarded as moot, a short stub when still in flight. Its
     /// `data-` attributes say which message it is and where it starts and ends.
-    fn draw_arrow(&self, l: &Layout, a: &Arrow, k: usize, out: &mut String) {
-        let (src, dst) = (a.envelope.src as usize, a.envelope.dst as usize);
+    fn draw_arrow(&self, l: &Layout, a: &Line, out: &mut String) {
+        let (src, dst) = (a.src, a.dst);
         let (xs, xd) = (l.lane_x[src], l.lane_x[dst]);
         let y1 = l.y(a.sent);
         let given = a.ended <= self.given && a.fate != Fate::InFlight;
@@ -531,7 +618,7 @@ impl Run<'_> {
             h => format!(" marker-end=\"url(#{}sd-head-{h})\"", self.ending.id),
         };
         let grey = if given { " sd-given-msg" } else { "" };
-        let (fate, label) = (a.fate.name(), escape(&self.labels[k]));
+        let (fate, label) = (a.fate.name(), escape(&a.label));
         let _ = writeln!(
             out,
             "<line class=\"sd-msg sd-{fate}{grey}\" x1=\"{xs}\" y1=\"{y1}\" x2=\"{x2}\" \
@@ -608,31 +695,24 @@ impl Run<'_> {
                 y + 4.0,
                 escape(event)
             );
-            let Some(action) = step.checked_sub(1).map(|k| &self.actions[k]) else {
-                continue;
-            };
             let title = format!("<title>{}</title>", escape(event));
-            let at = |i: &u8| l.lane_x[*i as usize];
-            match action {
-                Action::Timeout(i, t) => {
-                    let letter = match t {
-                        Timer::Election => "E",
-                        Timer::Heartbeat => "H",
-                        Timer::ClientRetry => "R",
-                    };
-                    glyph(out, at(i), y, "sd-timer", letter, &title);
+            let at = |i: usize| l.lane_x[i];
+            for mark in self.marks.get(step).into_iter().flatten() {
+                match *mark {
+                    Mark::Timer(i, letter) => {
+                        glyph(out, at(i), y, "sd-timer", &letter.to_string(), &title)
+                    }
+                    Mark::Restart(i) => glyph(out, at(i), y, "sd-restart", "↺", &title),
+                    Mark::Crash(i) => cross(out, at(i), y, 7.0),
+                    Mark::Propose(i) => {
+                        let _ = writeln!(
+                            out,
+                            "<rect class=\"sd-propose\" x=\"{}\" y=\"{}\" width=\"9\" height=\"9\">{title}</rect>",
+                            at(i) - 4.5,
+                            y - 4.5
+                        );
+                    }
                 }
-                Action::Restart(i) => glyph(out, at(i), y, "sd-restart", "↺", &title),
-                Action::Crash(i) => cross(out, at(i), y, 7.0),
-                Action::Propose(i, _) => {
-                    let _ = writeln!(
-                        out,
-                        "<rect class=\"sd-propose\" x=\"{}\" y=\"{}\" width=\"9\" height=\"9\">{title}</rect>",
-                        at(i) - 4.5,
-                        y - 4.5
-                    );
-                }
-                Action::Deliver(_) | Action::Drop(_) => {}
             }
         }
     }

@@ -13,7 +13,7 @@ mod given;
 mod network;
 mod render;
 
-pub use render::DROP_EVENT;
+pub use render::{message as describe_message, DROP_EVENT};
 
 use crate::protocol::client::{ClientConfig, ClientState, KvClient};
 use crate::protocol::server::{RaftServer, ServerConfig, ServerState, Storage};

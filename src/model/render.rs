@@ -49,56 +49,7 @@ impl RaftModel {
     /// A message as traces print it (`RequestVote(t1, last=0@t0)`, `Vote(t1, yes)`): also the words
     /// given steps are written in.
     pub fn describe_msg(&self, msg: &Msg) -> String {
-        match msg {
-            Msg::RequestVote {
-                term,
-                last_log_index,
-                last_log_term,
-            } => format!("RequestVote(t{term}, last={last_log_index}@t{last_log_term})"),
-            Msg::RequestVoteReply { term, granted } => {
-                format!("Vote(t{term}, {})", if *granted { "yes" } else { "no" })
-            }
-            Msg::AppendEntries {
-                term,
-                prev_log_index,
-                prev_log_term,
-                entries,
-                leader_commit,
-            } => {
-                let list: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
-                format!(
-                    "AppendEntries(t{term}, prev={prev_log_index}@t{prev_log_term}, [{}], commit={leader_commit})",
-                    list.join(" ")
-                )
-            }
-            Msg::AppendEntriesReply { term, outcome } => match outcome {
-                AppendOutcome::Matched { match_index } => {
-                    format!("AppendOk(t{term}, match={match_index})")
-                }
-                AppendOutcome::Conflict {
-                    term: ct,
-                    first_index,
-                } => match ct {
-                    Some(ct) => format!("AppendFail(t{term}, conflict t{ct} from {first_index})"),
-                    None => format!("AppendFail(t{term}, log ends at {})", first_index - 1),
-                },
-            },
-            Msg::InstallSnapshot { term, snapshot } => format!(
-                "InstallSnapshot(t{term}, through {}@t{})",
-                snapshot.last_index, snapshot.last_term
-            ),
-            Msg::InstallSnapshotReply { term, last_index } => {
-                format!("SnapshotOk(t{term}, through {last_index})")
-            }
-            Msg::ClientRequest(c) => format!("Request#{}({})", c.request_id, c.op),
-            Msg::ClientResponse { request_id, reply } => match reply {
-                ClientReply::Done(r) => format!("Response#{request_id}({r})"),
-                ClientReply::NotLeader { leader } => match leader {
-                    Some(l) => format!("Response#{request_id}(not leader, try S{l})"),
-                    None => format!("Response#{request_id}(not leader)"),
-                },
-            },
-        }
+        message(msg)
     }
 
     /// A server's one-line summary: `S0 leader t2 vote=S0 log=[1:x=1] commit=1 applied=1`.
@@ -172,5 +123,61 @@ impl fmt::Debug for Action {
             Action::Restart(i) => write!(f, "Restart {i}"),
             Action::Propose(i, k) => write!(f, "Propose {i} #{k}"),
         }
+    }
+}
+
+/// A message as traces and diagrams print it (`RequestVote(t1, last=0@t0)`, `Vote(t1, yes)`),
+/// whoever sent it: the model's actors or the simulator's nodes. Also the words given steps
+/// are written in.
+pub fn message(msg: &Msg) -> String {
+    match msg {
+        Msg::RequestVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } => format!("RequestVote(t{term}, last={last_log_index}@t{last_log_term})"),
+        Msg::RequestVoteReply { term, granted } => {
+            format!("Vote(t{term}, {})", if *granted { "yes" } else { "no" })
+        }
+        Msg::AppendEntries {
+            term,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } => {
+            let list: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+            format!(
+                    "AppendEntries(t{term}, prev={prev_log_index}@t{prev_log_term}, [{}], commit={leader_commit})",
+                    list.join(" ")
+                )
+        }
+        Msg::AppendEntriesReply { term, outcome } => match outcome {
+            AppendOutcome::Matched { match_index } => {
+                format!("AppendOk(t{term}, match={match_index})")
+            }
+            AppendOutcome::Conflict {
+                term: ct,
+                first_index,
+            } => match ct {
+                Some(ct) => format!("AppendFail(t{term}, conflict t{ct} from {first_index})"),
+                None => format!("AppendFail(t{term}, log ends at {})", first_index - 1),
+            },
+        },
+        Msg::InstallSnapshot { term, snapshot } => format!(
+            "InstallSnapshot(t{term}, through {}@t{})",
+            snapshot.last_index, snapshot.last_term
+        ),
+        Msg::InstallSnapshotReply { term, last_index } => {
+            format!("SnapshotOk(t{term}, through {last_index})")
+        }
+        Msg::ClientRequest(c) => format!("Request#{}({})", c.request_id, c.op),
+        Msg::ClientResponse { request_id, reply } => match reply {
+            ClientReply::Done(r) => format!("Response#{request_id}({r})"),
+            ClientReply::NotLeader { leader } => match leader {
+                Some(l) => format!("Response#{request_id}(not leader, try S{l})"),
+                None => format!("Response#{request_id}(not leader)"),
+            },
+        },
     }
 }

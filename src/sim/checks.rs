@@ -4,7 +4,7 @@
 //! property functions `check` uses. Client linearizability is left to the per-key checker, which
 //! handles histories of thousands of operations.
 
-use crate::check::properties;
+use crate::check::{explain, properties};
 use crate::model::ghost::Ghost;
 use crate::model::shared::Shared;
 use crate::model::{spec, RaftModel, SystemState};
@@ -66,6 +66,12 @@ impl ClusterChecks {
             .iter()
             .find(|p| !(p.condition)(&self.model, &self.state))
             .map(|p| p.name)
+    }
+
+    /// What a violation of property `name` on the current state concerns, in the words of
+    /// `check`'s traces ("two leaders in term 2: S0 and S2").
+    pub fn explain(&self, name: &str) -> Vec<String> {
+        explain::concerns(&self.model, name, std::slice::from_ref(&self.state))
     }
 
     /// The model, for rendering messages in its words.

@@ -5,6 +5,7 @@
 //! run: the same seed replays the same events, byte for byte.
 
 use crate::check::report::{ServerView, TraceStep};
+use crate::model::diagram::Mark;
 use crate::net::driver::{Driver, Effects, Rng};
 use crate::net::node::{Node, NodeOptions};
 use crate::net::wire::{self, Body, Envelope, CLIENT_ID_MIN};
@@ -15,6 +16,7 @@ use crate::protocol::types::{ClientReply, Msg, Op};
 use crate::sim::checks::ClusterChecks;
 use crate::sim::linearizability::HistoryOp;
 use crate::sim::network::{LinkConfig, NetModel};
+use crate::sim::picture::Recorder;
 use crate::sim::world::{Mailbox, SimClock, SimDisk, SimNet};
 use stateright::actor::Id;
 use std::cell::RefCell;
@@ -56,6 +58,9 @@ pub struct SimConfig {
     pub link: LinkConfig,
     /// Keep every trace row (`--trace`), not only the last ones.
     pub full_trace: bool,
+    /// Record the run for a sequence diagram (`--svg`) of its last this many steps. Off by
+    /// default: it labels every datagram.
+    pub diagram: Option<usize>,
 }
 
 impl SimConfig {
@@ -72,6 +77,7 @@ impl SimConfig {
             fsync: Duration::from_millis(1)..Duration::from_millis(4),
             link: LinkConfig::reliable(),
             full_trace: false,
+            diagram: None,
         }
     }
 }
@@ -102,6 +108,8 @@ enum Event {
         from: usize,
         to: usize,
         bytes: Vec<u8>,
+        /// Its arrow in the diagram, when one is recorded.
+        id: u64,
     },
     /// Actor `.0` has something to do (a datagram queued, a timer due).
     Wake(usize),
@@ -124,6 +132,8 @@ struct Server {
     shown: String,
     /// How the trace last showed it, kept to show it while down.
     last_view: Option<ServerView>,
+    /// The diagram's ids of the datagrams in its mailbox, in the same order.
+    inbox_ids: VecDeque<u64>,
 }
 
 /// A client: the `KvClient` actor in a driver, its inbox, and its place in the history.
@@ -133,6 +143,8 @@ struct Client {
     fx: Effects,
     session: u64,
     inbox: VecDeque<Vec<u8>>,
+    /// The diagram's ids of the datagrams in `inbox`, in the same order.
+    inbox_ids: VecDeque<u64>,
     wake_at: Option<Duration>,
     /// Index in the history of its operation in flight.
     current: Option<usize>,
@@ -173,6 +185,8 @@ pub struct Sim {
     /// restarted since.
     dirty: Vec<Option<bool>>,
     next_check: Duration,
+    /// The run as a sequence diagram, when `cfg.diagram` asks for one.
+    picture: Option<Recorder>,
 }
 
 fn server_addr(i: usize) -> SocketAddr {
@@ -213,6 +227,7 @@ impl Sim {
             cut_off: vec![false; n],
             dirty: vec![None; n],
             next_check: Duration::ZERO,
+            picture: None,
             cfg,
         };
         for _ in 0..n {
@@ -226,7 +241,13 @@ impl Sim {
                 dying: false,
                 shown: String::new(),
                 last_view: None,
+                inbox_ids: VecDeque::new(),
             });
+        }
+        if let Some(keep) = sim.cfg.diagram {
+            let names = (0..n).map(|i| format!("S{i}")).collect();
+            let (cells, down) = sim.lane_cells();
+            sim.picture = Some(Recorder::new(names, cells, down, keep));
         }
         for i in 0..n {
             sim.boot(i);
@@ -252,7 +273,8 @@ impl Sim {
     /// Records a failed check (the first one counts) and stops the run.
     pub fn fail(&mut self, f: Failure) {
         if self.failure.is_none() {
-            self.record(format!("FAILED {}: {}", f.check, f.detail));
+            tracing::error!("FAILED {}: {}", f.check, f.detail);
+            self.add_row(format!("FAILED {}: {}", f.check, f.detail));
             self.failure = Some(f);
         }
     }
@@ -332,8 +354,8 @@ impl Sim {
             config: self.server_config(),
             check_source: true,
         };
+        self.clear_inbox(i);
         let s = &mut self.servers[i];
-        s.mailbox.borrow_mut().inbox.clear();
         let net = SimNet::new(s.mailbox.clone());
         let clock = SimClock::clone(&self.clock);
         match Node::open_in(opts, clock, net, s.disk.clone()) {
@@ -403,7 +425,12 @@ impl Sim {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Arrive { from, to, bytes } => self.arrive(from, to, bytes),
+            Event::Arrive {
+                from,
+                to,
+                bytes,
+                id,
+            } => self.arrive(from, to, bytes, id),
             Event::Wake(a) if a < self.n() => self.wake_server(a),
             Event::Wake(a) => self.wake_client(a - self.n()),
             Event::ForceCrash(i) => {
@@ -414,15 +441,21 @@ impl Sim {
         }
     }
 
-    fn arrive(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
-        if !self.reachable(from, to) {
+    fn arrive(&mut self, from: usize, to: usize, bytes: Vec<u8>, id: u64) {
+        let n = self.n();
+        let open = self.reachable(from, to)
+            && if to < n {
+                self.is_up(to)
+            } else {
+                self.clients[to - n].active
+            };
+        if !open {
+            if let Some(p) = &mut self.picture {
+                p.lost(id);
+            }
             return;
         }
-        let n = self.n();
         if to < n {
-            if !self.is_up(to) {
-                return;
-            }
             let addr = if from < n {
                 server_addr(from)
             } else {
@@ -433,14 +466,14 @@ impl Sim {
                 .borrow_mut()
                 .inbox
                 .push_back((addr, bytes));
+            self.servers[to].inbox_ids.push_back(id);
             let at = self.servers[to].busy_until.max(self.now());
             self.schedule(to, at);
         } else {
             let c = to - n;
-            if self.clients[c].active {
-                self.clients[c].inbox.push_back(bytes);
-                self.schedule(to, self.now());
-            }
+            self.clients[c].inbox.push_back(bytes);
+            self.clients[c].inbox_ids.push_back(id);
+            self.schedule(to, self.now());
         }
     }
 
@@ -489,6 +522,8 @@ impl Sim {
         step: impl FnOnce(&mut SimNode) -> Result<(), String>,
     ) {
         let syncs = self.servers[i].disk.syncs();
+        let queued = self.servers[i].mailbox.borrow().inbox.len();
+        let was_leader = self.state(i).is_some_and(|s| s.is_leader());
         let node = self.servers[i]
             .node
             .as_mut()
@@ -507,10 +542,19 @@ impl Sim {
         }
         let now = self.now();
         self.servers[i].busy_until = now + cost;
+        let read = queued - self.servers[i].mailbox.borrow().inbox.len();
+        let read: Vec<u64> = self.servers[i].inbox_ids.drain(..read).collect();
         let sent = std::mem::take(&mut self.servers[i].mailbox.borrow_mut().outbox);
+        let sends = sent.len();
         for (to, bytes) in sent {
             self.send(i, to, bytes, cost);
         }
+        let marks = match (what, was_leader) {
+            ("timer", true) => vec![Mark::Timer(i, 'H')],
+            ("timer", false) => vec![Mark::Timer(i, 'E')],
+            _ => Vec::new(),
+        };
+        self.draw_step(format!("S{i} {what}"), &read, sends, marks);
         self.observe(i, what);
         let s = &self.servers[i];
         let pending = !s.mailbox.borrow().inbox.is_empty();
@@ -531,7 +575,11 @@ impl Sim {
         let Some(dst) = self.actor_at(to) else {
             return;
         };
+        let label = self.picture.is_some().then(|| self.label(&bytes));
         if !self.reachable(from, dst) {
+            if let (Some(p), Some(label)) = (&mut self.picture, label) {
+                p.lost_at_send(from, dst, label);
+            }
             return;
         }
         let now = self.now();
@@ -548,16 +596,34 @@ impl Sim {
             self.rpc_bytes += bytes.len() as u64;
         }
         let reply = self.net.reorders(from, dst) && self.is_reply(&bytes);
-        for delay in self.net.fate(from, dst, reply, &mut self.rng) {
+        let copies = self.net.fate(from, dst, reply, &mut self.rng);
+        if let (Some(p), Some(label), true) = (&mut self.picture, &label, copies.is_empty()) {
+            p.lost_at_send(from, dst, label.clone());
+        }
+        for delay in copies {
             let at = now + after + delay;
+            let id = match (&mut self.picture, &label) {
+                (Some(p), Some(label)) => p.sent(from, dst, label.clone()),
+                _ => 0,
+            };
             self.push(
                 at,
                 Event::Arrive {
                     from,
                     to: dst,
                     bytes: bytes.clone(),
+                    id,
                 },
             );
+        }
+    }
+
+    /// A datagram as the diagram labels it: the message it carries, or what else it is.
+    fn label(&self, bytes: &[u8]) -> String {
+        match wire::decode(bytes, None, self.cluster).map(|e| e.body) {
+            Ok(Body::Raft(msg)) => crate::model::describe_message(&msg),
+            Ok(_) => "status".into(),
+            Err(_) => "fragment".into(),
         }
     }
 
@@ -622,13 +688,23 @@ impl Sim {
             }
         }
         if let Some(p) = self.checks.violated() {
-            let at = format!("seen at {:.3}s", self.now().as_secs_f64());
-            self.fail(Failure::new(p, at));
+            let mut detail = format!("seen at {:.3}s", self.now().as_secs_f64());
+            for line in self.checks.explain(p) {
+                detail.push_str(": ");
+                detail.push_str(&line);
+            }
+            self.fail(Failure::new(p, detail));
         }
     }
 
-    /// Adds a trace row: the event and every server as it is now.
+    /// Adds a trace row (the event and every server as it is now) and logs the event at `debug`.
     fn record(&mut self, event: String) {
+        tracing::debug!("{event}");
+        self.add_row(event);
+    }
+
+    /// Adds a trace row without logging it.
+    fn add_row(&mut self, event: String) {
         self.steps += 1;
         let servers: Vec<ServerView> = (0..self.n())
             .map(|i| {
@@ -659,6 +735,46 @@ impl Sim {
         self.trace.iter().cloned().collect()
     }
 
+    /// The run's sequence diagram so far, when `cfg.diagram` asked for one.
+    pub fn picture(&self) -> Option<&Recorder> {
+        self.picture.as_ref()
+    }
+
+    /// Adds a diagram step, when a diagram is recorded: `read` are the datagrams the step took
+    /// in, `sends` how many it sent. A round that read, sent and changed nothing adds none.
+    fn draw_step(&mut self, event: String, read: &[u64], sends: usize, marks: Vec<Mark>) {
+        if self.picture.is_none() {
+            return;
+        }
+        let (cells, down) = self.lane_cells();
+        let p = self.picture.as_mut().expect("just seen");
+        let changed = cells != p.last_cells();
+        if read.is_empty() && sends == 0 && !changed && marks.is_empty() {
+            return;
+        }
+        read.iter().for_each(|&id| p.delivered(id));
+        let event = format!("{:>9.3}s {event}", self.clock.elapsed().as_secs_f64());
+        p.step(event, cells, down, marks);
+    }
+
+    /// Each lane's state for the diagram (servers as in the trace; clients: operations done
+    /// of all, and the one in flight), and which lanes are down.
+    fn lane_cells(&self) -> (Vec<String>, Vec<bool>) {
+        let mut cells: Vec<String> = (0..self.n())
+            .map(|i| self.state(i).map_or("DOWN".into(), cell))
+            .collect();
+        cells.extend(self.clients.iter().map(|cl| {
+            let done = cl.driver.state().results.len();
+            match cl.ops.get(done).filter(|_| cl.active) {
+                Some(op) => format!("{done}/{} {op}", cl.ops.len()),
+                None => format!("{done}/{} done", cl.ops.len()),
+            }
+        }));
+        let mut down: Vec<bool> = (0..self.n()).map(|i| !self.is_up(i)).collect();
+        down.extend(self.clients.iter().map(|_| false));
+        (cells, down)
+    }
+
     // ---- Faults. ----
 
     /// Crashes server `i` between rounds: its saves were all synced, so it loses only what a
@@ -687,17 +803,29 @@ impl Sim {
         s.dying = false;
         s.wake_at = None;
         s.busy_until = Duration::ZERO;
-        s.mailbox.borrow_mut().inbox.clear();
         s.mailbox.borrow_mut().outbox.clear();
         s.disk.crash(&mut self.rng);
+        self.clear_inbox(i);
         self.checks.crashed(i);
         self.record(format!("S{i} {why}"));
+        self.draw_step(format!("S{i} {why}"), &[], 0, vec![Mark::Crash(i)]);
+    }
+
+    /// Empties server `i`'s mailbox (it crashed or restarts): what was in it is lost.
+    fn clear_inbox(&mut self, i: usize) {
+        self.servers[i].mailbox.borrow_mut().inbox.clear();
+        let ids = std::mem::take(&mut self.servers[i].inbox_ids);
+        if let Some(p) = &mut self.picture {
+            ids.into_iter().for_each(|id| p.lost(id));
+        }
     }
 
     /// Restarts crashed server `i` from what its disk kept.
     pub fn restart(&mut self, i: usize) {
         if !self.is_up(i) {
             self.record(format!("S{i} restarts from its disk"));
+            let event = format!("S{i} restarts from its disk");
+            self.draw_step(event, &[], 0, vec![Mark::Restart(i)]);
             self.heal_now();
             self.boot(i);
         }
@@ -709,6 +837,7 @@ impl Sim {
         self.servers[i].disk.wipe();
         self.checks.wiped(i, &ServerState::restore(None));
         self.record(format!("S{i}'s disk is wiped"));
+        self.draw_step(format!("S{i}'s disk is wiped"), &[], 0, Vec::new());
         self.restart(i);
     }
 
@@ -717,6 +846,7 @@ impl Sim {
     pub fn disconnect(&mut self, i: usize) {
         self.cut_off[i] = true;
         self.record(format!("S{i} is disconnected"));
+        self.draw_step(format!("S{i} is disconnected"), &[], 0, Vec::new());
     }
 
     /// Reconnects server `i` cut off by [`disconnect`](Self::disconnect), and removes any
@@ -725,6 +855,7 @@ impl Sim {
         self.net.blocked.retain(|&(a, b)| a != i && b != i);
         self.cut_off[i] = false;
         self.record(format!("S{i} is reconnected"));
+        self.draw_step(format!("S{i} is reconnected"), &[], 0, Vec::new());
         self.heal_now();
     }
 
@@ -732,6 +863,7 @@ impl Sim {
     pub fn block_one_way(&mut self, a: usize, b: usize) {
         self.net.blocked.insert((a, b));
         self.record(format!("S{a} → S{b} is cut (one way)"));
+        self.draw_step(format!("S{a} → S{b} is cut (one way)"), &[], 0, Vec::new());
     }
 
     /// Splits the servers into `groups` (clients still reach every server).
@@ -749,12 +881,14 @@ impl Sim {
             }
         }
         self.record(format!("partition {groups:?}"));
+        self.draw_step(format!("partition {groups:?}"), &[], 0, Vec::new());
     }
 
     /// Removes every cut.
     pub fn heal(&mut self) {
         self.net.blocked.clear();
         self.record("the network heals".into());
+        self.draw_step("the network heals".into(), &[], 0, Vec::new());
         self.heal_now();
     }
 
@@ -794,7 +928,8 @@ impl Sim {
     /// Starts a client that runs `ops` one after the other; returns its index.
     pub fn add_client(&mut self, ops: Vec<Op>) -> usize {
         let c = self.new_client(ops);
-        self.client_sends(c, Duration::ZERO);
+        let sends = self.client_sends(c, Duration::ZERO);
+        self.draw_step(format!("C{c} starts"), &[], sends, Vec::new());
         c
     }
 
@@ -821,11 +956,15 @@ impl Sim {
             fx,
             session,
             inbox: VecDeque::new(),
+            inbox_ids: VecDeque::new(),
             wake_at: None,
             current: None,
             active: true,
         });
         self.invoke_next(c);
+        if let Some(p) = &mut self.picture {
+            p.add_lane(format!("C{c}"));
+        }
         c
     }
 
@@ -849,11 +988,21 @@ impl Sim {
         };
         if let (Some(bytes), true) = (wire::encode(&env, None), self.is_up(i)) {
             let from = client_addr(c);
+            let id = match self.picture.is_some().then(|| self.label(&bytes)) {
+                Some(label) => {
+                    let lane = self.n() + c;
+                    let p = self.picture.as_mut().expect("just seen");
+                    p.sent(lane, i, label)
+                }
+                None => 0,
+            };
             self.servers[i]
                 .mailbox
                 .borrow_mut()
                 .inbox
                 .push_back((from, bytes));
+            self.servers[i].inbox_ids.push_back(id);
+            self.draw_step(format!("C{c} hands it to S{i}"), &[], 1, Vec::new());
             let at = self.servers[i].busy_until.max(self.now());
             self.schedule(i, at);
         }
@@ -929,10 +1078,16 @@ impl Sim {
                 hold = NO_LEADER_BACKOFF;
             }
         }
+        let read: Vec<u64> = self.clients[c].inbox_ids.drain(..).collect();
         let at = self.clock.now();
         let cl = &mut self.clients[c];
         cl.driver.fire_due(at, &mut cl.fx);
-        self.client_sends(c, hold);
+        let sends = self.client_sends(c, hold);
+        let (what, marks) = match (read.is_empty(), sends > 0) {
+            (true, true) => ("retry timer", vec![Mark::Timer(self.n() + c, 'R')]),
+            _ => ("round", Vec::new()),
+        };
+        self.draw_step(format!("C{c} {what}"), &read, sends, marks);
     }
 
     /// Hands a server's reply to client `c`; true when it was "not leader, leader unknown".
@@ -969,9 +1124,11 @@ impl Sim {
         no_leader
     }
 
-    /// Sends what client `c` asked to send, `hold` from now, and schedules its next timer.
-    fn client_sends(&mut self, c: usize, hold: Duration) {
+    /// Sends what client `c` asked to send, `hold` from now, and schedules its next timer;
+    /// how many it sent.
+    fn client_sends(&mut self, c: usize, hold: Duration) -> usize {
         let sends = std::mem::take(&mut self.clients[c].fx.sends);
+        let count = sends.len();
         let from = self.n() + c;
         for (to, msg) in sends {
             let env = Envelope {
@@ -989,6 +1146,7 @@ impl Sim {
             let at = self.clock.offset(d).max(self.now());
             self.schedule(from, at);
         }
+        count
     }
 }
 

@@ -12,11 +12,13 @@
 //! - [`linearizability`]: the per-key Wing–Gong/Porcupine check of the client history.
 //! - [`lab`]: 6.5840's test helpers (one leader, agreement on a command).
 //! - [`scenarios`]: the named scenarios, and running one on a seed.
+//! - [`picture`]: a run's last steps as a sequence diagram (`sim --svg`).
 
 pub mod checks;
 pub mod cluster;
 pub mod lab;
 pub mod linearizability;
 pub mod network;
+pub mod picture;
 pub mod scenarios;
 pub mod world;

@@ -3,6 +3,7 @@
 //! `always` properties on every cluster state, and linearizability of the client history.
 
 use crate::check::report::render_trace;
+use crate::model::diagram::{Drawing, Ending, Picture};
 use crate::protocol::server::Bug;
 use crate::protocol::types::Op;
 use crate::sim::cluster::{Failure, Sim, SimConfig};
@@ -1321,13 +1322,50 @@ fn wiped_follower(sim: &mut Sim) -> Result<(), Failure> {
 /// Runs `scenario` on `seed` (with `bug` injected, and every trace row kept if `full_trace`):
 /// its assertions, the properties on every state, then linearizability of the history.
 pub fn run(scenario: &Scenario, seed: u64, bug: Option<Bug>, full_trace: bool) -> Outcome {
+    run_recorded(scenario, seed, bug, full_trace, None).0
+}
+
+/// Runs `scenario` on `seed` as [`run`] does, recording its last `steps` steps, and draws them
+/// as a sequence diagram titled with the verdict. Recording labels datagrams but draws nothing
+/// from the run's generator, so the run is the one [`run`] makes on the same seed.
+pub fn draw(scenario: &Scenario, seed: u64, bug: Option<Bug>, steps: usize) -> (Outcome, Drawing) {
+    let (outcome, sim) = run_recorded(scenario, seed, bug, false, Some(steps));
+    let title = match outcome.failures.first() {
+        Some(f) => format!("{} seed {seed}: {} violated", scenario.name, f.check),
+        None => format!("{} seed {seed}: every check passed", scenario.name),
+    };
+    let mut ending = Ending {
+        title: Some(title),
+        lines: outcome.failures.iter().map(|f| f.detail.clone()).collect(),
+        ..Ending::default()
+    };
+    let drawing = match sim.as_ref().and_then(|s| s.picture()) {
+        Some(p) => p.draw(&ending),
+        None => {
+            ending.lines.push("the cluster never started".into());
+            Picture::default().draw(&ending)
+        }
+    };
+    (outcome, drawing)
+}
+
+/// [`run`], recording a diagram of the last `diagram` steps if asked; the simulation too,
+/// unless it could not be set up.
+fn run_recorded(
+    scenario: &Scenario,
+    seed: u64,
+    bug: Option<Bug>,
+    full_trace: bool,
+    diagram: Option<usize>,
+) -> (Outcome, Option<Sim>) {
     let mut cfg = SimConfig::new(scenario.servers, seed);
     (scenario.configure)(&mut cfg);
     cfg.bug = bug;
     cfg.full_trace = full_trace;
+    cfg.diagram = diagram;
     let mut sim = match Sim::new(cfg) {
         Ok(sim) => sim,
-        Err(e) => return setup_failed(seed, e),
+        Err(e) => return (setup_failed(seed, e), None),
     };
     let _ = (scenario.run)(&mut sim);
     if sim.failure().is_none() {
@@ -1343,14 +1381,15 @@ pub fn run(scenario: &Scenario, seed: u64, bug: Option<Bug>, full_trace: bool) -
     if full_trace || !failures.is_empty() {
         text.push_str(&render_trace(&sim.trace()));
     }
-    Outcome {
+    let outcome = Outcome {
         seed,
         failures,
         virtual_time: sim.now(),
         ops: sim.ops_done(),
         elected_after_heal: sim.elected_after_heal(),
         text,
-    }
+    };
+    (outcome, Some(sim))
 }
 
 fn setup_failed(seed: u64, e: String) -> Outcome {

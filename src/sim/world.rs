@@ -26,6 +26,7 @@ pub struct SimClock {
 impl SimClock {
     /// A clock at virtual time 0; `seed` is the run's, from which every generator derives.
     pub fn new(seed: u64) -> SimClock {
+        VIRTUAL_NOW.set(Duration::ZERO);
         SimClock {
             origin: Instant::now(),
             now: Rc::new(Cell::new(Duration::ZERO)),
@@ -41,12 +42,24 @@ impl SimClock {
     /// Moves virtual time to `t` (the simulator's next event).
     pub fn set(&self, t: Duration) {
         self.now.set(t);
+        VIRTUAL_NOW.set(t);
     }
 
     /// The virtual offset of an instant of this clock.
     pub fn offset(&self, at: Instant) -> Duration {
         at.saturating_duration_since(self.origin)
     }
+}
+
+thread_local! {
+    /// The virtual time of the run on this thread, for log lines (`sim` stamps them with it,
+    /// so a seed's log is the same on every machine). A run is one thread's.
+    static VIRTUAL_NOW: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// The virtual time of the simulated run on this thread (zero outside one).
+pub fn virtual_now() -> Duration {
+    VIRTUAL_NOW.get()
 }
 
 impl Clock for SimClock {
