@@ -317,3 +317,31 @@ fn rust_log_logs_the_nodes_in_virtual_time() {
     assert_eq!(log, run(Some("info")));
     assert!(run(None).is_empty());
 }
+
+/// A reader that stops early (`sim ... | head -1`) ends `sim` as it ends `cat`, by SIGPIPE,
+/// never with a panic about a broken pipe.
+#[test]
+fn a_closed_stdout_ends_sim_quietly() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args([
+            "--scenario",
+            "figure8",
+            "--seed",
+            "3",
+            "--bug",
+            "vote_not_persisted",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sim starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("seed 3: FAILED"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

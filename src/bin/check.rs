@@ -105,6 +105,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    raft_checked::net::quiet_broken_pipe();
     let matches = Args::command().get_matches();
     let args = match Args::from_arg_matches(&matches) {
         Ok(args) => args,

@@ -146,6 +146,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    raft_checked::net::quiet_broken_pipe();
     raft_checked::net::ignore_empty_env();
     let args = match Args::try_parse() {
         Ok(a) => a,

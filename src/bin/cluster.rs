@@ -67,6 +67,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    raft_checked::net::quiet_broken_pipe();
     raft_checked::net::ignore_empty_env();
     let args = Args::parse();
     if let Some(shell) = args.completions {

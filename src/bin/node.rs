@@ -95,6 +95,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    raft_checked::net::quiet_broken_pipe();
     raft_checked::net::ignore_empty_env();
     let args = Args::parse();
     init_logging(args.log_format);

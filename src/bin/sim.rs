@@ -98,6 +98,7 @@ fn usage(msg: String) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    raft_checked::net::quiet_broken_pipe();
     let args = Args::parse();
     init_logging(args.log_format);
     if args.list {

@@ -38,3 +38,16 @@ pub fn ignore_empty_env() {
         }
     }
 }
+
+/// Lets a closed stdout end the process quietly, as it ends `cat` or `grep`: `sim ... | head`
+/// would otherwise panic in `println!` ("failed printing to stdout: Broken pipe"). Rust
+/// ignores SIGPIPE by default; this restores the default action (terminate). Call first thing
+/// in `main`.
+pub fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler and touches no
+    // memory of this process; it runs before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
