@@ -1264,3 +1264,54 @@ fn traces_name_what_breaks_and_show_the_network_on_request() {
         .collect();
     assert_eq!(flights[..3], [0, 2, 2], "{flights:?}");
 }
+
+/// The verdict of every property, and the unique states, of `check ARGS --json`.
+fn verdicts(args: &[&str]) -> (std::collections::BTreeMap<String, String>, u64, u64) {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, out, err) = check(&all);
+    assert!(code == 0 || code == 1, "{args:?}: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let statuses = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let name = p["name"].as_str().unwrap().to_string();
+            (name, p["status"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let unique = v["unique_states"].as_u64().unwrap();
+    (statuses, unique, v["bound_stops"].as_u64().unwrap_or(0))
+}
+
+/// The two timing traps of the Students' Guide are beyond an untimed checker, and these pin
+/// why (README, "The liveness bug zoo"). A timer reset changes when a timer fires, not whether
+/// it may: with every refused RequestVote resetting the timer, the state graph is the very one
+/// of correct Raft (same unique states, same verdicts). A candidate that ignores its term's
+/// leader does change the graph, but every disruption it causes takes a new term, so within
+/// `max_term` those runs stop at the bound: no violation, and bound stops counted. `sim`, which
+/// has time, catches both (tests/sim.rs).
+#[test]
+fn timing_traps_change_no_verdict_of_the_untimed_checker() {
+    let model = "models/timing/reset_timer_on_refused_vote.toml";
+    let text = std::fs::read_to_string(model).unwrap();
+    assert!(text.contains("bug = \"reset_timer_on_refused_vote\""));
+    let correct = temp_file("timing_correct.toml");
+    std::fs::write(&correct, text.replace("bug = ", "# bug = ")).unwrap();
+    let (with_bug, states, _) = verdicts(&["timing/reset_timer_on_refused_vote"]);
+    let (without, correct_states, _) = verdicts(&[correct.to_str().unwrap()]);
+    assert_eq!(
+        (with_bug.clone(), states),
+        (without.clone(), correct_states)
+    );
+    assert!(with_bug.values().all(|s| s != "violated"), "{with_bug:?}");
+
+    let (candidate, states, bound_stops) = verdicts(&["timing/candidate_ignores_leader"]);
+    assert_ne!(
+        states, correct_states,
+        "the bug changes which states are reachable"
+    );
+    assert_eq!(candidate, without, "yet no verdict");
+    assert!(bound_stops > 0);
+}

@@ -345,3 +345,35 @@ fn a_closed_stdout_ends_sim_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The Students' Guide's two timing traps, which the untimed checker cannot see
+/// (tests/check_cli.rs), are caught here, where time exists, by the lab tests that catch them
+/// in 6.5840. A candidate that ignores the leader of its term times out and starts a new term
+/// with no failure around (`initial_election`: "term changed with no failure"). Followers that
+/// reset their timers on refused votes let servers with stale logs keep the others from
+/// standing: `figure8_unreliable` seed 2 goes twenty terms without agreement on a command
+/// within 10 s. Correct Raft passes the same seeds.
+#[test]
+fn timing_traps_are_caught_by_the_simulator() {
+    let initial = scenarios::find("initial_election").unwrap();
+    let failed: Vec<u64> = (1..=20)
+        .filter(|&seed| {
+            let o = scenarios::run(initial, seed, Some(Bug::CandidateIgnoresLeader), false);
+            o.failures.iter().any(|f| f.check == "terms")
+        })
+        .collect();
+    assert!(!failed.is_empty(), "no seed of 1..=20 failed");
+    for &seed in &failed {
+        let o = scenarios::run(initial, seed, None, false);
+        assert!(o.failures.is_empty(), "{}", o.text);
+    }
+    let figure8 = scenarios::find("figure8_unreliable").unwrap();
+    let o = scenarios::run(figure8, 2, Some(Bug::ResetTimerOnRefusedVote), false);
+    assert_eq!(o.failures.len(), 1, "{}", o.text);
+    assert!(
+        o.failures[0].detail.contains("did not reach agreement"),
+        "{}",
+        o.text
+    );
+    assert!(scenarios::run(figure8, 2, None, false).failures.is_empty());
+}

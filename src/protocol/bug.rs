@@ -41,4 +41,13 @@ pub enum Bug {
     /// A leader never moves nextIndex back on a conflict: a follower whose log is shorter than
     /// the leader assumed never catches up.
     NoNextIndexBackoff,
+    // Timing traps (Students' Guide to Raft): they change when timers fire, not which steps
+    // are possible, so the untimed checker sees no difference (README, "The liveness bug
+    // zoo"); the simulator, which has time, measures what they cost.
+    /// A follower resets its election timer on every RequestVote, even one it refuses: a
+    /// candidate whose log nobody accepts keeps everyone else from standing.
+    ResetTimerOnRefusedVote,
+    /// A candidate ignores AppendEntries from the leader of its own term instead of following
+    /// it: it times out and disrupts that leader with a new term.
+    CandidateIgnoresLeader,
 }

@@ -40,7 +40,9 @@ impl Handler<'_, '_> {
             self.s.to_mut().voted_for = Some(candidate);
             self.persist = true;
         }
-        if granted {
+        // Figure 2 resets the timer only when the vote is granted.
+        let refused_reset = self.s.role == Role::Follower && self.bug(Bug::ResetTimerOnRefusedVote);
+        if granted || refused_reset {
             self.out
                 .set_timer(ServerTimer::Election, self.cfg.election_timeout.clone());
         }

@@ -40,6 +40,10 @@ impl Handler<'_, '_> {
             self.reply_append(leader, outcome);
             return;
         }
+        let candidate = matches!(self.s.role, Role::Candidate { .. }) && term == self.s.term;
+        if candidate && self.bug(Bug::CandidateIgnoresLeader) {
+            return; // BUG: a candidate must follow the leader of its term.
+        }
         self.follow(leader, term);
         let Some((prev_log_index, entries)) =
             self.skip_compacted(leader, prev_log_index, prev_log_term, entries)

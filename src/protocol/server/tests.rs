@@ -441,3 +441,48 @@ fn a_value_may_not_grow_past_the_limit_and_a_refused_write_changes_nothing() {
     assert_eq!(kv.execute(&append(1)), OpResult::Written);
     assert_eq!(kv.data["k"].len(), MAX_VALUE_BYTES);
 }
+
+/// Figure 2, followers: the election timer restarts on "granting vote to candidate", not on a
+/// refused one. The timing trap `ResetTimerOnRefusedVote` restarts it on both.
+/// Reference: Students' Guide to Raft, "Livelocks".
+#[test]
+fn a_refused_vote_leaves_the_election_timer_alone() {
+    let mut s = follower(2, vec![entry(2, "1")]);
+    s.voted_for = Some(2);
+    let stale = Msg::RequestVote {
+        term: 2,
+        last_log_index: 0,
+        last_log_term: 0,
+    };
+    let (_, cmds) = deliver(&server(None), &s, 1, stale.clone());
+    assert_eq!(
+        cmds,
+        [send(
+            1,
+            Msg::RequestVoteReply {
+                term: 2,
+                granted: false
+            }
+        )]
+    );
+    let (_, cmds) = deliver(&server(Some(Bug::ResetTimerOnRefusedVote)), &s, 1, stale);
+    assert_eq!(cmds.len(), 2);
+    assert!(cmds[0].starts_with("SetTimer(Election"), "{cmds:?}");
+}
+
+/// Figure 2, candidates: "If AppendEntries RPC received from new leader: convert to follower"
+/// (§5.2: a leader of its own term). The timing trap `CandidateIgnoresLeader` stays a candidate
+/// and answers nothing, so its election timer fires and disrupts that leader.
+#[test]
+fn a_candidate_follows_the_leader_of_its_term() {
+    let mut s = follower(2, vec![]);
+    s.role = Role::Candidate { votes: 1 };
+    s.voted_for = Some(0);
+    let heartbeat = append_entries(2, (0, 0), vec![], 0);
+    let (next, cmds) = deliver(&server(None), &s, 1, heartbeat.clone());
+    assert_eq!((next.role.clone(), next.leader), (Role::Follower, Some(1)));
+    assert!(cmds.iter().any(|c| c.contains("Matched")), "{cmds:?}");
+    let (next, cmds) = deliver(&server(Some(Bug::CandidateIgnoresLeader)), &s, 1, heartbeat);
+    assert_eq!(next, s);
+    assert!(cmds.is_empty(), "{cmds:?}");
+}
