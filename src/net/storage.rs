@@ -722,14 +722,14 @@ mod tests {
     fn entry(term: Term, n: u64) -> Entry {
         Entry {
             term,
-            command: Command {
+            command: std::sync::Arc::new(Command {
                 client: 1000,
                 request_id: n,
                 op: Op::Put {
                     key: format!("k{n}"),
                     value: "v".into(),
                 },
-            },
+            }),
         }
     }
 

@@ -122,11 +122,11 @@ mod tests {
     fn entry(term: Term) -> Entry {
         Entry {
             term,
-            command: Command {
+            command: std::sync::Arc::new(Command {
                 client: 3,
                 request_id: 1,
                 op: Op::Get { key: "x".into() },
-            },
+            }),
         }
     }
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// A term number: Raft's logical clock; each election starts a new term, with at most one leader
 /// per term (§5.1).
@@ -75,8 +76,11 @@ pub struct Entry {
     /// The term the leader received the command in; two logs with an entry of the same index and
     /// term agree up to it (Log Matching, §5.3).
     pub term: Term,
-    /// The command applied to the state machine once the entry is committed.
-    pub command: Command,
+    /// The command applied to the state machine once the entry is committed. Shared, not
+    /// copied: logs are cloned whole (into every save, and by the simulator's checks), and a
+    /// clone then costs a reference count per entry instead of a copy of its key and value.
+    /// Equal commands compare by pointer first.
+    pub command: Arc<Command>,
 }
 
 /// How a follower answers AppendEntries: the index it now matches up to, or a hint that lets the

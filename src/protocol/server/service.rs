@@ -67,7 +67,10 @@ impl Handler<'_, '_> {
             }
             _ => Vec::new(),
         };
-        self.s.to_mut().log.push(Entry { term, command });
+        self.s.to_mut().log.push(Entry {
+            term,
+            command: command.into(),
+        });
         self.persist = true;
         for peer in caught_up {
             self.replicate_to(peer);

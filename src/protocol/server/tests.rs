@@ -12,14 +12,14 @@ fn server(bug: Option<Bug>) -> RaftServer {
 fn entry(term: Term, value: &str) -> Entry {
     Entry {
         term,
-        command: Command {
+        command: std::sync::Arc::new(Command {
             client: 3,
             request_id: 1,
             op: Op::Put {
                 key: "x".into(),
                 value: value.into(),
             },
-        },
+        }),
     }
 }
 
