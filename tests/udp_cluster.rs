@@ -978,3 +978,34 @@ fn node_logs_the_election_it_wins() {
     let quiet = run("text", "warn");
     assert!(!quiet.contains("election won"), "{quiet}");
 }
+
+/// The storage quota on real processes (issue #13, "bounded state"): with `--max-db-bytes
+/// 64`, a put that would grow the keys and values past 64 bytes is refused with exit 5 and a
+/// clear message, changes nothing on any node, and survives a restart of the whole cluster as
+/// refused; reads, and a put that shrinks a value, still work.
+#[test]
+fn writes_past_the_storage_quota_are_refused_with_a_clear_error() {
+    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir("quota"), None).unwrap();
+    c.quiet = true;
+    c.extra_args = vec!["--max-db-bytes".into(), "64".into()];
+    c.start_all().unwrap();
+    let forty = "v".repeat(40);
+    put(&c, "a", &forty);
+    let out = client(&c.peers, None, 20, &["put", "b", &forty]);
+    assert_eq!(out.code, 5, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("no space") && out.stderr.contains("quota of 64"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(get(&c, "b"), None);
+    assert_eq!(get(&c, "a").as_deref(), Some(forty.as_str()));
+    put(&c, "a", "short");
+    put(&c, "b", &forty);
+    c.kill_all();
+    c.start_all().unwrap();
+    assert_eq!(get(&c, "b").as_deref(), Some(forty.as_str()));
+    let out = client(&c.peers, None, 20, &["append", "a", &forty]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert_eq!(get(&c, "a").as_deref(), Some("short"));
+}

@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use raft_checked::net::client::{query_status, ClientOptions, Session};
 use raft_checked::net::cluster::{sibling_binary, LocalCluster};
 use raft_checked::net::wire::{self, Key};
-use raft_checked::protocol::types::Op;
+use raft_checked::protocol::types::{Op, OpResult};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,6 +76,9 @@ struct Args {
     /// Passed to every node started here (see `node --help`; 0 never compacts).
     #[arg(long, default_value_t = 1000, value_name = "ENTRIES")]
     snapshot_after: u64,
+    /// Passed to every node started here when given (see `node --help`; default: the node's).
+    #[arg(long, value_name = "BYTES")]
+    max_db_bytes: Option<u64>,
     /// Print one JSON object with the run's figures instead of the text line.
     #[arg(long)]
     json: bool,
@@ -241,6 +244,10 @@ fn start_cluster(args: &Args, tmp: &Path) -> Result<LocalCluster, String> {
         "--snapshot-after".to_string(),
         args.snapshot_after.to_string(),
     ]);
+    if let Some(bytes) = args.max_db_bytes {
+        c.extra_args
+            .extend(["--max-db-bytes".to_string(), bytes.to_string()]);
+    }
     c.start_all()?;
     Ok(c)
 }
@@ -280,13 +287,23 @@ fn client_loop(
                 value: value.to_string(),
             })
             .collect();
-        let r = session.run_until(ops, Some(stop_at), |_, _, lat| {
+        // A refused put (e.g. "no space": the store reached the nodes' --max-db-bytes) ends
+        // the client with that error rather than counting as a completed write.
+        let mut refused = None;
+        let r = session.run_until(ops, Some(stop_at), |_, result, lat| {
+            if result != OpResult::Written {
+                refused = Some(format!("the cluster refused a put: {result}"));
+                return false;
+            }
             let us = u64::try_from(lat.as_micros()).unwrap_or(u64::MAX);
             if let Ok(mut h) = hist.lock() {
                 h.saturating_record(us.max(1));
             }
             true
         });
+        if let Some(e) = refused {
+            return Some(e);
+        }
         if let Err(e) = r {
             return Some(e);
         }

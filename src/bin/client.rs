@@ -28,6 +28,8 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_UNAVAILABLE: u8 = 3;
 /// This machine failed us (e.g. no UDP socket could be bound): neither usage nor the cluster.
 const EXIT_LOCAL: u8 = 4;
+/// The cluster refused the write: its store would grow past the nodes' `--max-db-bytes`.
+const EXIT_NO_SPACE: u8 = 5;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -52,7 +54,9 @@ Exit status:
      1 MiB: refused by the cluster, nothing changed)
   3  timeout or unavailable: no leader answered within --timeout (a put or append may still be
      applied later); status: no node answered
-  4  local error, e.g. no UDP socket could be bound";
+  4  local error, e.g. no UDP socket could be bound
+  5  no space: the write would grow the cluster's keys and values past its quota (node
+     --max-db-bytes); nothing changed. Writes that shrink a value still pass";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -222,6 +226,14 @@ fn run(peers: &str, key: Option<PathBuf>, timeout: f64, cmd: Cmd) -> Result<u8, 
         }
         Some(OpResult::Value(None)) => Ok(EXIT_ABSENT),
         Some(OpResult::Written) => Ok(0),
+        Some(OpResult::NoSpace { bytes, quota }) => Err(Failure {
+            code: EXIT_NO_SPACE,
+            message: format!(
+                "no space: the store would hold {bytes} bytes of keys and values, over the \
+                 cluster's quota of {quota} (node --max-db-bytes); nothing changed. Overwrite \
+                 values with shorter ones to free space"
+            ),
+        }),
         Some(OpResult::TooLarge { bytes }) => Err(Failure::usage(format!(
             "refused: the value would be {bytes} bytes, over the limit of {}",
             raft_checked::protocol::types::MAX_VALUE_BYTES

@@ -61,6 +61,9 @@ struct Args {
     /// Passed to every node started here (see `node --help`; 0 never compacts).
     #[arg(long, default_value_t = 1000, value_name = "ENTRIES")]
     snapshot_after: u64,
+    /// Passed to every node started here when given (see `node --help`; default: the node's).
+    #[arg(long, value_name = "BYTES")]
+    max_db_bytes: Option<u64>,
     /// Print a completion script for SHELL on stdout and exit.
     #[arg(long, value_name = "SHELL")]
     completions: Option<Shell>,
@@ -136,6 +139,11 @@ fn start(args: &Args, data: &Path, node_bin: PathBuf) -> Result<LocalCluster, St
         "--snapshot-after".to_string(),
         args.snapshot_after.to_string(),
     ]);
+    if let Some(bytes) = args.max_db_bytes {
+        cluster
+            .extra_args
+            .extend(["--max-db-bytes".to_string(), bytes.to_string()]);
+    }
     cluster.start_all()?;
     Ok(cluster)
 }

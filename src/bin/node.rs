@@ -53,6 +53,14 @@ struct Args {
     /// fragments (up to 16 MiB encoded; a larger one is not sent, counted as oversize_out).
     #[arg(long, default_value_t = 1000)]
     snapshot_after: u64,
+    /// Refuse writes (put, append) that would grow the keys and values past this many bytes,
+    /// as etcd's NOSPACE alarm does: the client gets "no space" (exit 5), nothing changes, and
+    /// reads and writes that shrink a value still work. Decided as each entry is applied, so
+    /// every node decides alike: give every node the same value. The default, 8 MiB, keeps a
+    /// snapshot of the store within the 16 MiB a snapshot may take on the wire, so a follower
+    /// that needs one can still catch up; 0 removes the quota.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DB_BYTES)]
+    max_db_bytes: u64,
     /// Bind this address instead of this node's --peers address (which then belongs to a
     /// forwarder, e.g. a fault-injecting proxy; combine with --no-source-check).
     #[arg(long)]
@@ -64,6 +72,10 @@ struct Args {
     #[arg(long)]
     exit_on_stdin_eof: bool,
 }
+
+/// The default `--max-db-bytes`: half of what one message (a snapshot) may take on the wire,
+/// leaving the rest for the session table and the encoding.
+const DEFAULT_MAX_DB_BYTES: u64 = (wire::MAX_MESSAGE / 2) as u64;
 
 /// One whole line to stderr in a single write, so lines of several nodes sharing a terminal
 /// do not interleave.
@@ -133,6 +145,17 @@ fn run(args: Args) -> Result<(), String> {
     config.election_timeout =
         Duration::from_millis(args.election_min_ms)..Duration::from_millis(args.election_max_ms);
     config.heartbeat_interval = Duration::from_millis(args.heartbeat_ms);
+    config.max_db_bytes = (args.max_db_bytes > 0).then_some(args.max_db_bytes);
+    if args.max_db_bytes == 0 || args.max_db_bytes > DEFAULT_MAX_DB_BYTES {
+        say(format!(
+            "node {}: WARNING: --max-db-bytes {} allows a store whose snapshot may pass the \
+             {} bytes a snapshot may take on the wire: a follower that needs it could not \
+             catch up",
+            args.id,
+            args.max_db_bytes,
+            wire::MAX_MESSAGE
+        ));
+    }
     let mut node = Node::open(NodeOptions {
         id: args.id,
         peers: peers.clone(),

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 /// A term number: Raft's logical clock; each election starts a new term, with at most one leader
 /// per term (§5.1).
@@ -48,6 +49,16 @@ pub enum OpResult {
     TooLarge {
         /// The size the value would have had, in bytes.
         bytes: usize,
+    },
+    /// A `Put` or `Append` refused, changing nothing: the store's keys and values would grow
+    /// past the servers' quota (`node --max-db-bytes`), as etcd's NOSPACE alarm refuses writes.
+    /// Writes that do not grow the store (a shorter value) still pass, so space can be freed.
+    /// Decided when the entry is applied, so every replica decides alike.
+    NoSpace {
+        /// The bytes of keys and values the store would have held.
+        bytes: u64,
+        /// The quota it would have passed.
+        quota: u64,
     },
 }
 
@@ -121,38 +132,97 @@ pub enum ClientReply {
 
 /// The replicated state machine: a key/value map plus the table that deduplicates retries
 /// (client session → its last applied request and result), so a retried request is applied once.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct KvStore {
-    /// The key/value map the clients read and write.
+    /// The key/value map the clients read and write. Change it through [`KvStore::execute`]:
+    /// the size the quota is checked against is kept up to date there.
     pub data: BTreeMap<String, String>,
     /// Per client session: its last applied request id and that request's result, so a retry is
     /// answered with the old result instead of being applied again (§8).
     pub sessions: BTreeMap<u64, (u64, OpResult)>,
+    /// Bytes of keys and values in `data`, counted on first use (a store read from disk or the
+    /// wire counts again) and kept by `execute`; not part of the state (equality, hash, order,
+    /// serialization), being derived from `data`.
+    #[serde(skip)]
+    size: OnceLock<u64>,
+}
+
+impl PartialEq for KvStore {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.data, &self.sessions) == (&other.data, &other.sessions)
+    }
+}
+
+impl Eq for KvStore {}
+
+impl Hash for KvStore {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.data.hash(state);
+        self.sessions.hash(state);
+    }
+}
+
+impl PartialOrd for KvStore {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KvStore {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.data, &self.sessions).cmp(&(&other.data, &other.sessions))
+    }
 }
 
 impl KvStore {
-    /// Runs `op` on the map (no deduplication here: the server's client service deduplicates, §8).
+    /// Runs `op` on the map with no quota (no deduplication here: the server's client service
+    /// deduplicates, §8).
     pub fn execute(&mut self, op: &Op) -> OpResult {
-        match op {
-            Op::Put { value, .. } if value.len() > MAX_VALUE_BYTES => {
-                OpResult::TooLarge { bytes: value.len() }
-            }
-            Op::Put { key, value } => {
-                self.data.insert(key.clone(), value.clone());
-                OpResult::Written
-            }
-            Op::Append { key, value } => {
-                let now = self.data.get(key).map_or(0, String::len);
-                if now + value.len() > MAX_VALUE_BYTES {
-                    return OpResult::TooLarge {
-                        bytes: now + value.len(),
-                    };
-                }
-                self.data.entry(key.clone()).or_default().push_str(value);
-                OpResult::Written
-            }
-            Op::Get { key } => OpResult::Value(self.data.get(key).cloned()),
+        self.execute_within(op, None)
+    }
+
+    /// Bytes of keys and values the store holds: what `--max-db-bytes` bounds.
+    pub fn data_bytes(&self) -> u64 {
+        *self.size.get_or_init(|| {
+            self.data
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum()
+        })
+    }
+
+    /// Runs `op` on the map, refusing a write that would grow the keys and values past `quota`
+    /// bytes (a write that does not grow the store passes, so space can be freed).
+    pub fn execute_within(&mut self, op: &Op, quota: Option<u64>) -> OpResult {
+        let (key, value) = match op {
+            Op::Get { key } => return OpResult::Value(self.data.get(key).cloned()),
+            Op::Put { key, value } | Op::Append { key, value } => (key, value),
+        };
+        let old = self.data.get(key).map(String::len);
+        let new_len = match op {
+            Op::Append { .. } => old.unwrap_or(0) + value.len(),
+            _ => value.len(),
+        };
+        if new_len > MAX_VALUE_BYTES {
+            return OpResult::TooLarge { bytes: new_len };
         }
+        let before = self.data_bytes();
+        let held = old.map_or(0, |v| key.len() + v) as u64;
+        let after = before - held + (key.len() + new_len) as u64;
+        if let Some(quota) = quota.filter(|&q| after > q && after > before) {
+            return OpResult::NoSpace {
+                bytes: after,
+                quota,
+            };
+        }
+        match op {
+            Op::Append { .. } => self.data.entry(key.clone()).or_default().push_str(value),
+            _ => {
+                self.data.insert(key.clone(), value.clone());
+            }
+        }
+        self.size = OnceLock::from(after);
+        OpResult::Written
     }
 }
 
@@ -383,6 +453,9 @@ impl fmt::Display for OpResult {
             OpResult::Value(None) => write!(f, "none"),
             OpResult::TooLarge { bytes } => {
                 write!(f, "refused: {bytes} bytes, over {MAX_VALUE_BYTES}")
+            }
+            OpResult::NoSpace { bytes, quota } => {
+                write!(f, "no space: {bytes} bytes, over the quota of {quota}")
             }
         }
     }

@@ -34,6 +34,9 @@ pub struct ServerConfig {
     /// How often a leader sends heartbeats: well below the election timeout, so followers that hear
     /// from it do not start elections (§5.6).
     pub heartbeat_interval: Duration,
+    /// Refuse writes that would grow the store's keys and values past this many bytes
+    /// (`OpResult::NoSpace`); None: no quota. The models set none.
+    pub max_db_bytes: Option<u64>,
 }
 
 impl ServerConfig {
@@ -47,6 +50,7 @@ impl ServerConfig {
             max_entries_per_append: 64,
             election_timeout: Duration::from_millis(300)..Duration::from_millis(600),
             heartbeat_interval: Duration::from_millis(75),
+            max_db_bytes: None,
         }
     }
 

@@ -93,7 +93,7 @@ impl Handler<'_, '_> {
                 Some(_) => None,
                 None => {
                     let kv = &mut self.s.to_mut().kv;
-                    let result = kv.execute(&command.op);
+                    let result = kv.execute_within(&command.op, self.cfg.max_db_bytes);
                     kv.sessions
                         .insert(command.client, (command.request_id, result.clone()));
                     Some(result)

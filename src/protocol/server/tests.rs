@@ -486,3 +486,86 @@ fn a_candidate_follows_the_leader_of_its_term() {
     assert_eq!(next, s);
     assert!(cmds.is_empty(), "{cmds:?}");
 }
+
+/// The quota (`node --max-db-bytes`): a write that would grow the keys and values past it is
+/// refused with `NoSpace` and changes nothing; reads, and writes that do not grow the store,
+/// still pass, so space can be freed. The size the quota is checked against stays equal to a
+/// recount of the map, also for a store read back from its serialized form (a snapshot).
+#[test]
+fn writes_past_the_quota_are_refused_and_shrinking_writes_pass() {
+    let put = |k: &str, v: &str| Op::Put {
+        key: k.into(),
+        value: v.into(),
+    };
+    let quota = Some(10);
+    let mut kv = KvStore::default();
+    assert_eq!(
+        kv.execute_within(&put("a", "1234"), quota),
+        OpResult::Written
+    );
+    let append = Op::Append {
+        key: "a".into(),
+        value: "5678".into(),
+    };
+    assert_eq!(kv.execute_within(&append, quota), OpResult::Written);
+    assert_eq!(kv.data_bytes(), 9);
+    let refused = kv.execute_within(&put("b", "xy"), quota);
+    assert_eq!(
+        refused,
+        OpResult::NoSpace {
+            bytes: 12,
+            quota: 10
+        }
+    );
+    assert_eq!((kv.data.get("b"), kv.data_bytes()), (None, 9));
+    assert_eq!(
+        kv.execute_within(&Op::Get { key: "a".into() }, quota),
+        OpResult::Value(Some("12345678".into()))
+    );
+    // Over the quota already (it was lowered): a shorter value still passes.
+    assert_eq!(
+        kv.execute_within(&put("a", "1"), Some(5)),
+        OpResult::Written
+    );
+    assert_eq!(kv.data_bytes(), 2);
+    let back: KvStore = serde_json::from_str(&serde_json::to_string(&kv).unwrap()).unwrap();
+    assert_eq!(back.data_bytes(), 2);
+    assert_eq!(back, kv);
+}
+
+/// The quota is decided as the entry is applied, and the result is deduplicated like any other
+/// (§8): the leader answers NoSpace, and a retry of the same request gets the same answer
+/// without being applied.
+#[test]
+fn a_refused_write_is_answered_and_its_retry_is_not_applied() {
+    let mut cfg = ServerConfig::new(1);
+    cfg.max_db_bytes = Some(4);
+    let a = RaftServer::new(cfg);
+    let mut s = follower(1, vec![]);
+    s.role = Role::Leader {
+        next_index: vec![1],
+        match_index: vec![0],
+    };
+    s.leader = Some(0);
+    let request = Msg::ClientRequest(Command {
+        client: 7,
+        request_id: 1,
+        op: Op::Put {
+            key: "k".into(),
+            value: "value".into(),
+        },
+    });
+    let (next, cmds) = deliver(&a, &s, 7, request.clone());
+    let refused = send(
+        7,
+        Msg::ClientResponse {
+            request_id: 1,
+            reply: ClientReply::Done(OpResult::NoSpace { bytes: 6, quota: 4 }),
+        },
+    );
+    assert!(cmds.contains(&refused), "{cmds:?}");
+    assert!(next.kv.data.is_empty());
+    let (again, cmds) = deliver(&a, &next, 7, request);
+    assert!(cmds.contains(&refused), "{cmds:?}");
+    assert_eq!(again.log.last_index(), 1, "the retry is not appended again");
+}
