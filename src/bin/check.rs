@@ -102,6 +102,13 @@ struct Args {
     /// fetched): verdicts, figures, and each violated property's trace as diagram and table.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["suite", "explore"])]
     html: Option<PathBuf>,
+    /// Validate a real run against the model instead of checking one: the `node --trace` files
+    /// of every node of the run, merged in an order consistent with causality and replayed
+    /// through the model's transitions and always properties. Exit 0 valid, 1 invalid (the
+    /// first event the model cannot take, or the first property broken: node, file, line), 2
+    /// bad input. Example: check --validate-trace run/trace-0.jsonl run/trace-1.jsonl run/trace-2.jsonl
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["suite", "explore", "svg", "html"])]
+    validate_trace: Vec<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -126,6 +133,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--validate-trace`: says whether the run's traces are one the model can make.
+fn validate_trace(paths: &[PathBuf], json: bool) -> Result<ExitCode, String> {
+    let verdict = raft_checked::check::validate::validate(paths)?;
+    if json {
+        let problem = verdict.problem.as_ref().map(
+            |p| serde_json::json!({"node": p.node, "file": p.file, "line": p.line, "why": p.why}),
+        );
+        let out = serde_json::json!({
+            "valid": verdict.problem.is_none(),
+            "nodes": verdict.nodes,
+            "events": verdict.events,
+            "problem": problem,
+        });
+        println!("{out}");
+    } else {
+        match &verdict.problem {
+            None => println!(
+                "valid: {} events of {} nodes replayed through the model; every always \
+                 property held",
+                verdict.events, verdict.nodes
+            ),
+            Some(p) => println!(
+                "invalid: node {} ({}:{}), after {} events: {}",
+                p.node,
+                p.file.display(),
+                p.line,
+                verdict.events,
+                p.why
+            ),
+        }
+    }
+    Ok(match verdict.problem {
+        None => ExitCode::SUCCESS,
+        Some(_) => ExitCode::from(1),
+    })
+}
+
 fn run(args: Args) -> Result<ExitCode, String> {
     if let Some(t) = args.timeout {
         if !(t.is_finite() && t > 0.0) {
@@ -133,6 +177,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
                 "--timeout {t}: must be a positive number of seconds"
             ));
         }
+    }
+    if !args.validate_trace.is_empty() {
+        return validate_trace(&args.validate_trace, args.json);
     }
     if let Some(path) = &args.suite {
         let entries = suite::load(path).map_err(|e| e.to_string())?;

@@ -71,6 +71,11 @@ struct Args {
     /// Exit when standard input reaches end of file (so a parent's death stops the node).
     #[arg(long)]
     exit_on_stdin_eof: bool,
+    /// Append every handler the actor runs (each message in, each timer, each start with what
+    /// it restored) to FILE, one JSON object per line, for `check --validate-trace`; `{id}` in
+    /// FILE stands for this node's id. Example: --trace /tmp/run/trace-{id}.jsonl
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 /// The default `--max-db-bytes`: half of what one message (a snapshot) may take on the wire,
@@ -164,6 +169,10 @@ fn run(args: Args) -> Result<(), String> {
         key,
         config,
         check_source: !args.no_source_check,
+        trace: args
+            .trace
+            .as_ref()
+            .map(|p| PathBuf::from(p.to_string_lossy().replace("{id}", &args.id.to_string()))),
     })?;
     let s = node.state();
     say(format!(

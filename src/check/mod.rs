@@ -14,6 +14,7 @@
 //! - [`suite`]: check suites that pin verdicts, state counts and trace lengths.
 //! - [`vacuity`]: which properties a model's configuration leaves nothing to break (`vacuous`).
 //! - [`unbounded`]: warnings about models whose state space has no end.
+//! - [`validate`]: real runs (`node --trace`) replayed through the model (`--validate-trace`).
 
 pub mod bfs;
 pub mod coverage;
@@ -32,6 +33,7 @@ pub mod swarm;
 pub mod symmetry;
 pub mod unbounded;
 pub mod vacuity;
+pub mod validate;
 
 use crate::model::spec::ModelConfig;
 use crate::model::RaftModel;

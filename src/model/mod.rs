@@ -346,6 +346,24 @@ impl RaftModel {
         state
     }
 
+    /// Server `i` handles a request from a client outside the model (a real client, in a trace
+    /// `check --validate-trace` replays): the session is no actor, so its answer goes nowhere.
+    /// None when the request changed nothing.
+    pub fn external_request(
+        &self,
+        last: &SystemState,
+        i: usize,
+        session: u64,
+        msg: Msg,
+    ) -> Option<SystemState> {
+        let from = Id::from(usize::try_from(session).ok()?);
+        let step = self.run_server(last, i, |a, s, o| a.on_msg(Id::from(i), s, from, msg, o))?;
+        let mut state = last.clone();
+        self.apply_server(&mut state, i, step);
+        self.discard_moot(&mut state);
+        Some(state)
+    }
+
     /// Server `i` starts again from what it last saved.
     fn restart(&self, last: &SystemState, i: usize) -> SystemState {
         let mut state = last.clone();

@@ -144,8 +144,10 @@ where
         self.timers.values().min().copied()
     }
 
-    /// Fires every timer due by `now`, earliest first (timers are one-shot).
-    pub fn fire_due(&mut self, now: Instant, fx: &mut Effects) {
+    /// Fires every timer due by `now`, earliest first (timers are one-shot); the timers fired,
+    /// in order (for `node --trace`).
+    pub fn fire_due(&mut self, now: Instant, fx: &mut Effects) -> Vec<A::Timer> {
+        let mut fired = Vec::new();
         loop {
             let due = self
                 .timers
@@ -155,12 +157,14 @@ where
                 .map(|(&t, _)| t);
             let Some(timer) = due else { break };
             self.timers.remove(&timer);
+            fired.push(timer);
             let mut out = Out::new();
             let mut cow = Cow::Owned(self.state.take().expect("not inside a handler"));
             self.actor.on_timeout(self.id, &mut cow, &timer, &mut out);
             self.state = Some(cow.into_owned());
             self.absorb(out, now, fx);
         }
+        fired
     }
 
     fn absorb(&mut self, out: Out<A>, now: Instant, fx: &mut Effects) {

@@ -13,6 +13,7 @@ use crate::net::wire::{
 };
 use crate::net::world::{Clock, Disk, Network, RealDisk, SystemClock, UdpNet};
 use crate::protocol::server::{RaftServer, ServerConfig, ServerState};
+use crate::protocol::trace::{Restored, TraceEvent, TracedConfig};
 use crate::protocol::types::Msg;
 use stateright::actor::Id;
 use std::collections::HashMap;
@@ -53,6 +54,9 @@ pub struct NodeOptions {
     pub config: ServerConfig,
     /// Refuse server-to-server messages whose source address is not that server's address.
     pub check_source: bool,
+    /// Append every handler the actor runs to this file (`node --trace`), for
+    /// `check --validate-trace`.
+    pub trace: Option<PathBuf>,
 }
 
 /// One running server: the actor's driver, its durable storage and socket, and what the current
@@ -82,6 +86,8 @@ pub struct Node<C: Clock = SystemClock, N: Network = UdpNet, D: Disk = RealDisk>
     snapshot_sent: HashMap<usize, (u64, u64, Instant)>,
     /// What the log last reported of the server (role, term, commit, snapshot).
     seen: Seen,
+    /// `--trace`: the file, and the round's events not yet written.
+    trace: Option<(std::fs::File, Vec<TraceEvent>)>,
 }
 
 impl Node {
@@ -148,6 +154,10 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             &mut fx,
         );
         let next_msg_id = clock.rng(0xf4a6 ^ opts_id_salt(cluster)).next_u64();
+        let trace = match &opts.trace {
+            Some(path) => Some((open_trace(path)?, vec![start_event(&opts, driver.state())])),
+            None => None,
+        };
         Ok(Node {
             opts,
             cluster,
@@ -165,6 +175,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             next_msg_id,
             snapshot_sent: HashMap::new(),
             seen: Seen::of(&ServerState::restore(None)),
+            trace,
         })
     }
 
@@ -243,7 +254,15 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         self.buf = buf;
         let now = self.clock.now();
         self.reassembler.expire(now);
-        self.driver.fire_due(now, &mut self.fx);
+        let fired = self.driver.fire_due(now, &mut self.fx);
+        if let Some((_, events)) = &mut self.trace {
+            let node = self.opts.id;
+            events.extend(
+                fired
+                    .into_iter()
+                    .map(|timer| TraceEvent::Timeout { node, timer }),
+            );
+        }
         self.flush()
     }
 
@@ -255,6 +274,13 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         self.counters.coalesced_in += dropped;
         let now = self.clock.now();
         for (src, msg) in inbox {
+            if let Some((_, events)) = &mut self.trace {
+                events.push(TraceEvent::Deliver {
+                    node: self.opts.id,
+                    from: usize::from(src) as u64,
+                    msg: msg.clone(),
+                });
+            }
             self.driver.deliver(src, msg, now, &mut self.fx);
         }
     }
@@ -395,6 +421,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             self.storage.save(storage)?;
             self.counters.saves += 1;
         }
+        self.write_trace()?;
         let seen = Seen::of(self.driver.state());
         if seen != self.seen {
             log_changes(self.opts.id, &self.seen, &seen);
@@ -450,6 +477,24 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         Ok(())
     }
 
+    /// Writes the round's trace events once its save is durable and before its messages leave,
+    /// so that a trace never shows a handler whose effects a crash undid, nor a message sent by
+    /// a handler it does not show. Written to the OS, not synced: a process crash keeps them.
+    fn write_trace(&mut self) -> Result<(), String> {
+        use std::io::Write;
+        let Some((file, events)) = &mut self.trace else {
+            return Ok(());
+        };
+        let mut text = String::new();
+        for event in events.drain(..) {
+            let line = serde_json::to_string(&event).map_err(|e| format!("trace: {e}"))?;
+            text.push_str(&line);
+            text.push('\n');
+        }
+        file.write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write the trace: {e}"))
+    }
+
     /// Sends one message: one datagram, or fragments when it does not fit in one.
     fn send(&mut self, addr: SocketAddr, env: &Envelope) {
         let Some(datagrams) = wire::encode_message(env, self.opts.key.as_ref(), self.next_msg_id)
@@ -468,6 +513,29 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
                 Err(_) => self.counters.send_errors += 1,
             }
         }
+    }
+}
+
+/// Opens `--trace FILE` for appending: a restarted node continues its own file.
+fn open_trace(path: &std::path::Path) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the trace file {}: {e}", path.display()))
+}
+
+/// The event that opens a start's part of the trace: the configuration and what was restored.
+fn start_event(opts: &NodeOptions, state: &ServerState) -> TraceEvent {
+    TraceEvent::Start {
+        node: opts.id,
+        servers: opts.peers.len(),
+        config: TracedConfig {
+            snapshot_after: opts.config.snapshot_after,
+            max_entries_per_append: opts.config.max_entries_per_append,
+            max_db_bytes: opts.config.max_db_bytes,
+        },
+        restored: Restored::of(state),
     }
 }
 

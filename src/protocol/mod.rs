@@ -9,10 +9,12 @@
 //!   snapshots, the client service).
 //! - [`client`]: the key/value client actor.
 //! - [`view`]: what the model and checker may read of a server, and how to rename its ids.
+//! - [`trace`]: what `node --trace` records of the actor, for `check --validate-trace`.
 
 pub mod bug;
 pub mod client;
 pub mod log;
 pub mod server;
+pub mod trace;
 pub mod types;
 pub mod view;

@@ -353,6 +353,7 @@ impl Sim {
             key: None,
             config: self.server_config(),
             check_source: true,
+            trace: None,
         };
         self.clear_inbox(i);
         let s = &mut self.servers[i];

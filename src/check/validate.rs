@@ -1,0 +1,346 @@
+//! Real runs validated against the model (`check --validate-trace`), as etcd raft validates
+//! its traces against the TLA+ spec: the traces `node --trace` wrote (one file per node, one
+//! handler invocation per line) are merged into one order consistent with causality and
+//! replayed through the model's own transitions and `always` properties.
+//!
+//! The merge is greedy and needs no search: an event of one node is possible once the model
+//! has it enabled (a delivery once its message was sent and is still in flight, a timer once
+//! armed), and another node's event can only add messages, never disable it. So taking any
+//! enabled event first never blocks a later one, and when no node's next event is possible the
+//! run is one the model cannot make. A delivery of a message the model already dropped as moot
+//! (it changes nothing) is accepted as the no-op it is.
+
+use crate::check::explain;
+use crate::check::properties;
+use crate::model::shared::Shared;
+use crate::model::{spec, Action, Envelope, RaftModel, SystemState};
+use crate::protocol::server::{RaftServer, ServerConfig};
+use crate::protocol::trace::{Restored, TraceEvent, TracedConfig};
+use crate::protocol::types::{Msg, Timer};
+use stateright::{Expectation, Model};
+use std::path::{Path, PathBuf};
+
+/// One line of a trace file.
+#[derive(Clone, Debug)]
+struct Line {
+    file: PathBuf,
+    line: usize,
+    event: TraceEvent,
+}
+
+/// Where a trace stops agreeing with the model: the first event it cannot take, or the first
+/// property broken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// The trace file and line (1-based) of the event.
+    pub file: PathBuf,
+    /// The line number.
+    pub line: usize,
+    /// The node that recorded it.
+    pub node: usize,
+    /// What is wrong.
+    pub why: String,
+}
+
+/// What a validation found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    /// Nodes traced.
+    pub nodes: usize,
+    /// Events replayed (all of them when the traces are valid).
+    pub events: usize,
+    /// The first problem, if any.
+    pub problem: Option<Problem>,
+}
+
+/// Reads the trace files of one run: `Err` for input that is not a trace (unreadable, not one
+/// JSON event per line, a node in two files, no start first).
+fn load(paths: &[PathBuf]) -> Result<Vec<Vec<Line>>, String> {
+    let mut nodes: Vec<Vec<Line>> = Vec::new();
+    let mut owner: Vec<Option<&Path>> = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for (k, raw) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let at = || format!("{}:{}", path.display(), k + 1);
+            let event: TraceEvent = serde_json::from_str(raw)
+                .map_err(|e| format!("{}: not a trace event: {e}", at()))?;
+            let node = event.node();
+            if node >= 64 {
+                return Err(format!("{}: node {node} is out of range", at()));
+            }
+            if nodes.len() <= node {
+                nodes.resize(node + 1, Vec::new());
+                owner.resize(node + 1, None);
+            }
+            match owner[node] {
+                Some(p) if p != path.as_path() => {
+                    return Err(format!(
+                        "{}: node {node} is also traced in {}",
+                        at(),
+                        p.display()
+                    ))
+                }
+                _ => owner[node] = Some(path),
+            }
+            if nodes[node].is_empty() && !matches!(event, TraceEvent::Start { .. }) {
+                return Err(format!(
+                    "{}: node {node}'s trace must begin with its start",
+                    at()
+                ));
+            }
+            nodes[node].push(Line {
+                file: path.clone(),
+                line: k + 1,
+                event,
+            });
+        }
+    }
+    if nodes.is_empty() {
+        return Err("the traces hold no event".into());
+    }
+    Ok(nodes)
+}
+
+/// Each node's cluster size and configuration, from its first start.
+fn configs(nodes: &[Vec<Line>]) -> Result<(usize, Vec<TracedConfig>), String> {
+    let mut servers = None;
+    let mut configs = Vec::new();
+    for (i, lines) in nodes.iter().enumerate() {
+        let Some(TraceEvent::Start {
+            servers: n, config, ..
+        }) = lines.first().map(|l| &l.event)
+        else {
+            return Err(format!(
+                "no trace of node {i} (every node of the run is needed)"
+            ));
+        };
+        if servers.is_some_and(|s| s != *n) {
+            return Err(format!(
+                "node {i} says the cluster has {n} servers, others differ"
+            ));
+        }
+        servers = Some(*n);
+        configs.push(config.clone());
+    }
+    let n = servers.unwrap_or(0);
+    if n != nodes.len() || !(1..=7).contains(&n) {
+        return Err(format!(
+            "the cluster has {n} servers but nodes 0..{} are traced (1 to 7 servers, every node)",
+            nodes.len()
+        ));
+    }
+    Ok((n, configs))
+}
+
+/// The model a run is replayed on: its servers with their nodes' configurations, and a network
+/// that reorders and loses. Its bounds only limit which actions a search enumerates; the replay
+/// takes the traced events directly, so a real run's terms and logs may pass them.
+fn model_for(n: usize, configs: &[TracedConfig]) -> Result<RaftModel, String> {
+    let text = format!(
+        "servers = {n}\n[network]\nsemantics = \"unordered_nonduplicating\"\nlossy = true\n\
+         [bounds]\nmax_term = 20\nmax_log_len = 20\n"
+    );
+    let cfg = spec::parse("trace", Path::new("trace"), &text).map_err(|e| e.to_string())?;
+    let mut model = RaftModel::new(cfg);
+    model.servers = configs
+        .iter()
+        .map(|c| {
+            let mut s = ServerConfig::new(n);
+            s.snapshot_after = c.snapshot_after;
+            s.max_entries_per_append = c.max_entries_per_append;
+            s.max_db_bytes = c.max_db_bytes;
+            RaftServer::new(s)
+        })
+        .collect();
+    Ok(model)
+}
+
+/// Why an event cannot be taken now.
+enum Refusal {
+    /// Not yet: its message has not been sent (another node's event may send it).
+    Waiting,
+    /// Never: the model cannot take it here.
+    Impossible(String),
+}
+
+/// Takes one event on `state`: the state after it (unchanged for a no-op).
+fn take(
+    model: &RaftModel,
+    state: &SystemState,
+    event: &TraceEvent,
+    started: bool,
+) -> Result<SystemState, Refusal> {
+    let n = model.n();
+    match event {
+        TraceEvent::Start { node, restored, .. } => {
+            let mut next = state.clone();
+            if started {
+                // A restart: the process died and came back from its disk.
+                for action in [Action::Crash(*node as u8), Action::Restart(*node as u8)] {
+                    next = model.next_state(&next, action).unwrap_or(next);
+                }
+            }
+            let model_has = Restored::of(&next.servers[*node]);
+            if model_has != *restored {
+                return Err(Refusal::Impossible(format!(
+                    "S{node} started from {restored:?}, but what it had saved is {model_has:?}: \
+                     durable state lost or invented"
+                )));
+            }
+            Ok(next)
+        }
+        TraceEvent::Timeout { node, timer } => {
+            let timer = Timer::from(*timer);
+            if state.timers[*node] & timer.bit() == 0 {
+                return Err(Refusal::Impossible(format!(
+                    "S{node}'s {timer:?} timer fired, but it was not armed"
+                )));
+            }
+            let action = Action::Timeout(*node as u8, timer);
+            Ok(model
+                .next_state(state, action)
+                .unwrap_or_else(|| state.clone()))
+        }
+        TraceEvent::Deliver { node, from, msg } if (*from as usize) < n => {
+            let env = Envelope {
+                src: *from as u8,
+                dst: *node as u8,
+                msg: Shared::new(msg.clone()),
+            };
+            if !state.network.contains(&env) {
+                return Err(Refusal::Waiting);
+            }
+            let action = Action::Deliver(env);
+            Ok(model
+                .next_state(state, action)
+                .unwrap_or_else(|| state.clone()))
+        }
+        TraceEvent::Deliver { node, from, msg } => match msg {
+            Msg::ClientRequest(_) => Ok(model
+                .external_request(state, *node, *from, msg.clone())
+                .unwrap_or_else(|| state.clone())),
+            other => Err(Refusal::Impossible(format!(
+                "S{node} got {} from client session {from}, which only servers send",
+                crate::model::describe_message(other)
+            ))),
+        },
+    }
+}
+
+/// A delivery whose message is not in flight, accepted if it changes nothing (the model drops
+/// moot messages from its network as soon as they are moot).
+fn moot(model: &RaftModel, state: &SystemState, event: &TraceEvent) -> bool {
+    let TraceEvent::Deliver { node, from, msg } = event else {
+        return false;
+    };
+    let env = Envelope {
+        src: *from as u8,
+        dst: *node as u8,
+        msg: Shared::new(msg.clone()),
+    };
+    model.next_state(state, Action::Deliver(env)).is_none()
+}
+
+/// Replays the traces of one run (every node's file) through the model: `Err` for bad input,
+/// else a verdict (with the first problem, if any).
+pub fn validate(paths: &[PathBuf]) -> Result<Verdict, String> {
+    let nodes = load(paths)?;
+    let (n, configs) = configs(&nodes)?;
+    let model = model_for(n, &configs)?;
+    let always: Vec<_> = properties::all()
+        .into_iter()
+        .filter(|p| p.expectation == Expectation::Always && p.name != properties::LINEARIZABLE)
+        .collect();
+    let mut state = model.fresh_state();
+    let mut next = vec![0usize; n];
+    let mut started = vec![false; n];
+    let mut events = 0;
+    let problem = |l: &Line, why: String| Problem {
+        file: l.file.clone(),
+        line: l.line,
+        node: l.event.node(),
+        why,
+    };
+    loop {
+        let mut progressed = false;
+        for i in 0..n {
+            while let Some(l) = nodes[i].get(next[i]) {
+                match take(&model, &state, &l.event, started[i]) {
+                    Ok(after) => state = after,
+                    Err(Refusal::Waiting) => break,
+                    Err(Refusal::Impossible(why)) => {
+                        return Ok(Verdict {
+                            nodes: n,
+                            events,
+                            problem: Some(problem(l, why)),
+                        })
+                    }
+                }
+                started[i] |= matches!(l.event, TraceEvent::Start { .. });
+                next[i] += 1;
+                events += 1;
+                progressed = true;
+                if let Some(p) = always.iter().find(|p| !(p.condition)(&model, &state)) {
+                    let mut why = format!("{} violated", p.name);
+                    for line in explain::concerns(&model, p.name, std::slice::from_ref(&state)) {
+                        why.push_str(": ");
+                        why.push_str(&line);
+                    }
+                    return Ok(Verdict {
+                        nodes: n,
+                        events,
+                        problem: Some(problem(l, why)),
+                    });
+                }
+            }
+        }
+        if (0..n).all(|i| next[i] == nodes[i].len()) {
+            return Ok(Verdict {
+                nodes: n,
+                events,
+                problem: None,
+            });
+        }
+        if progressed {
+            continue;
+        }
+        // Every node waits for a message: accept one that is moot, else none was ever sent.
+        let waiting: Vec<(usize, &Line)> = (0..n)
+            .filter_map(|j| nodes[j].get(next[j]).map(|l| (j, l)))
+            .collect();
+        if let Some(&(j, _)) = waiting.iter().find(|(_, l)| moot(&model, &state, &l.event)) {
+            next[j] += 1;
+            events += 1;
+            continue;
+        }
+        let waits: Vec<String> = waiting
+            .iter()
+            .map(|(_, l)| *l)
+            .filter_map(|w| match &w.event {
+                TraceEvent::Deliver { node, from, msg } => Some(format!(
+                    "S{node} ({}:{}) receives {} from S{from}",
+                    w.file.display(),
+                    w.line,
+                    crate::model::describe_message(msg)
+                )),
+                _ => None,
+            })
+            .collect();
+        let why = format!(
+            "no node can go on: each next event receives a message its sender had not sent (or \
+             that was delivered already) at any point the traces allow: {}",
+            waits.join("; ")
+        );
+        let first = waiting.first().expect("some node has events left").1;
+        return Ok(Verdict {
+            nodes: n,
+            events,
+            problem: Some(problem(first, why)),
+        });
+    }
+}
