@@ -1048,7 +1048,9 @@ fn a_real_run_with_a_crash_replays_through_the_model() {
     put(&c, "e", "ve");
     assert_eq!(get(&c, "a").as_deref(), Some("va"));
     c.kill_all();
-    let files: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("trace-{i}.jsonl"))).collect();
+    let files: Vec<PathBuf> = (0..3)
+        .map(|i| dir.join(format!("trace-{i}.jsonl")))
+        .collect();
     let out = validate(&files);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.starts_with("valid: "), "{}", out.stdout);
@@ -1078,7 +1080,11 @@ fn a_real_run_with_a_crash_replays_through_the_model() {
     );
 
     // A restart that came back with less than it had saved (a lost log record).
-    let second = restarted.match_indices("\"event\":\"start\"").nth(1).unwrap().0;
+    let second = restarted
+        .match_indices("\"event\":\"start\"")
+        .nth(1)
+        .unwrap()
+        .0;
     let (before, after) = restarted.split_at(second);
     let lost = after.replacen("\"last_index\":", "\"last_index\":0,\"was\":", 1);
     let lost_file = dir.join("lost.jsonl");
@@ -1094,4 +1100,79 @@ fn a_real_run_with_a_crash_replays_through_the_model() {
     let out = validate(&[junk]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("not a trace event"), "{}", out.stderr);
+}
+
+/// Separate trust for peers and clients (issue #13, item 2): with `--peer-key` and
+/// `--client-key`, a client (which holds only the client key) puts and reads as usual, but a
+/// server's message forged under the client key, here a RequestVote of term 2^40 that claims
+/// to come from S0, is dropped by every node and counted (`client_key_as_peer`): no term moves.
+/// The nodes run with `--no-source-check`, as behind a proxy, so that the key is the only
+/// defence; the same datagram under the peer key does move the terms, which shows it is the
+/// key that stops it.
+#[test]
+fn a_client_key_cannot_speak_for_a_server() {
+    use raft_checked::protocol::types::Msg;
+    let dir = temp_dir("two-keys");
+    let (peer_file, client_file) = (dir.join("peer.key"), dir.join("client.key"));
+    write_key(&peer_file, "peer-secret-peer-secret-peer-secret!!");
+    write_key(&client_file, "client-secret-client-secret-client!!");
+    let client_key = Key::from_file(&client_file).unwrap();
+    let peer_key = Key::from_file(&peer_file).unwrap();
+    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &dir.join("data"), None).unwrap();
+    c.quiet = true;
+    c.extra_args = vec![
+        "--peer-key".into(),
+        peer_file.to_string_lossy().into_owned(),
+        "--client-key".into(),
+        client_file.to_string_lossy().into_owned(),
+        "--no-source-check".into(),
+    ];
+    c.start_all().unwrap();
+    let put_ok = |k: &str| {
+        let out = client(&c.peers, Some(&client_file), 20, &["put", k, "1"]);
+        assert_eq!(out.code, 0, "put {k}: {}", out.stderr);
+    };
+    put_ok("a");
+    let forged = |key: &Key| {
+        let env = Envelope {
+            cluster: wire::cluster_id(&c.peers),
+            from: 0,
+            body: Body::Raft(Msg::RequestVote {
+                term: 1 << 40,
+                last_log_index: 100,
+                last_log_term: 1 << 40,
+            }),
+        };
+        let bytes = wire::encode(&env, Some(key)).unwrap();
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for p in &c.peers {
+            s.send_to(&bytes, p).unwrap();
+        }
+    };
+    let max_term = || {
+        query_status(&c.peers, Some(&client_key), Duration::from_millis(500))
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|s| s.term)
+            .max()
+            .unwrap_or(0)
+    };
+    forged(&client_key);
+    let refused = wait_until(10, "the forgery to be counted", || {
+        let all = query_status(&c.peers, Some(&client_key), Duration::from_millis(500)).unwrap();
+        all.iter()
+            .all(|s| {
+                s.as_ref()
+                    .is_some_and(|s| s.counters.client_key_as_peer >= 1)
+            })
+            .then_some(all)
+    });
+    assert!(refused.iter().flatten().all(|s| s.term < 1 << 40));
+    put_ok("b");
+    assert!(max_term() < 1 << 40);
+    forged(&peer_key);
+    wait_until(10, "the peer key to be believed", || {
+        (max_term() >= 1 << 40).then_some(())
+    });
 }

@@ -30,6 +30,7 @@ Examples:
 
 Environment:
   RAFT_KEY  default for --key
+  RAFT_PEER_KEY, RAFT_CLIENT_KEY  defaults for --peer-key, --client-key
 
 Exit status: 1 when the cluster cannot start (e.g. a recorded port is busy, DIR/peers is
 malformed or disagrees with --nodes/--base-port) or every node has exited; 2 for bad usage.";
@@ -56,8 +57,25 @@ struct Args {
     #[arg(long, value_name = "PORT")]
     base_port: Option<u16>,
     /// Key file passed to every node (see `node --help`).
-    #[arg(long, env = "RAFT_KEY", value_name = "FILE")]
+    #[arg(long, env = "RAFT_KEY", value_name = "FILE", conflicts_with_all = ["peer_key", "client_key"])]
     key: Option<PathBuf>,
+    /// Peer key passed to every node, with --client-key: servers authenticate each other
+    /// with it and clients never hold it (see `node --help`).
+    #[arg(
+        long,
+        env = "RAFT_PEER_KEY",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    peer_key: Option<PathBuf>,
+    /// Client key passed to every node, with --peer-key: the key clients use.
+    #[arg(
+        long,
+        env = "RAFT_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "peer_key"
+    )]
+    client_key: Option<PathBuf>,
     /// Passed to every node started here (see `node --help`; 0 never compacts).
     #[arg(long, default_value_t = 1000, value_name = "ENTRIES")]
     snapshot_after: u64,
@@ -93,7 +111,12 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let data = args.data.clone().ok_or("--data is required")?;
-    let key = args.key.as_deref().map(Key::from_file).transpose()?;
+    // The status queries below are a client's: the client key when the keys are separate.
+    let client_key = args.key.as_deref().or(args.client_key.as_deref());
+    let key = client_key.map(Key::from_file).transpose()?;
+    if let Some(peer_key) = &args.peer_key {
+        Key::from_file(peer_key)?;
+    }
     let node_bin = sibling_binary("node")?;
     let mut cluster = start(&args, &data, node_bin)?;
     let peers = cluster.peers.clone();
@@ -144,6 +167,14 @@ fn start(args: &Args, data: &Path, node_bin: PathBuf) -> Result<LocalCluster, St
             .extra_args
             .extend(["--max-db-bytes".to_string(), bytes.to_string()]);
     }
+    if let (Some(peer), Some(client)) = (&args.peer_key, &args.client_key) {
+        cluster.extra_args.extend([
+            "--peer-key".to_string(),
+            peer.display().to_string(),
+            "--client-key".to_string(),
+            client.display().to_string(),
+        ]);
+    }
     cluster.start_all()?;
     Ok(cluster)
 }
@@ -160,6 +191,7 @@ fn print_banner(args: &Args, data: &Path, peers: &[std::net::SocketAddr]) {
     let key_arg = args
         .key
         .as_ref()
+        .or(args.client_key.as_ref())
         .map_or(String::new(), |k| format!(" --key {}", k.display()));
     println!("try:   client --peers {peers}{key_arg} put k v");
 }

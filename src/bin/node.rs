@@ -28,9 +28,28 @@ struct Args {
     data: PathBuf,
     /// File holding the cluster's shared secret (at least 32 bytes, readable by its owner
     /// only): every datagram then carries an HMAC-SHA256. Without it the cluster is INSECURE:
-    /// anyone who can reach it can forge messages.
-    #[arg(long, env = "RAFT_KEY")]
+    /// anyone who can reach it can forge messages. One key for servers and clients alike, so a
+    /// client can also speak as a server: --peer-key with --client-key separates them.
+    #[arg(long, env = "RAFT_KEY", conflicts_with_all = ["peer_key", "client_key"])]
     key: Option<PathBuf>,
+    /// The key servers authenticate each other with; clients never hold it (give
+    /// --client-key too). Datagrams under it may carry anything; under the client key only a
+    /// client's request or a status query.
+    #[arg(
+        long,
+        env = "RAFT_PEER_KEY",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    peer_key: Option<PathBuf>,
+    /// The key clients hold (`client --key` names it); with --peer-key.
+    #[arg(
+        long,
+        env = "RAFT_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "peer_key"
+    )]
+    client_key: Option<PathBuf>,
     /// How log lines look on stderr: `text` for people, `json` (one object per line) for
     /// machines. Which lines: `RUST_LOG` (default `info`: elections, terms, roles, snapshots,
     /// recovery; `debug` adds commits and dropped datagrams).
@@ -133,7 +152,11 @@ fn run(args: Args) -> Result<(), String> {
     if args.heartbeat_ms == 0 || args.heartbeat_ms >= args.election_min_ms {
         return Err("need 0 < --heartbeat-ms < --election-min-ms".into());
     }
-    let key = match &args.key {
+    let client_key = match &args.client_key {
+        Some(path) => Some(Key::from_file(path)?),
+        None => None,
+    };
+    let key = match args.key.as_ref().or(args.peer_key.as_ref()) {
         Some(path) => Some(Key::from_file(path)?),
         None => {
             say(format!(
@@ -167,6 +190,7 @@ fn run(args: Args) -> Result<(), String> {
         bind: args.bind,
         data: args.data.clone(),
         key,
+        client_key,
         config,
         check_source: !args.no_source_check,
         trace: args

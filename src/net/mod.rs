@@ -24,12 +24,12 @@ pub mod storage;
 pub mod wire;
 pub mod world;
 
-/// The environment variables the binaries read for `--peers` and `--key`.
-pub const ENV_VARS: [&str; 2] = ["RAFT_PEERS", "RAFT_KEY"];
+/// The environment variables the binaries read for `--peers` and the keys.
+pub const ENV_VARS: [&str; 4] = ["RAFT_PEERS", "RAFT_KEY", "RAFT_PEER_KEY", "RAFT_CLIENT_KEY"];
 
-/// Makes an empty `RAFT_PEERS` or `RAFT_KEY` count as unset (`RAFT_KEY= client ...` runs
-/// keyless), as shells treat empty variables; clap would instead read it as a missing value and
-/// refuse. Call first thing in `main`, before any thread starts: nothing else then reads the
+/// Makes an empty `RAFT_PEERS`, `RAFT_KEY`, `RAFT_PEER_KEY` or `RAFT_CLIENT_KEY` count as
+/// unset (`RAFT_KEY= client ...` runs keyless), as shells treat empty variables; clap would
+/// instead read it as a missing value and refuse. Call first thing in `main`, before any thread starts: nothing else then reads the
 /// environment concurrently.
 pub fn ignore_empty_env() {
     for var in ENV_VARS {

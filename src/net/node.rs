@@ -8,7 +8,7 @@ use crate::net::driver::{Driver, Effects};
 use crate::net::events::{log_changes, Seen};
 use crate::net::storage::DurableStorage;
 use crate::net::wire::{
-    self, Body, Counters, Datagram, Envelope, FragmentOutcome, Key, NodeStatus, Reassembler,
+    self, Body, Counters, Datagram, Envelope, FragmentOutcome, Key, NodeStatus, Reassembler, Trust,
     CLIENT_ID_MIN,
 };
 use crate::net::world::{Clock, Disk, Network, RealDisk, SystemClock, UdpNet};
@@ -48,8 +48,12 @@ pub struct NodeOptions {
     pub bind: Option<SocketAddr>,
     /// Directory of this node's durable state (see [`DurableStorage`]).
     pub data: PathBuf,
-    /// The cluster's key: with it every datagram is MAC'd and unsigned ones are refused.
+    /// The peer key (`--peer-key`, or `--key` for one key for all): with it every datagram is
+    /// MAC'd and unsigned ones are refused, and only it vouches for a server's message.
     pub key: Option<Key>,
+    /// The key clients hold (`--client-key`), when it is not `key`: a datagram under it may
+    /// carry a client's request or status query, never a server's message. None: `key`.
+    pub client_key: Option<Key>,
     /// The server actor's configuration (timeouts, batching, compaction).
     pub config: ServerConfig,
     /// Refuse server-to-server messages whose source address is not that server's address.
@@ -297,9 +301,22 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
 
     fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) {
         self.counters.received += 1;
-        let env = match wire::decode_datagram(bytes, self.opts.key.as_ref(), self.cluster) {
-            Ok(Datagram::Whole(env)) => *env,
-            Ok(Datagram::Fragment(frag)) => {
+        let client_key = self.opts.client_key.as_ref().or(self.opts.key.as_ref());
+        let decoded = wire::decode_trusted(bytes, self.opts.key.as_ref(), client_key, self.cluster);
+        let env = match decoded {
+            Ok((Datagram::Whole(env), trust)) => {
+                if trust == Trust::Client && speaks_for_a_server(&env) {
+                    self.counters.client_key_as_peer += 1;
+                    return;
+                }
+                *env
+            }
+            Ok((Datagram::Fragment(_), Trust::Client)) => {
+                // Only servers send fragments.
+                self.counters.client_key_as_peer += 1;
+                return;
+            }
+            Ok((Datagram::Fragment(frag), Trust::Peer)) => {
                 self.counters.fragments_in += 1;
                 match self.on_fragment(frag, from) {
                     Some(env) => env,
@@ -469,10 +486,10 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
                 from: self.opts.id as u64,
                 body: Body::Raft(msg),
             };
-            self.send(addr, &env);
+            self.send(addr, &env, idx < n);
         }
         for (addr, env) in std::mem::take(&mut self.replies) {
-            self.send(addr, &env);
+            self.send(addr, &env, false);
         }
         Ok(())
     }
@@ -495,10 +512,14 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             .map_err(|e| format!("cannot write the trace: {e}"))
     }
 
-    /// Sends one message: one datagram, or fragments when it does not fit in one.
-    fn send(&mut self, addr: SocketAddr, env: &Envelope) {
-        let Some(datagrams) = wire::encode_message(env, self.opts.key.as_ref(), self.next_msg_id)
-        else {
+    /// Sends one message: one datagram, or fragments when it does not fit in one; under the
+    /// peer key to a server, under the client key to a client.
+    fn send(&mut self, addr: SocketAddr, env: &Envelope, to_peer: bool) {
+        let key = match to_peer {
+            true => self.opts.key.as_ref(),
+            false => self.opts.client_key.as_ref().or(self.opts.key.as_ref()),
+        };
+        let Some(datagrams) = wire::encode_message(env, key, self.next_msg_id) else {
             self.counters.oversize_out += 1;
             return;
         };
@@ -514,6 +535,15 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             }
         }
     }
+}
+
+/// Whether a message can only come from a server: everything but a client's request and a
+/// status query, which is all a client key may carry.
+fn speaks_for_a_server(env: &Envelope) -> bool {
+    !matches!(
+        env.body,
+        Body::Raft(Msg::ClientRequest(_)) | Body::StatusRequest { .. }
+    )
 }
 
 /// Opens `--trace FILE` for appending: a restarted node continues its own file.

@@ -116,6 +116,9 @@ pub struct Counters {
     pub bad_mac: u64,
     /// Dropped: another cluster's id, i.e. a node started with different `--peers`.
     pub wrong_cluster: u64,
+    /// Dropped: a server's message (or fragment) authenticated with the client key, which
+    /// clients hold: only the peer key vouches for a server (`--peer-key`/`--client-key`).
+    pub client_key_as_peer: u64,
     /// Dropped: a sender that may not send this (a server message from a non-peer or the wrong
     /// address, a client request under another session id, a reply sent to a server).
     pub unknown_sender: u64,
@@ -186,6 +189,7 @@ impl Counters {
             + self.wrong_version
             + self.bad_mac
             + self.wrong_cluster
+            + self.client_key_as_peer
             + self.unknown_sender
             + self.oversize_command
             + self.frag_malformed
@@ -447,12 +451,34 @@ pub fn decode_envelope(payload: &[u8], cluster: u64) -> Result<Envelope, DecodeE
     Ok(env)
 }
 
+/// Which key vouched for a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// The peer key (or no key at all, on an unauthenticated cluster): it may come from a
+    /// server.
+    Peer,
+    /// The client key only: it comes from a client, or anyone holding a client's key, and
+    /// may not speak for a server.
+    Client,
+}
+
 /// Checks and decodes a datagram: a whole message or a fragment. Never panics, whatever the bytes.
 pub fn decode_datagram(
     bytes: &[u8],
     key: Option<&Key>,
     cluster: u64,
 ) -> Result<Datagram, DecodeError> {
+    decode_trusted(bytes, key, key, cluster).map(|(d, _)| d)
+}
+
+/// Checks and decodes a datagram on a node with a peer key and a client key, saying which one
+/// vouched for it: the peer key is tried first, then the client key (when it is another key).
+pub fn decode_trusted(
+    bytes: &[u8],
+    peer: Option<&Key>,
+    client: Option<&Key>,
+    cluster: u64,
+) -> Result<(Datagram, Trust), DecodeError> {
     if bytes.len() > MAX_DATAGRAM {
         return Err(DecodeError::Oversize);
     }
@@ -467,24 +493,34 @@ pub fn decode_datagram(
     if bytes[4] & !(FLAG_MAC | FLAG_FRAGMENT) != 0 {
         return Err(DecodeError::Malformed("unknown flags".into()));
     }
-    let payload = match (key, has_mac) {
-        (Some(key), true) => {
+    let (payload, trust) = match (peer, has_mac) {
+        (Some(peer), true) => {
             if bytes.len() < HEADER_LEN + MAC_LEN {
                 return Err(DecodeError::BadMac);
             }
             let (signed, tag) = bytes.split_at(bytes.len() - MAC_LEN);
-            let mut mac = key.mac();
-            mac.update(signed);
-            mac.verify_slice(tag).map_err(|_| DecodeError::BadMac)?;
-            &signed[HEADER_LEN..]
+            let verifies = |key: &Key| {
+                let mut mac = key.mac();
+                mac.update(signed);
+                mac.verify_slice(tag).is_ok()
+            };
+            let trust = if verifies(peer) {
+                Trust::Peer
+            } else if client.is_some_and(|c| c.0 != peer.0 && verifies(c)) {
+                Trust::Client
+            } else {
+                return Err(DecodeError::BadMac);
+            };
+            (&signed[HEADER_LEN..], trust)
         }
         // A keyed node refuses unsigned datagrams; an unkeyed one refuses signed ones (the
         // sender was configured with a key this node does not have).
         (Some(_), false) | (None, true) => return Err(DecodeError::BadMac),
-        (None, false) => &bytes[HEADER_LEN..],
+        (None, false) => (&bytes[HEADER_LEN..], Trust::Peer),
     };
     if !fragment {
-        return decode_envelope(payload, cluster).map(|env| Datagram::Whole(Box::new(env)));
+        return decode_envelope(payload, cluster)
+            .map(|env| (Datagram::Whole(Box::new(env)), trust));
     }
     if payload.len() < FRAGMENT_HEADER_LEN {
         return Err(DecodeError::Malformed("short fragment header".into()));
@@ -495,7 +531,7 @@ pub fn decode_datagram(
     if frag_cluster != cluster {
         return Err(DecodeError::WrongCluster(frag_cluster));
     }
-    Ok(Datagram::Fragment(Fragment {
+    let fragment = Fragment {
         from: u64_at(8),
         msg_id: u64_at(16),
         digest: u64_at(24),
@@ -503,7 +539,8 @@ pub fn decode_datagram(
         index: u16::from_le_bytes(h[36..38].try_into().expect("2 bytes")),
         count: u16::from_le_bytes(h[38..40].try_into().expect("2 bytes")),
         data: data.to_vec(),
-    }))
+    };
+    Ok((Datagram::Fragment(fragment), trust))
 }
 
 /// Why a fragment was not (yet) turned into a message.
@@ -765,6 +802,27 @@ mod tests {
             from: 1,
             body: Body::StatusRequest { nonce: 3 },
         }
+    }
+
+    /// With a peer key and a client key, the peer key is tried first and says "from a
+    /// server"; the client key says "from a client"; a third key is refused. With one key for
+    /// both (`--key`), everything counts as from a server, as before the keys were separated.
+    #[test]
+    fn the_key_that_vouches_for_a_datagram_is_named() {
+        let peer = Key::from_bytes(b"peer-key-peer-key-peer-key-peer!");
+        let client = Key::from_bytes(b"client-key-client-key-client-key");
+        let stranger = Key::from_bytes(b"stranger-stranger-stranger-stran");
+        let trust = |signer: &Key, peer_key: &Key, client_key: &Key| {
+            let bytes = encode(&env(), Some(signer)).unwrap();
+            decode_trusted(&bytes, Some(peer_key), Some(client_key), 7).map(|(_, t)| t)
+        };
+        assert_eq!(trust(&peer, &peer, &client), Ok(Trust::Peer));
+        assert_eq!(trust(&client, &peer, &client), Ok(Trust::Client));
+        assert_eq!(trust(&stranger, &peer, &client), Err(DecodeError::BadMac));
+        assert_eq!(trust(&peer, &peer, &peer), Ok(Trust::Peer));
+        let fragments = encode_message(&big_env(100_000), Some(&client), 1).unwrap();
+        let got = decode_trusted(&fragments[0], Some(&peer), Some(&client), 7);
+        assert!(matches!(got, Ok((Datagram::Fragment(_), Trust::Client))));
     }
 
     #[test]

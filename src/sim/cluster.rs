@@ -351,6 +351,7 @@ impl Sim {
             bind: None,
             data: PathBuf::from(format!("/sim/S{i}")),
             key: None,
+            client_key: None,
             config: self.server_config(),
             check_source: true,
             trace: None,
