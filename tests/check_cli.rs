@@ -5,6 +5,7 @@ use raft_checked::check::bfs::{self, Limits, Progress};
 use raft_checked::check::load;
 use raft_checked::check::properties::ELECTION_SAFETY;
 use raft_checked::check::runner::{self, RunOptions, Status};
+use raft_checked::model::diagram::{drawn_arrows, DrawnArrow};
 use raft_checked::model::spec;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -1025,42 +1026,6 @@ fn temp_file(name: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     let _ = std::fs::remove_file(&path);
     path
-}
-
-/// One message arrow of a diagram, as its `<line>` element says: ends, steps and label.
-#[derive(Debug)]
-struct DrawnArrow {
-    src: String,
-    dst: String,
-    sent: usize,
-    ended: usize,
-    fate: String,
-    ends: [f64; 4],
-    label: String,
-}
-
-/// Every message arrow in an SVG drawn by `check --svg` or `--html`.
-fn drawn_arrows(svg: &str) -> Vec<DrawnArrow> {
-    let attr = |el: &str, name: &str| {
-        let from = el.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
-        el[from..from + el[from..].find('"').unwrap()].to_string()
-    };
-    svg.split("<line class=\"sd-msg ")
-        .skip(1)
-        .map(|el| {
-            let el = &el[..el.find("</line>").unwrap()];
-            let num = |n: &str| attr(el, n).parse::<f64>().unwrap();
-            DrawnArrow {
-                src: attr(el, "data-src"),
-                dst: attr(el, "data-dst"),
-                sent: attr(el, "data-sent").parse().unwrap(),
-                ended: attr(el, "data-ended").parse().unwrap(),
-                fate: attr(el, "data-fate"),
-                ends: [num("x1"), num("y1"), num("x2"), num("y2")],
-                label: el[el.find("<title>").unwrap() + 7..].to_string(),
-            }
-        })
-        .collect()
 }
 
 /// Whether two arrows cross between their ends (touching at an end does not count).

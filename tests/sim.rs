@@ -8,6 +8,16 @@ use std::process::Command;
 
 const SEEDS: [u64; 3] = [1, 2, 3];
 
+/// The zoo's `vote_not_persisted` in `figure8`, seed 3: a run that fails (Election Safety).
+const FIGURE8_SEED_3_BROKEN: [&str; 6] = [
+    "--scenario",
+    "figure8",
+    "--seed",
+    "3",
+    "--bug",
+    "vote_not_persisted",
+];
+
 fn sim(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sim"))
         .args(args)
@@ -98,15 +108,7 @@ fn the_same_seed_prints_the_same_bytes() {
     assert!(out1.starts_with("seed 7: ok"), "{out1}");
     assert_eq!(out1, out2);
     // A failing run prints its trace, the same both times too.
-    let bad = [
-        "--scenario",
-        "figure8",
-        "--seed",
-        "3",
-        "--bug",
-        "vote_not_persisted",
-        "--trace",
-    ];
+    let bad = [FIGURE8_SEED_3_BROKEN.as_slice(), &["--trace"]].concat();
     let (c1, t1, _) = sim(&bad);
     let (c2, t2, _) = sim(&bad);
     assert_eq!((c1, c2), (1, 1), "{t1}");
@@ -204,16 +206,9 @@ fn bad_usage_exits_2_with_a_message() {
 
 /// The `(data-sent, data-ended, data-fate)` of every arrow in a drawing.
 fn arrows(svg: &str) -> Vec<(usize, usize, String)> {
-    let attr = |el: &str, name: &str| {
-        let from = el.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
-        el[from..from + el[from..].find('"').unwrap()].to_string()
-    };
-    svg.split("<line class=\"sd-msg ")
-        .skip(1)
-        .map(|el| {
-            let num = |n: &str| attr(el, n).parse::<usize>().unwrap();
-            (num("data-sent"), num("data-ended"), attr(el, "data-fate"))
-        })
+    raft_checked::model::diagram::drawn_arrows(svg)
+        .into_iter()
+        .map(|a| (a.sent, a.ended, a.fate))
         .collect()
 }
 
@@ -227,15 +222,10 @@ fn svg_draws_a_failing_seeds_last_steps() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("f8.svg");
     let args = [
-        "--scenario",
-        "figure8",
-        "--seed",
-        "3",
-        "--bug",
-        "vote_not_persisted",
-        "--svg",
-        path.to_str().unwrap(),
-    ];
+        FIGURE8_SEED_3_BROKEN.as_slice(),
+        &["--svg", path.to_str().unwrap()],
+    ]
+    .concat();
     let (code, out, err) = sim(&args);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("last 80 steps drawn"), "{err}");
@@ -324,14 +314,7 @@ fn rust_log_logs_the_nodes_in_virtual_time() {
 fn a_closed_stdout_ends_sim_quietly() {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_sim"))
-        .args([
-            "--scenario",
-            "figure8",
-            "--seed",
-            "3",
-            "--bug",
-            "vote_not_persisted",
-        ])
+        .args(FIGURE8_SEED_3_BROKEN)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -803,6 +803,51 @@ fn glyph(out: &mut String, x: f64, y: f64, class: &str, text: &str, title: &str)
     );
 }
 
+/// One message arrow of a drawing, read back from its `<line>` element: for tests and tools
+/// that check what a diagram shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrawnArrow {
+    /// The sender's lane name (`data-src`).
+    pub src: String,
+    /// The receiver's lane name (`data-dst`).
+    pub dst: String,
+    /// The step that sent it (`data-sent`).
+    pub sent: usize,
+    /// The step where it ended (`data-ended`).
+    pub ended: usize,
+    /// How it ended (`data-fate`): `delivered`, `dropped`, `discarded` or `in-flight`.
+    pub fate: String,
+    /// Its line's ends, x1, y1, x2, y2.
+    pub ends: [f64; 4],
+    /// Its tooltip: the message and where it went.
+    pub label: String,
+}
+
+/// Every message arrow of an SVG drawn here (by `check --svg`/`--html`, the explorer or `sim
+/// --svg`), in drawing order; an element it cannot read is left out.
+pub fn drawn_arrows(svg: &str) -> Vec<DrawnArrow> {
+    let attr = |el: &str, name: &str| -> Option<String> {
+        let from = el.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(el[from..from + el[from..].find('"')?].to_string())
+    };
+    svg.split("<line class=\"sd-msg ")
+        .skip(1)
+        .filter_map(|el| {
+            let el = &el[..el.find("</line>")?];
+            let num = |n: &str| attr(el, n)?.parse::<f64>().ok();
+            Some(DrawnArrow {
+                src: attr(el, "data-src")?,
+                dst: attr(el, "data-dst")?,
+                sent: attr(el, "data-sent")?.parse().ok()?,
+                ended: attr(el, "data-ended")?.parse().ok()?,
+                fate: attr(el, "data-fate")?,
+                ends: [num("x1")?, num("y1")?, num("x2")?, num("y2")?],
+                label: el[el.find("<title>")? + 7..].to_string(),
+            })
+        })
+        .collect()
+}
+
 /// Tags open and close in order, attributes are quoted, `&` starts an entity: enough of
 /// XML's well-formedness to catch a broken drawing. The unit tests here and the CLI tests of
 /// `check --svg`/`--html` check every drawing with it.
