@@ -1008,6 +1008,12 @@ fn writes_past_the_storage_quota_are_refused_with_a_clear_error() {
     let out = client(&c.peers, None, 20, &["append", "a", &forty]);
     assert_eq!(out.code, 5, "{}", out.stderr);
     assert_eq!(get(&c, "a").as_deref(), Some("short"));
+    // Deleting frees the space: the refused append then fits.
+    let out = client(&c.peers, None, 20, &["delete", "b"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(get(&c, "b"), None);
+    let out = client(&c.peers, None, 20, &["append", "a", &forty]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
 /// `check --validate-trace` on the traces of one real run.

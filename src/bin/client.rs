@@ -2,11 +2,12 @@
 //! checker explores (leader discovery, redirects, retries with the same request id).
 //!
 //! - `put K V`: exit 0 once the write is committed and applied.
+//! - `append K V`, `delete K`: exit 0 once applied (a delete frees quota space).
 //! - `get K`: prints the value on stdout; prints nothing and exits 1 when the key is absent.
 //! - `status [--json]`: every node's role, term, indexes and drop counters.
 //!
 //! Exit status (also in `--help`, so scripts can tell a dead cluster from a typo): 0 success,
-//! 1 key absent (get), 2 bad usage, 3 timeout or unavailable, 4 local error.
+//! 1 key absent (get), 2 bad usage, 3 timeout or unavailable, 4 local error, 5 no space.
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -107,6 +108,13 @@ enum Cmd {
         name: String,
         /// What to add to the end of its value (after `--` if it starts with `-`).
         value: String,
+    },
+    /// Remove a key (exit 0 once committed and applied; an absent key stays absent). It frees
+    /// space: it passes even when the cluster is over its quota.
+    Delete {
+        /// The key (any text).
+        #[arg(value_name = "KEY")]
+        name: String,
     },
     /// Read a key through the log (linearizable); exit 1 when absent.
     Get {
@@ -212,6 +220,7 @@ fn run(peers: &str, key: Option<PathBuf>, timeout: f64, cmd: Cmd) -> Result<u8, 
         Cmd::Put { name, value } => Op::Put { key: name, value },
         Cmd::Append { name, value } => Op::Append { key: name, value },
         Cmd::Get { name } => Op::Get { key: name },
+        Cmd::Delete { name } => Op::Delete { key: name },
     };
     check_op_size(&op).map_err(Failure::usage)?;
     let mut session =

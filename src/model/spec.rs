@@ -325,7 +325,7 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<ModelConfig, ConfigE
     Ok(cfg)
 }
 
-/// Parses `"put KEY VALUE"`, `"append KEY VALUE"` or `"get KEY"`.
+/// Parses `"put KEY VALUE"`, `"append KEY VALUE"`, `"get KEY"` or `"delete KEY"`.
 pub fn parse_op(text: &str) -> Result<Op, String> {
     let words: Vec<&str> = text.split_whitespace().collect();
     match words.as_slice() {
@@ -337,11 +337,14 @@ pub fn parse_op(text: &str) -> Result<Op, String> {
             key: key.to_string(),
             value: value.to_string(),
         }),
+        ["delete", key] => Ok(Op::Delete {
+            key: key.to_string(),
+        }),
         ["get", key] => Ok(Op::Get {
             key: key.to_string(),
         }),
         _ => Err(format!(
-            "'{text}' is not an operation (expected 'put K V', 'append K V' or 'get K')"
+            "'{text}' is not an operation (expected 'put K V', 'append K V', 'get K' or 'delete K')"
         )),
     }
 }
@@ -433,6 +436,11 @@ mod tests {
                 value: "1".into()
             }
         );
+        assert_eq!(
+            parse_op("delete x").unwrap(),
+            Op::Delete { key: "x".into() }
+        );
         assert!(parse_op("get").is_err());
+        assert!(parse_op("delete").is_err());
     }
 }

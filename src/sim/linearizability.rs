@@ -24,7 +24,7 @@ pub struct HistoryOp {
 
 fn key_of(op: &Op) -> &str {
     match op {
-        Op::Put { key, .. } | Op::Append { key, .. } | Op::Get { key } => key,
+        Op::Put { key, .. } | Op::Append { key, .. } | Op::Get { key } | Op::Delete { key } => key,
     }
 }
 
@@ -64,6 +64,7 @@ fn step(value: &Option<String>, op: &HistoryOp) -> (bool, Option<String>) {
             result.is_none_or(|r| *r == OpResult::Value(value.clone())),
             value.clone(),
         ),
+        Op::Delete { .. } => (result.is_none_or(|r| *r == OpResult::Written), None),
     }
 }
 
@@ -184,6 +185,30 @@ mod tests {
             call: ms(call),
             ret: Some((ms(ret), OpResult::Value(saw.map(str::to_string)))),
         }
+    }
+
+    /// A delete leaves the key absent: a later read sees nothing, and a read that saw the
+    /// deleted value must have come before the delete.
+    #[test]
+    fn a_delete_empties_the_key() {
+        let delete = |call, ret| HistoryOp {
+            client: 1,
+            op: Op::Delete { key: "x".into() },
+            call: ms(call),
+            ret: Some((ms(ret), OpResult::Written)),
+        };
+        let ok = vec![
+            put(0, "x", "1", 0, Some(10)),
+            delete(20, 30),
+            get(2, "x", None, 40, 50),
+        ];
+        assert_eq!(check(&ok), None);
+        let stale = vec![
+            put(0, "x", "1", 0, Some(10)),
+            delete(20, 30),
+            get(2, "x", Some("1"), 40, 50),
+        ];
+        assert!(check(&stale).is_some());
     }
 
     #[test]

@@ -528,8 +528,20 @@ fn writes_past_the_quota_are_refused_and_shrinking_writes_pass() {
         OpResult::Written
     );
     assert_eq!(kv.data_bytes(), 2);
+    // A delete frees space, and a write refused before then fits.
+    let refused = OpResult::NoSpace { bytes: 7, quota: 5 };
+    assert_eq!(kv.execute_within(&put("c", "1234"), Some(5)), refused);
+    let delete = Op::Delete { key: "a".into() };
+    assert_eq!(kv.execute_within(&delete, Some(5)), OpResult::Written);
+    assert_eq!((kv.data.get("a"), kv.data_bytes()), (None, 0));
+    assert_eq!(
+        kv.execute_within(&put("c", "1234"), Some(5)),
+        OpResult::Written
+    );
+    assert_eq!(kv.execute_within(&delete, Some(5)), OpResult::Written);
+    assert_eq!(kv.data_bytes(), 5, "deleting an absent key changes nothing");
     let back: KvStore = serde_json::from_str(&serde_json::to_string(&kv).unwrap()).unwrap();
-    assert_eq!(back.data_bytes(), 2);
+    assert_eq!(back.data_bytes(), 5);
     assert_eq!(back, kv);
 }
 
