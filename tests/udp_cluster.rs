@@ -1106,6 +1106,27 @@ fn a_real_run_with_a_crash_replays_through_the_model() {
     let out = validate(&[junk]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("not a trace event"), "{}", out.stderr);
+    // Numbers no node could have received (the wire refuses them) are bad input, not a
+    // handler's panic: a term of 2^64 - 1 in the follower's first AppendEntries.
+    let huge_lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(j, l)| match j == k {
+            true => {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["msg"]["AppendEntries"]["term"] = serde_json::json!(u64::MAX);
+                v.to_string()
+            }
+            false => l.to_string(),
+        })
+        .collect();
+    let huge = dir.join("huge.jsonl");
+    std::fs::write(&huge, huge_lines.join("\n")).unwrap();
+    let mut with_huge = files.clone();
+    with_huge[follower] = huge;
+    let out = validate(&with_huge);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("at or above 2^62"), "{}", out.stderr);
 }
 
 /// Separate trust for peers and clients (issue #13, item 2): with `--peer-key` and

@@ -73,6 +73,12 @@ fn load(paths: &[PathBuf]) -> Result<Vec<Vec<Line>>, String> {
             if node >= 64 {
                 return Err(format!("{}: node {node} is out of range", at()));
             }
+            // What a node could have received: the wire refuses the rest before any handler.
+            if let TraceEvent::Deliver { msg, .. } = &event {
+                if !msg.numbers_in_range() {
+                    return Err(format!("{}: a term or log index at or above 2^62", at()));
+                }
+            }
             if nodes.len() <= node {
                 nodes.resize(node + 1, Vec::new());
                 owner.resize(node + 1, None);
