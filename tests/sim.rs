@@ -96,6 +96,7 @@ scenario_tests!(
     kv_snapshot_size,
     kv_speed,
     wiped_follower,
+    disk_stall,
 );
 
 #[test]

@@ -134,6 +134,8 @@ struct Server {
     last_view: Option<ServerView>,
     /// The diagram's ids of the datagrams in its mailbox, in the same order.
     inbox_ids: VecDeque<u64>,
+    /// Its disk is stalled until then: an fsync issued before it returns only then.
+    stalled_until: Duration,
 }
 
 /// A client: the `KvClient` actor in a driver, its inbox, and its place in the history.
@@ -242,6 +244,7 @@ impl Sim {
                 shown: String::new(),
                 last_view: None,
                 inbox_ids: VecDeque::new(),
+                stalled_until: Duration::ZERO,
             });
         }
         if let Some(keep) = sim.cfg.diagram {
@@ -543,6 +546,11 @@ impl Sim {
             cost += self.rng.duration_in(&self.cfg.fsync);
         }
         let now = self.now();
+        let stalled = self.servers[i].stalled_until;
+        if self.servers[i].disk.syncs() > syncs && stalled > now {
+            // The round's fsync blocks until the disk comes back, and the node with it.
+            cost = cost.max(stalled - now);
+        }
         self.servers[i].busy_until = now + cost;
         let read = queued - self.servers[i].mailbox.borrow().inbox.len();
         let read: Vec<u64> = self.servers[i].inbox_ids.drain(..read).collect();
@@ -841,6 +849,15 @@ impl Sim {
         self.record(format!("S{i}'s disk is wiped"));
         self.draw_step(format!("S{i}'s disk is wiped"), &[], 0, Vec::new());
         self.restart(i);
+    }
+
+    /// Stalls server `i`'s disk for `d`: an fsync it issues meanwhile returns only when the
+    /// stall ends, and the node's loop waits in it (reads need no fsync and go on).
+    pub fn stall_disk(&mut self, i: usize, d: Duration) {
+        self.servers[i].stalled_until = self.now() + d;
+        let event = format!("S{i}'s disk stalls for {:.1}s", d.as_secs_f64());
+        self.record(event.clone());
+        self.draw_step(event, &[], 0, Vec::new());
     }
 
     /// Cuts server `i` off from every other actor, both ways, clients started later included

@@ -317,6 +317,13 @@ pub const SCENARIOS: &[Scenario] = &[
         configure: nothing,
         run: wiped_follower,
     },
+    Scenario {
+        name: "disk_stall",
+        about: "an fsync stalls for seconds on a follower, then on the leader; agreement goes on",
+        servers: 5,
+        configure: nothing,
+        run: disk_stall,
+    },
 ];
 
 /// Every scenario, in `--list` order.
@@ -500,6 +507,45 @@ fn leader_failure(sim: &mut Sim) -> Result<(), Failure> {
             format!("{count} committed index 4 without a majority"),
         );
     }
+    Ok(())
+}
+
+/// A disk that stalls (an fsync that takes seconds) on a follower, then on the leader: a
+/// stalled follower does not hold up agreement (the others are a majority); a stalled leader's
+/// loop waits in its fsync, sends no heartbeats, and another server leads and commits; once the
+/// stall ends everyone agrees again.
+fn disk_stall(sim: &mut Sim) -> Result<(), Failure> {
+    let n = sim.n();
+    sim.one(cmd(101), n)?;
+    let leader = sim.check_one_leader()?;
+    let follower = (leader + 1) % n;
+    sim.stall_disk(follower, secs(5));
+    let started = sim.now();
+    sim.one(cmd(102), n - 1)?;
+    let took = sim.now() - started;
+    if took >= secs(4) {
+        return sim.failed(
+            "a stalled follower does not hold up agreement",
+            format!(
+                "agreement took {:.3}s while S{follower}'s disk stalled",
+                took.as_secs_f64()
+            ),
+        );
+    }
+    sim.run_for(secs(5));
+    let leader = sim.check_one_leader()?;
+    sim.stall_disk(leader, secs(3));
+    sim.one(cmd(103), n - 1)?;
+    // Its loop waited in the fsync of cmd 103's entry: no heartbeats, so another server led.
+    let next = sim.check_one_leader()?;
+    if next == leader {
+        return sim.failed(
+            "a stalled leader gives way",
+            format!("S{leader} still leads after its disk stalled"),
+        );
+    }
+    sim.run_for(secs(3));
+    sim.one(cmd(104), n)?;
     Ok(())
 }
 
