@@ -32,9 +32,10 @@ struct Out {
 /// Runs `bin` with `args` and exactly the RAFT_* variables in `env` (none inherited).
 fn run(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .env_remove("RAFT_PEERS")
-        .env_remove("RAFT_KEY");
+    cmd.args(args);
+    for var in raft_checked::net::ENV_VARS {
+        cmd.env_remove(var);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -397,4 +398,33 @@ fn write_key(path: &std::path::Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// `bench` with the keys split: its nodes get `--peer-key` and `--client-key`, its clients the
+/// client key, and every put completes; the client key alone cannot start nodes.
+#[test]
+fn bench_runs_with_split_keys() {
+    let dir = temp_dir("bench-keys");
+    let (peer, client) = (dir.join("peer.key"), dir.join("client.key"));
+    write_key(&peer, "peer-secret-peer-secret-peer-secret!!");
+    write_key(&client, "client-secret-client-secret-client!!");
+    let (p, c) = (peer.to_str().unwrap(), client.to_str().unwrap());
+    let args = [
+        "--clients",
+        "4",
+        "--seconds",
+        "1",
+        "--json",
+        "--peer-key",
+        p,
+        "--client-key",
+        c,
+    ];
+    let out = run(BENCH, &args, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert!(v["ops"].as_u64().unwrap() > 0 && v["errors"] == 0, "{v}");
+    let out = run(BENCH, &["--seconds", "1", "--client-key", c], &[]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("need --peer-key too"), "{}", out.stderr);
 }

@@ -39,6 +39,7 @@ an error; each is also printed on stderr).
 Environment:
   RAFT_PEERS  default for --peers (then no cluster is started)
   RAFT_KEY    default for --key
+  RAFT_PEER_KEY, RAFT_CLIENT_KEY  defaults for --peer-key, --client-key
 
 Exit status: 0 when at least one put completed; 1 otherwise or when the run cannot start;
 2 for bad usage.";
@@ -68,8 +69,20 @@ struct Args {
     #[arg(long, env = "RAFT_PEERS", value_name = "ADDR0,ADDR1,...")]
     peers: Option<String>,
     /// The cluster's key file, passed to the nodes started here too (see `node --help`).
-    #[arg(long, env = "RAFT_KEY", value_name = "FILE")]
+    #[arg(long, env = "RAFT_KEY", value_name = "FILE", conflicts_with_all = ["peer_key", "client_key"])]
     key: Option<PathBuf>,
+    /// With --client-key: the peer key passed to the nodes started here (the benchmark's
+    /// clients use the client key), as `node --peer-key`.
+    #[arg(
+        long,
+        env = "RAFT_PEER_KEY",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    peer_key: Option<PathBuf>,
+    /// The client key the benchmark's clients use (and the nodes started here get).
+    #[arg(long, env = "RAFT_CLIENT_KEY", value_name = "FILE")]
+    client_key: Option<PathBuf>,
     /// Bytes per value.
     #[arg(long, default_value_t = 16, value_name = "BYTES")]
     value_size: usize,
@@ -128,7 +141,23 @@ fn run(args: Args) -> Result<(), String> {
         return Err("--seconds must be positive".into());
     }
     raise_fd_limit(args.clients)?;
-    let key = args.key.as_deref().map(Key::from_file).transpose()?;
+    // The benchmark's clients hold the client key when the keys are split.
+    let key = args
+        .key
+        .as_deref()
+        .or(args.client_key.as_deref())
+        .map(Key::from_file)
+        .transpose()?;
+    if let Some(peer_key) = &args.peer_key {
+        Key::from_file(peer_key)?;
+    }
+    if args.peers.is_none() && args.client_key.is_some() && args.peer_key.is_none() {
+        return Err(
+            "--client-key alone serves a running cluster (--peers); the nodes started \
+                    here need --peer-key too"
+                .into(),
+        );
+    }
     let tmp = std::env::temp_dir().join(format!("raft-bench-{}", std::process::id()));
     let (peers, cluster) = match &args.peers {
         Some(p) => (wire::parse_peers(p)?, None),
@@ -247,6 +276,14 @@ fn start_cluster(args: &Args, tmp: &Path) -> Result<LocalCluster, String> {
     if let Some(bytes) = args.max_db_bytes {
         c.extra_args
             .extend(["--max-db-bytes".to_string(), bytes.to_string()]);
+    }
+    if let (Some(peer), Some(client)) = (&args.peer_key, &args.client_key) {
+        c.extra_args.extend([
+            "--peer-key".to_string(),
+            peer.display().to_string(),
+            "--client-key".to_string(),
+            client.display().to_string(),
+        ]);
     }
     c.start_all()?;
     Ok(c)
