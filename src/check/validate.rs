@@ -252,82 +252,93 @@ fn moot(model: &RaftModel, state: &SystemState, event: &TraceEvent) -> bool {
     model.next_state(state, Action::Deliver(env)).is_none()
 }
 
-/// Replays the traces of one run (every node's file) through the model: `Err` for bad input,
-/// else a verdict (with the first problem, if any).
-pub fn validate(paths: &[PathBuf]) -> Result<Verdict, String> {
-    let nodes = load(paths)?;
-    let (n, configs) = configs(&nodes)?;
-    let model = model_for(n, &configs)?;
-    let always: Vec<_> = properties::all()
-        .into_iter()
-        .filter(|p| p.expectation == Expectation::Always && p.name != properties::LINEARIZABLE)
-        .collect();
-    let mut state = model.fresh_state();
-    let mut next = vec![0usize; n];
-    let mut started = vec![false; n];
-    let mut events = 0;
-    let problem = |l: &Line, why: String| Problem {
-        file: l.file.clone(),
-        line: l.line,
-        node: l.event.node(),
-        why,
-    };
-    loop {
-        let mut progressed = false;
-        for i in 0..n {
-            while let Some(l) = nodes[i].get(next[i]) {
-                match take(&model, &state, &l.event, started[i]) {
-                    Ok(after) => state = after,
-                    Err(Refusal::Waiting) => break,
-                    Err(Refusal::Impossible(why)) => {
-                        return Ok(Verdict {
-                            nodes: n,
-                            events,
-                            problem: Some(problem(l, why)),
-                        })
-                    }
+/// A replay in progress: the model's state after the events taken, and where each node's
+/// trace stands.
+struct Replay<'a> {
+    model: RaftModel,
+    always: Vec<stateright::Property<RaftModel>>,
+    nodes: &'a [Vec<Line>],
+    state: SystemState,
+    next: Vec<usize>,
+    started: Vec<bool>,
+    events: usize,
+}
+
+impl<'a> Replay<'a> {
+    fn new(nodes: &'a [Vec<Line>], model: RaftModel) -> Self {
+        let always = properties::all()
+            .into_iter()
+            .filter(|p| p.expectation == Expectation::Always && p.name != properties::LINEARIZABLE)
+            .collect();
+        let n = nodes.len();
+        Replay {
+            state: model.fresh_state(),
+            model,
+            always,
+            nodes,
+            next: vec![0; n],
+            started: vec![false; n],
+            events: 0,
+        }
+    }
+
+    /// Node `i`'s next event, if it has one left.
+    fn pending(&self, i: usize) -> Option<&'a Line> {
+        self.nodes[i].get(self.next[i])
+    }
+
+    /// Moves past node `i`'s next event.
+    fn advance(&mut self, i: usize) {
+        let line = self.pending(i).expect("an event to pass");
+        self.started[i] |= matches!(line.event, TraceEvent::Start { .. });
+        self.next[i] += 1;
+        self.events += 1;
+    }
+
+    /// Takes node `i`'s events while the model can: whether it took any, or the problem.
+    fn run_node(&mut self, i: usize) -> Result<bool, Problem> {
+        let mut took = false;
+        while let Some(l) = self.pending(i) {
+            match take(&self.model, &self.state, &l.event, self.started[i]) {
+                Ok(after) => self.state = after,
+                Err(Refusal::Waiting) => break,
+                Err(Refusal::Impossible(why)) => return Err(problem(l, why)),
+            }
+            self.advance(i);
+            took = true;
+            if let Some(p) = self
+                .always
+                .iter()
+                .find(|p| !(p.condition)(&self.model, &self.state))
+            {
+                let mut why = format!("{} violated", p.name);
+                let state = std::slice::from_ref(&self.state);
+                for line in explain::concerns(&self.model, p.name, state) {
+                    why.push_str(": ");
+                    why.push_str(&line);
                 }
-                started[i] |= matches!(l.event, TraceEvent::Start { .. });
-                next[i] += 1;
-                events += 1;
-                progressed = true;
-                if let Some(p) = always.iter().find(|p| !(p.condition)(&model, &state)) {
-                    let mut why = format!("{} violated", p.name);
-                    for line in explain::concerns(&model, p.name, std::slice::from_ref(&state)) {
-                        why.push_str(": ");
-                        why.push_str(&line);
-                    }
-                    return Ok(Verdict {
-                        nodes: n,
-                        events,
-                        problem: Some(problem(l, why)),
-                    });
-                }
+                return Err(problem(l, why));
             }
         }
-        if (0..n).all(|i| next[i] == nodes[i].len()) {
-            return Ok(Verdict {
-                nodes: n,
-                events,
-                problem: None,
-            });
-        }
-        if progressed {
-            continue;
-        }
-        // Every node waits for a message: accept one that is moot, else none was ever sent.
-        let waiting: Vec<(usize, &Line)> = (0..n)
-            .filter_map(|j| nodes[j].get(next[j]).map(|l| (j, l)))
+        Ok(took)
+    }
+
+    /// When every node waits for a message: passes one that is moot, or says that none of the
+    /// awaited messages was ever sent.
+    fn unblock(&mut self) -> Result<(), Problem> {
+        let waiting: Vec<(usize, &Line)> = (0..self.nodes.len())
+            .filter_map(|i| self.pending(i).map(|l| (i, l)))
             .collect();
-        if let Some(&(j, _)) = waiting.iter().find(|(_, l)| moot(&model, &state, &l.event)) {
-            next[j] += 1;
-            events += 1;
-            continue;
+        if let Some(&(i, _)) = waiting
+            .iter()
+            .find(|(_, l)| moot(&self.model, &self.state, &l.event))
+        {
+            self.advance(i);
+            return Ok(());
         }
         let waits: Vec<String> = waiting
             .iter()
-            .map(|(_, l)| *l)
-            .filter_map(|w| match &w.event {
+            .filter_map(|(_, w)| match &w.event {
                 TraceEvent::Deliver { node, from, msg } => Some(format!(
                     "S{node} ({}:{}) receives {} from S{from}",
                     w.file.display(),
@@ -343,10 +354,55 @@ pub fn validate(paths: &[PathBuf]) -> Result<Verdict, String> {
             waits.join("; ")
         );
         let first = waiting.first().expect("some node has events left").1;
-        return Ok(Verdict {
-            nodes: n,
-            events,
-            problem: Some(problem(first, why)),
-        });
+        Err(problem(first, why))
     }
+
+    /// Whether every node's trace has been taken.
+    fn done(&self) -> bool {
+        (0..self.nodes.len()).all(|i| self.pending(i).is_none())
+    }
+}
+
+/// A problem at trace line `l`.
+fn problem(l: &Line, why: String) -> Problem {
+    Problem {
+        file: l.file.clone(),
+        line: l.line,
+        node: l.event.node(),
+        why,
+    }
+}
+
+/// Takes every node's events in turn while any can go on, unblocking moot deliveries: the
+/// first problem, if any.
+fn replay_all(replay: &mut Replay) -> Option<Problem> {
+    while !replay.done() {
+        let mut progressed = false;
+        for i in 0..replay.nodes.len() {
+            match replay.run_node(i) {
+                Ok(took) => progressed |= took,
+                Err(p) => return Some(p),
+            }
+        }
+        if !progressed && !replay.done() {
+            if let Err(p) = replay.unblock() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// Replays the traces of one run (every node's file) through the model: `Err` for bad input,
+/// else a verdict (with the first problem, if any).
+pub fn validate(paths: &[PathBuf]) -> Result<Verdict, String> {
+    let nodes = load(paths)?;
+    let (n, configs) = configs(&nodes)?;
+    let mut replay = Replay::new(&nodes, model_for(n, &configs)?);
+    let problem = replay_all(&mut replay);
+    Ok(Verdict {
+        nodes: n,
+        events: replay.events,
+        problem,
+    })
 }
