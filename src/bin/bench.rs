@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser};
 use clap_complete::Shell;
 use hdrhistogram::Histogram;
 use raft_checked::net::client::{query_status, ClientOptions, Session};
-use raft_checked::net::cluster::{sibling_binary, LocalCluster};
+use raft_checked::net::cluster::{sibling_binary, LocalCluster, NodeFlags};
 use raft_checked::net::wire::{self, Key};
 use raft_checked::protocol::types::{Op, OpResult};
 use std::net::SocketAddr;
@@ -269,24 +269,18 @@ fn start_cluster(args: &Args, tmp: &Path) -> Result<LocalCluster, String> {
         args.key.clone(),
     )?;
     c.quiet = true;
-    c.extra_args.extend([
-        "--snapshot-after".to_string(),
-        args.snapshot_after.to_string(),
-    ]);
-    if let Some(bytes) = args.max_db_bytes {
-        c.extra_args
-            .extend(["--max-db-bytes".to_string(), bytes.to_string()]);
-    }
-    if let (Some(peer), Some(client)) = (&args.peer_key, &args.client_key) {
-        c.extra_args.extend([
-            "--peer-key".to_string(),
-            peer.display().to_string(),
-            "--client-key".to_string(),
-            client.display().to_string(),
-        ]);
-    }
+    c.extra_args.extend(node_flags(args).args());
     c.start_all()?;
     Ok(c)
+}
+
+/// What this binary passes on to the nodes it starts.
+fn node_flags(args: &Args) -> NodeFlags {
+    NodeFlags {
+        snapshot_after: args.snapshot_after,
+        max_db_bytes: args.max_db_bytes,
+        split_keys: args.peer_key.clone().zip(args.client_key.clone()),
+    }
 }
 
 /// The operations of a client's first session; each later one doubles, up to

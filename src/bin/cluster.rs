@@ -13,7 +13,7 @@ use clap_complete::Shell;
 use raft_checked::net::client::{query_status, status_table};
 use raft_checked::net::cluster::{
     check_ports_free, cluster_peers, peers_string, save_peers, sibling_binary, LocalCluster,
-    PEERS_FILE,
+    NodeFlags, PEERS_FILE,
 };
 use raft_checked::net::wire::Key;
 use std::path::{Path, PathBuf};
@@ -158,25 +158,18 @@ fn start(args: &Args, data: &Path, node_bin: PathBuf) -> Result<LocalCluster, St
     })?;
     save_peers(data, &peers)?;
     let mut cluster = LocalCluster::with_peers(node_bin, peers, data, args.key.clone());
-    cluster.extra_args.extend([
-        "--snapshot-after".to_string(),
-        args.snapshot_after.to_string(),
-    ]);
-    if let Some(bytes) = args.max_db_bytes {
-        cluster
-            .extra_args
-            .extend(["--max-db-bytes".to_string(), bytes.to_string()]);
-    }
-    if let (Some(peer), Some(client)) = (&args.peer_key, &args.client_key) {
-        cluster.extra_args.extend([
-            "--peer-key".to_string(),
-            peer.display().to_string(),
-            "--client-key".to_string(),
-            client.display().to_string(),
-        ]);
-    }
+    cluster.extra_args.extend(node_flags(args).args());
     cluster.start_all()?;
     Ok(cluster)
+}
+
+/// What this binary passes on to the nodes it starts.
+fn node_flags(args: &Args) -> NodeFlags {
+    NodeFlags {
+        snapshot_after: args.snapshot_after,
+        max_db_bytes: args.max_db_bytes,
+        split_keys: args.peer_key.clone().zip(args.client_key.clone()),
+    }
 }
 
 /// The lines a person (or a script reading `peers:`) needs to reach the cluster.

@@ -148,6 +148,39 @@ pub fn sibling_binary(name: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// The node flags `cluster` and `bench` pass on to the nodes they start.
+#[derive(Clone, Debug, Default)]
+pub struct NodeFlags {
+    /// `--snapshot-after`.
+    pub snapshot_after: u64,
+    /// `--max-db-bytes`, when given (else the node's default).
+    pub max_db_bytes: Option<u64>,
+    /// `--peer-key` and `--client-key`, when the keys are split.
+    pub split_keys: Option<(PathBuf, PathBuf)>,
+}
+
+impl NodeFlags {
+    /// The flags as arguments of `node`.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--snapshot-after".to_string(),
+            self.snapshot_after.to_string(),
+        ];
+        if let Some(bytes) = self.max_db_bytes {
+            args.extend(["--max-db-bytes".to_string(), bytes.to_string()]);
+        }
+        if let Some((peer, client)) = &self.split_keys {
+            args.extend([
+                "--peer-key".to_string(),
+                peer.display().to_string(),
+                "--client-key".to_string(),
+                client.display().to_string(),
+            ]);
+        }
+        args
+    }
+}
+
 /// A local cluster of node processes. Each child exits when its stdin closes, so the nodes die
 /// with the process that started them even when it is killed; dropping this kills them too.
 pub struct LocalCluster {
