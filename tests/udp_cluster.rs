@@ -1203,3 +1203,100 @@ fn a_client_key_cannot_speak_for_a_server() {
         (max_term() >= 1 << 40).then_some(())
     });
 }
+
+/// The audit's findings 1 and 2 (issue #13), on real processes, by a holder of the cluster's
+/// one key forging server messages (the nodes run with `--no-source-check`, as behind a
+/// proxy, so that nothing but the checks under test stands in the way):
+/// 1. a RequestVote of term 2^64 - 1 is malformed (terms stop below 2^62): no term moves, and
+///    puts go on;
+/// 2. an AppendEntries reply claiming match index 2^64 - 1 is malformed, and one claiming 2^40
+///    (in range, past the leader's log) is ignored: with both followers stopped (SIGSTOP) a
+///    put is not acknowledged on it, and after the leader is killed every acknowledged put is
+///    still there.
+#[test]
+fn forged_terms_and_acknowledgements_change_nothing() {
+    use raft_checked::protocol::types::{AppendOutcome, Msg};
+    let dir = temp_dir("forged");
+    let key_file = dir.join("key");
+    write_key(&key_file, "a-very-secret-cluster-key-0123456789\n");
+    let key = Key::from_file(&key_file).unwrap();
+    let mut c = LocalCluster::new(
+        PathBuf::from(NODE),
+        3,
+        &dir.join("data"),
+        Some(key_file.clone()),
+    )
+    .unwrap();
+    c.quiet = true;
+    c.extra_args = vec!["--no-source-check".into()];
+    c.start_all().unwrap();
+    let leader = wait_leader(&c, Some(&key), None);
+    let put_ok = |k: &str| {
+        let out = client(&c.peers, Some(&key_file), 20, &["put", k, "v"]);
+        assert_eq!(out.code, 0, "put {k}: {}", out.stderr);
+    };
+    put_ok("a");
+    let cid = wire::cluster_id(&c.peers);
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let forge = |from: u64, msg: Msg, to: &[SocketAddr]| {
+        let env = Envelope {
+            cluster: cid,
+            from,
+            body: Body::Raft(msg),
+        };
+        let bytes = wire::encode(&env, Some(&key)).unwrap();
+        for p in to {
+            s.send_to(&bytes, p).unwrap();
+        }
+    };
+    let term = statuses(&c, Some(&key))[leader].clone().unwrap().term;
+    let follower = ((leader + 1) % 3) as u64;
+    let vote = Msg::RequestVote {
+        term: u64::MAX,
+        last_log_index: u64::MAX,
+        last_log_term: u64::MAX,
+    };
+    forge(follower, vote, &c.peers);
+    let ack = |match_index| Msg::AppendEntriesReply {
+        term,
+        outcome: AppendOutcome::Matched { match_index },
+    };
+    forge(follower, ack(u64::MAX), &[c.peers[leader]]);
+    forge(follower, ack(1 << 40), &[c.peers[leader]]);
+    let st = wait_until(10, "the forgeries to be counted", || {
+        let st = statuses(&c, Some(&key));
+        st.iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.counters.malformed >= 1))
+            .then_some(st)
+    });
+    assert!(st.iter().flatten().all(|s| s.term == term), "{st:?}");
+    let lead = st[leader].clone().unwrap();
+    assert!(lead.commit_index <= lead.log_len, "{lead:?}");
+    // With both followers stopped, only the forged acknowledgement could make a majority: a
+    // put must not be acknowledged (the audit saw such puts acknowledged, then lost).
+    let signal = |sig: &str, i: usize| {
+        let pid = c.children[i].as_ref().expect("running").id().to_string();
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    followers.iter().for_each(|&i| signal("-STOP", i));
+    let out = client(&c.peers, Some(&key_file), 2, &["put", "z", "v"]);
+    followers.iter().for_each(|&i| signal("-CONT", i));
+    assert_eq!(
+        out.code, 3,
+        "acknowledged without a majority: {}",
+        out.stderr
+    );
+    for k in ["b", "c", "d", "e", "f"] {
+        put_ok(k);
+    }
+    c.kill(leader);
+    wait_leader(&c, Some(&key), Some(leader));
+    for k in ["a", "b", "c", "d", "e", "f"] {
+        assert_eq!(get(&c, k).as_deref(), Some("v"), "{k} was acknowledged");
+    }
+}
