@@ -1300,3 +1300,39 @@ fn forged_terms_and_acknowledgements_change_nothing() {
         assert_eq!(get(&c, k).as_deref(), Some("v"), "{k} was acknowledged");
     }
 }
+
+/// The audit's finding 3 (issue #13), on real processes: a follower whose data directory is
+/// wiped comes back empty and catches up under the current leader, within 10 s, holding every
+/// acknowledged write (before the fix it stayed at commit 0 until a leader change).
+#[test]
+fn a_wiped_follower_catches_up_under_the_current_leader() {
+    let mut c = cluster("wiped", None);
+    let leader = wait_leader(&c, None, None);
+    for i in 0..50 {
+        put(&c, &format!("k{i}"), "v");
+    }
+    let follower = (leader + 1) % 3;
+    c.kill(follower);
+    std::fs::remove_dir_all(c.data_dir(follower)).unwrap();
+    put(&c, "after", "wipe");
+    c.start(follower).unwrap();
+    let commit = statuses(&c, None)[leader].clone().unwrap().commit_index;
+    let started = Instant::now();
+    wait_until(10, "the wiped follower to catch up", || {
+        let st = statuses(&c, None);
+        let f = st[follower].clone()?;
+        (f.commit_index >= commit && f.last_applied >= commit).then_some(())
+    });
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        wait_leader(&c, None, None),
+        leader,
+        "no leader change was needed"
+    );
+    c.kill(leader);
+    let other = 3 - leader - follower;
+    c.kill(other);
+    c.start(other).unwrap();
+    assert_eq!(get(&c, "k0").as_deref(), Some("v"));
+    assert_eq!(get(&c, "after").as_deref(), Some("wipe"));
+}
