@@ -154,6 +154,10 @@ pub struct Report {
     /// For a random search: its seed (each walk's own is drawn from it and the walk's number).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// For a random search: the states of new shapes its walks kept for later walks to start
+    /// from (`check::swarm`'s corpus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corpus: Option<u64>,
     /// What the transitions the search took exercised: elections won, crashes, drops,
     /// snapshots… (`check::coverage`). A zero says the search never took that path.
     pub coverage: Coverage,
@@ -449,8 +453,9 @@ fn figures(report: &Report) -> String {
     }
     if let Some(walks) = report.walks {
         out.push_str(&format!(
-            "swarm: {walks} random walks from seed {} (unique states estimated)\n",
-            report.seed.unwrap_or(0)
+            "swarm: {walks} random walks from seed {} (unique states estimated), {} states of new shapes kept to start from\n",
+            report.seed.unwrap_or(0),
+            report.corpus.unwrap_or(0)
         ));
     }
     if report.stopped_by.is_some() && !report.has_violation() {

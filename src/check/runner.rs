@@ -217,6 +217,7 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
         bound_stops,
         walks: swarm.as_ref().map(|s| s.walks),
         seed: swarm.as_ref().map(|_| opts.seed),
+        corpus: swarm.as_ref().map(|s| s.corpus),
         coverage: result.coverage,
         properties: out,
     }
@@ -225,6 +226,7 @@ pub fn run(cfg: &ModelConfig, opts: &RunOptions) -> Report {
 /// What a swarm adds to the report: how many walks ran, and which walk found each property.
 struct SwarmFigures {
     walks: u64,
+    corpus: u64,
     found_in: std::collections::HashMap<&'static str, u64>,
 }
 
@@ -243,6 +245,56 @@ fn action_kind(actors: usize, servers: usize, action: &Action) -> usize {
         Action::Restart(i) => 2 * links + 3 * actors + servers + *i as usize,
         Action::Propose(..) => 2 * links + 3 * actors + 2 * servers,
     }
+}
+
+/// A state's shape, for the swarm's corpus (`swarm::Kinds::feature`): each server's role, term,
+/// commit index, whether it is down and the terms of its log, and which kinds of message are in
+/// flight at which terms (a set: how many, from whom and to whom do not count). Coarse on purpose:
+/// a walk that reaches a shape no walk reached before (a leader of term 3 whose log was cut back,
+/// with a term-1 acknowledgement still in flight) keeps that state for later walks to start from.
+fn shape(state: &SystemState) -> u64 {
+    use crate::protocol::server::Role;
+    use crate::protocol::types::Msg;
+    use std::hash::{Hash, Hasher};
+    let mut servers: Vec<(u8, u64, bool, Vec<u64>)> = state
+        .servers
+        .iter()
+        .zip(&state.down)
+        .map(|(server, down)| {
+            let role = match server.role {
+                Role::Follower => 0u8,
+                Role::Candidate { .. } => 1,
+                Role::Leader { .. } => 2,
+            };
+            let mut log = vec![server.log.base_index];
+            log.extend(server.log.entries.iter().map(|e| e.term));
+            (role, server.term, *down, log)
+        })
+        .collect();
+    servers.sort_unstable();
+    let term_of = |dst: u8| state.servers.get(dst as usize).map_or(0, |s| s.term);
+    let mut in_flight: Vec<(u8, u64, bool)> = state
+        .network
+        .iter()
+        .map(|e| {
+            let (kind, term) = match &*e.msg {
+                Msg::RequestVote { term, .. } => (0, *term),
+                Msg::RequestVoteReply { term, granted } => (1 + u8::from(*granted), *term),
+                Msg::AppendEntries { term, .. } => (3, *term),
+                Msg::AppendEntriesReply { term, .. } => (4, *term),
+                Msg::InstallSnapshot { term, .. } => (5, *term),
+                Msg::InstallSnapshotReply { term, .. } => (6, *term),
+                _ => (7, 0),
+            };
+            (kind, term, term < term_of(e.dst))
+        })
+        .filter(|&(kind, _, stale)| stale && matches!(kind, 1 | 2 | 4 | 6))
+        .collect();
+    in_flight.sort_unstable();
+    in_flight.dedup();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (servers, in_flight, state.proposed).hash(&mut h);
+    h.finish()
 }
 
 /// The crate's swarm (`check::swarm`): random walks from the initial state, each with its own
@@ -278,6 +330,7 @@ fn run_swarm(
         count: 2 * actors * actors + 3 * actors + 2 * servers + 1,
         of: &kind,
         identity: &identity,
+        feature: Some(&shape),
     };
     let progress = Progress::default();
     let found = std::thread::scope(|s| {
@@ -314,6 +367,7 @@ fn run_swarm(
     };
     let figures = SwarmFigures {
         walks: found.walks,
+        corpus: found.corpus,
         found_in,
     };
     (result, figures)

@@ -7,10 +7,18 @@
 //! their positions in an action list, which change when actions are filtered), and ends at its
 //! depth, or where nothing inside the model's bounds can happen.
 //!
+//! Walks also learn from each other, as a coverage-guided fuzzer does: a state of a *shape* (an
+//! abstraction the caller gives: for Raft, roles, terms, logs' terms and the stale replies in
+//! flight) that no walk reached before is kept in a corpus, with the steps to it, and fifteen
+//! walks in sixteen start from a corpus state (newer ones favoured) instead of the initial state.
+//! So a bug 27 steps deep, behind three elections and a reply held back through two of them, is
+//! reached in a chain of walks that each add a little, where no single uniform walk gets there.
+//!
 //! One seed, one run: walk `w` draws everything from `seed` and `w` alone, walks are handed out
-//! in fixed batches, and the walk that counts for a property is the lowest-numbered one of the
-//! first batch that showed it. So results are the same for any thread count, and `--walk W`
-//! replays walk `W` alone. A violating walk is shortened (cycles cut, then single steps left out
+//! in fixed batches, the corpus takes in a batch's new states in walk order after the batch, and
+//! the walk that counts for a property is the lowest-numbered one of the first batch that showed
+//! it. So results are the same for any thread count, and `--walk W` replays walk `W` alone
+//! (rerunning the batches before it, uncounted, to rebuild the corpus it started from). A violating walk is shortened (cycles cut, then single steps left out
 //! while the violation persists) before the runner replays and validates it.
 //!
 //! Unique states are estimated with a HyperLogLog of 2^14 registers over state fingerprints
@@ -46,8 +54,9 @@ pub struct SwarmOptions {
     pub threads: usize,
 }
 
-/// How a swarm sees a model's actions: `kinds` kinds, and the kind of each action.
-pub struct Kinds<'a, A> {
+/// How a swarm sees a model's actions: `kinds` kinds, and the kind of each action; and, when
+/// given, an abstraction of its states that steers walks toward what no walk has reached yet.
+pub struct Kinds<'a, A, S> {
     /// The number of kinds.
     pub count: usize,
     /// The kind of an action, below `count`.
@@ -56,6 +65,11 @@ pub struct Kinds<'a, A> {
     /// is enabled: each walk favours or holds back each message on its own, so a walk can keep
     /// one reply in flight while the same link carries others.
     pub identity: &'a (dyn Fn(&A) -> u64 + Sync),
+    /// A hash of a state's shape (roles, terms, logs' terms, kinds of messages in flight), coarse
+    /// enough that the reachable shapes are few. A walk that reaches a shape no earlier walk
+    /// reached adds that state to the corpus, and later walks may start there: the way a fuzzer
+    /// keeps inputs that showed new coverage. Without it every walk starts at the initial state.
+    pub feature: Option<&'a (dyn Fn(&S) -> u64 + Sync)>,
 }
 
 /// What a swarm found.
@@ -76,6 +90,8 @@ pub struct SwarmResult<M: Model> {
     pub elapsed: Duration,
     /// What the walks' steps exercised (zero without an observer).
     pub coverage: Coverage,
+    /// States of new shapes kept in the corpus for walks to start from.
+    pub corpus: u64,
 }
 
 /// SplitMix64: a small, fast, well-mixed generator; the same sequence on every machine.
@@ -166,17 +182,72 @@ impl Hll {
 }
 
 /// What one walk found: per property, the number of steps to the state that showed it.
-struct Walk<A> {
+struct Walk<S, A> {
+    /// The corpus entry it started from (None: the initial state).
+    start: Option<usize>,
     actions: Vec<A>,
     shown: Vec<(&'static str, usize)>,
     steps: u64,
     coverage: Coverage,
+    /// States of shapes the corpus did not hold when the walk began: (shape, state, steps taken).
+    novel: Vec<(u64, S, usize)>,
+}
+
+/// Most states a walk adds to the corpus, so that one lucky walk cannot crowd it.
+const NOVEL_PER_WALK: usize = 4;
+/// Most states the corpus holds; past it, new shapes are still counted but not kept.
+const CORPUS_CAP: usize = 200_000;
+
+/// States of new shapes that walks reached, each with the way there: the steps from the corpus
+/// entry its walk started from (`parent`), or from the initial state.
+struct Corpus<S, A> {
+    shapes: std::collections::HashSet<u64>,
+    /// (state, parent entry, steps from the parent's state, depth from the initial state).
+    entries: Vec<(S, Option<usize>, Vec<A>, usize)>,
+}
+
+impl<S: Clone, A: Clone> Corpus<S, A> {
+    fn new() -> Self {
+        Corpus {
+            shapes: std::collections::HashSet::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// The steps from the initial state to entry `at` (or none for the initial state).
+    fn path(&self, at: Option<usize>) -> Vec<A> {
+        let mut pieces = Vec::new();
+        let mut at = at;
+        while let Some(i) = at {
+            let (_, parent, steps, _) = &self.entries[i];
+            pieces.push(steps);
+            at = *parent;
+        }
+        pieces.into_iter().rev().flatten().cloned().collect()
+    }
+
+    /// Takes in a finished walk's new shapes, in walk order, so that the corpus is the same for
+    /// any thread count.
+    fn absorb(&mut self, walk: &mut Walk<S, A>) {
+        let base = self.depth(walk.start);
+        for (shape, state, at) in walk.novel.drain(..) {
+            if self.shapes.insert(shape) && self.entries.len() < CORPUS_CAP {
+                let steps = walk.actions[..at].to_vec();
+                self.entries.push((state, walk.start, steps, base + at));
+            }
+        }
+    }
+
+    /// How many steps entry `at` is from the initial state.
+    fn depth(&self, at: Option<usize>) -> usize {
+        at.map_or(0, |i| self.entries[i].3)
+    }
 }
 
 /// Runs the swarm, counting what its steps exercised when `observer` is given.
 pub fn run<M>(
     model: &M,
-    kinds: &Kinds<M::Action>,
+    kinds: &Kinds<M::Action, M::State>,
     opts: &SwarmOptions,
     progress: &Progress,
     observer: Option<&Observer<M>>,
@@ -194,6 +265,30 @@ where
     let mut found: HashMap<&'static str, (u64, Vec<M::Action>)> = HashMap::new();
     let mut coverage = Coverage::default();
     let properties = model.properties();
+    let mut corpus = Corpus::new();
+    let run_walk = |w: u64, corpus: &Corpus<M::State, M::Action>, hll: &Hll| {
+        walk(
+            model,
+            (kinds, observer),
+            opts,
+            w,
+            (hll, corpus),
+            &out_of_time,
+        )
+    };
+    if let (Some(w), Some(_)) = (opts.walk, kinds.feature) {
+        // Walk `w` may start from what the batches before its own added to the corpus: they
+        // run again (not counted) to rebuild it.
+        let uncounted = Hll::new();
+        for first in (0..w - w % BATCH).step_by(BATCH as usize) {
+            let walks = batch(opts.threads, first..first + BATCH, &|w| {
+                run_walk(w, &corpus, &uncounted)
+            });
+            for (_, mut walk) in walks {
+                corpus.absorb(&mut walk);
+            }
+        }
+    }
     let mut next = opts.walk.unwrap_or(0);
     let last = opts.walk.map(|w| w + 1).or(opts.walks);
     let stopped = loop {
@@ -210,18 +305,20 @@ where
             break Stop::States;
         }
         let end = last.map_or(next + BATCH, |l| l.min(next + BATCH));
-        let walks = batch(opts.threads, next..end, &|w| {
-            walk(model, (kinds, observer), opts, w, &hll, &out_of_time)
-        });
-        for (w, walk) in walks {
+        let walks = batch(opts.threads, next..end, &|w| run_walk(w, &corpus, &hll));
+        for (w, mut walk) in walks {
             steps.fetch_add(walk.steps, Ordering::Relaxed);
             coverage.add(&walk.coverage);
-            deepest.fetch_max(walk.actions.len() as u64, Ordering::Relaxed);
-            for (name, at) in walk.shown {
-                found
-                    .entry(name)
-                    .or_insert_with(|| (w, walk.actions[..at].to_vec()));
+            let depth = corpus.depth(walk.start) + walk.actions.len();
+            deepest.fetch_max(depth as u64, Ordering::Relaxed);
+            for &(name, at) in &walk.shown {
+                found.entry(name).or_insert_with(|| {
+                    let mut path = corpus.path(walk.start);
+                    path.extend_from_slice(&walk.actions[..at]);
+                    (w, path)
+                });
             }
+            corpus.absorb(&mut walk);
         }
         progress
             .states
@@ -246,6 +343,7 @@ where
         discoveries,
         elapsed: start.elapsed(),
         coverage,
+        corpus: corpus.entries.len() as u64,
     }
 }
 
@@ -281,13 +379,13 @@ where
 /// not a rayon pool: a rayon worker that waits for another pool steals its own pool's work
 /// meanwhile, so a suite running entries in parallel would finish a whole other entry before
 /// this batch's result is looked at.
-fn batch<A: Send>(
+fn batch<S: Send, A: Send>(
     threads: usize,
     walks: std::ops::Range<u64>,
-    run: &(dyn Fn(u64) -> Walk<A> + Sync),
-) -> Vec<(u64, Walk<A>)> {
+    run: &(dyn Fn(u64) -> Walk<S, A> + Sync),
+) -> Vec<(u64, Walk<S, A>)> {
     let threads = (threads.max(1) as u64).min(walks.end - walks.start).max(1);
-    let mut done: Vec<(u64, Walk<A>)> = std::thread::scope(|s| {
+    let mut done: Vec<(u64, Walk<S, A>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let walks = walks.clone();
@@ -313,12 +411,12 @@ fn batch<A: Send>(
 /// state, until its depth or a state where nothing can happen.
 fn walk<M>(
     model: &M,
-    (kinds, observer): (&Kinds<M::Action>, Option<&Observer<M>>),
+    (kinds, observer): (&Kinds<M::Action, M::State>, Option<&Observer<M>>),
     opts: &SwarmOptions,
     w: u64,
-    hll: &Hll,
+    (hll, corpus): (&Hll, &Corpus<M::State, M::Action>),
     out_of_time: &dyn Fn() -> bool,
-) -> Walk<M::Action>
+) -> Walk<M::State, M::Action>
 where
     M: Model,
     M::State: Hash + Clone,
@@ -340,12 +438,29 @@ where
             }
         }
     };
-    let Some(mut state) = model.init_states().into_iter().next() else {
+    // Three walks in four start from a state of the corpus, when it has one.
+    let start = match corpus.entries.len() {
+        0 => None,
+        n => (rng.below(16) != 0).then(|| {
+            // Newer entries, which later generations found, are favoured: the square of a
+            // uniform draw, counted from the newest.
+            let x = rng.below(n as u64) as u128;
+            n - 1 - (x * x / n as u128) as usize
+        }),
+    };
+    let initial = match start {
+        Some(i) => Some(corpus.entries[i].0.clone()),
+        None => model.init_states().into_iter().next(),
+    };
+    let mut novel = Vec::new();
+    let Some(mut state) = initial else {
         return Walk {
+            start,
             actions: Vec::new(),
             shown,
             steps: 0,
             coverage: Coverage::default(),
+            novel,
         };
     };
     hll.add(fingerprint(&state));
@@ -353,7 +468,9 @@ where
     let mut taken = Vec::new();
     let mut enabled = Vec::new();
     let mut coverage = Coverage::default();
-    while taken.len() < config.depth {
+    let room = opts.max_depth.saturating_sub(corpus.depth(start));
+    let mut local_shapes = Vec::new();
+    while taken.len() < config.depth.min(room) {
         if taken.len() % 1024 == 1023 && out_of_time() {
             break;
         }
@@ -369,6 +486,15 @@ where
         taken.push(action);
         hll.add(fingerprint(&state));
         examine(&state, taken.len(), &mut shown);
+        if let Some(shape) = kinds.feature.map(|f| f(&state)) {
+            if novel.len() < NOVEL_PER_WALK
+                && !corpus.shapes.contains(&shape)
+                && !local_shapes.contains(&shape)
+            {
+                local_shapes.push(shape);
+                novel.push((shape, state.clone(), taken.len()));
+            }
+        }
         if shown.iter().any(|(n, _)| {
             properties
                 .iter()
@@ -378,10 +504,12 @@ where
         }
     }
     Walk {
+        start,
         steps: taken.len() as u64,
         actions: taken,
         shown,
         coverage,
+        novel,
     }
 }
 
@@ -392,7 +520,7 @@ fn pick<M>(
     state: &M::State,
     enabled: &mut [M::Action],
     config: &Config,
-    kinds: &Kinds<M::Action>,
+    kinds: &Kinds<M::Action, M::State>,
     rng: &mut Rng,
 ) -> Option<(M::Action, M::State)>
 where
