@@ -361,3 +361,92 @@ fn timing_traps_are_caught_by_the_simulator() {
     );
     assert!(scenarios::run(figure8, 2, None, false).failures.is_empty());
 }
+
+/// Runs `check` on `args` (from the crate's root).
+fn check(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_check"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("check runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// From a field failure to the checker: `--emit-model` writes a failing seed's protocol events
+/// as given steps, and `check FILE` replays them to the same violation (two leaders in the
+/// term the simulator saw). A passing run's file checks clean around its end; a file with a
+/// step taken out is refused where the model cannot follow it.
+#[test]
+fn emit_model_hands_a_failing_seed_to_the_checker() {
+    let dir = std::env::temp_dir().join(format!("raft-sim-emit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let failing = dir.join("figure8.toml");
+    let f = failing.to_str().unwrap();
+    let (code, out, err) = sim(&[
+        "--scenario",
+        "figure8",
+        "--seed",
+        "3",
+        "--bug",
+        "vote_not_persisted",
+        "--emit-model",
+        f,
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("two leaders in term 45"), "{out}");
+    assert!(
+        err.contains("given steps from") && err.contains("check it with"),
+        "{err}"
+    );
+    let (code, out, err) = check(&[f, "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let safety = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Election Safety")
+        .unwrap();
+    assert_eq!(safety["status"], "violated", "{out}");
+    assert!(
+        safety["explanation"]
+            .to_string()
+            .contains("two leaders in term 45"),
+        "{out}"
+    );
+
+    let passing = dir.join("basic_agree.toml");
+    let p = passing.to_str().unwrap();
+    let (code, _, err) = sim(&[
+        "--scenario",
+        "basic_agree",
+        "--seed",
+        "1",
+        "--emit-model",
+        p,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = check(&[p]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("no violation within depth 6"), "{out}");
+
+    // The first election timeout taken out: the RequestVote that follows was never sent.
+    let text = std::fs::read_to_string(&passing).unwrap();
+    let vote = text
+        .lines()
+        .find(|l| l.contains("election timeout"))
+        .unwrap();
+    let tampered = dir.join("tampered.toml");
+    std::fs::write(&tampered, text.replacen(&format!("{vote}\n"), "", 1)).unwrap();
+    let (code, out, err) = check(&[tampered.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("given.steps[") && err.contains("is not enabled"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

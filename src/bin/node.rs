@@ -197,6 +197,7 @@ fn run(args: Args) -> Result<(), String> {
             .trace
             .as_ref()
             .map(|p| PathBuf::from(p.to_string_lossy().replace("{id}", &args.id.to_string()))),
+        trace_to: None,
     })?;
     let s = node.state();
     say(format!(

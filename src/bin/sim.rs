@@ -47,6 +47,11 @@ struct Args {
     /// Example: sim --scenario figure8 --seed 3 --bug vote_not_persisted --svg f8.svg
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+    /// Write the run's protocol events (one seed) as a model file's given steps to FILE, so that
+    /// `check FILE` replays the run and searches around where it ended.
+    /// Example: sim --scenario figure8 --seed 3 --bug vote_not_persisted --emit-model f8.toml
+    #[arg(long, value_name = "FILE", conflicts_with = "seeds")]
+    emit_model: Option<PathBuf>,
     /// How many of the run's last steps the diagram draws.
     #[arg(long, value_name = "N", default_value_t = 80)]
     svg_steps: usize,
@@ -136,6 +141,12 @@ fn main() -> ExitCode {
             return usage(e);
         }
     }
+    if let Some(path) = &args.emit_model {
+        if let Err(e) = write_model(scenario, &outcomes[0], bug, path) {
+            eprintln!("sim: error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if outcomes.iter().all(|o| o.failures.is_empty()) {
         ExitCode::SUCCESS
     } else {
@@ -174,6 +185,39 @@ fn write_svg(
     eprintln!(
         "sim: seed {}'s last {steps} steps drawn in {}",
         chosen.seed,
+        path.display()
+    );
+    Ok(())
+}
+
+/// Writes the run's protocol events as a model file (`sim::emit`); says on stderr what it wrote
+/// and what it left out.
+fn write_model(
+    scenario: &Scenario,
+    outcome: &Outcome,
+    bug: Option<Bug>,
+    path: &Path,
+) -> Result<(), String> {
+    let (again, emitted) = scenarios::emit_model(scenario, outcome.seed, bug);
+    if again.failures != outcome.failures {
+        return Err(format!(
+            "seed {} ran differently when recorded ({:?}, then {:?}): please report this",
+            outcome.seed, outcome.failures, again.failures
+        ));
+    }
+    let emitted = emitted?;
+    std::fs::write(path, &emitted.text)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!(
+        "sim: {} given steps from {} protocol events written to {} ({} deliveries that change nothing in the model left out{}); check it with: check {}",
+        emitted.steps,
+        emitted.events,
+        path.display(),
+        emitted.moot,
+        emitted
+            .stopped
+            .as_ref()
+            .map_or(String::new(), |why| format!("; the steps stop early: {why}")),
         path.display()
     );
     Ok(())

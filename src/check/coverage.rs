@@ -169,7 +169,9 @@ pub fn raft_tag(_: &SystemState, action: &Action) -> Tag {
             INSTALL | Tag::from(e.dst)
         }
         Action::Deliver(e) => STEP | Tag::from(e.dst),
-        Action::Timeout(i, _) | Action::Propose(i, _) => STEP | Tag::from(*i),
+        Action::Timeout(i, _) | Action::Propose(i, _) | Action::Request(i, _) => {
+            STEP | Tag::from(*i)
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 use crate::check::explain::concerns;
 use crate::check::report::{render_trace, searched_steps, PropertyReport, Report, Status};
 use crate::model::diagram::{escape, Drawing, Ending};
-use crate::model::{Action, RaftModel, DROP_EVENT};
+use crate::model::{RaftModel, DROP_EVENT};
 
 /// A violated property's trace as a sequence diagram, or None when it has no counterexample.
 /// `id` prefixes the SVG's ids, so that several diagrams can share a page.
@@ -15,8 +15,8 @@ pub fn diagram(model: &RaftModel, prop: &PropertyReport, id: &str) -> Option<Dra
         .trace
         .as_ref()
         .filter(|_| prop.status == Status::Violated)?;
-    let actions: Vec<Action> = trace.iter().filter_map(|s| s.action.clone()).collect();
-    let given = trace.iter().filter(|s| s.given).count();
+    let actions = crate::check::report::trace_actions(model, trace);
+    let given = model.given.len();
     let states = model.replay(&actions);
     let lost = trace
         .iter()

@@ -206,8 +206,22 @@ fn view(model: &RaftModel, state: &SystemState) -> (Vec<ServerView>, Vec<String>
     (servers, clients)
 }
 
+/// The most given steps a trace shows one by one: a model `sim --emit-model` wrote may give
+/// thousands, and each row holds every server and message. Earlier ones are one row.
+const SHOWN_GIVEN: usize = 100;
+
+/// The whole path a trace shows: the model's given steps (some may be folded into one row),
+/// then the searched steps.
+pub fn trace_actions(model: &RaftModel, trace: &[TraceStep]) -> Vec<Action> {
+    let searched = trace.iter().filter(|s| !s.given);
+    let mut actions = model.given.clone();
+    actions.extend(searched.filter_map(|s| s.action.clone()));
+    actions
+}
+
 /// Replays a path into readable steps: step 0 is the fresh cluster, then the model's given
-/// steps, then the path the search found.
+/// steps (all but the last [`SHOWN_GIVEN`] folded into one row when there are more), then the
+/// path the search found.
 pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
     let mut state = model.fresh_state();
     let (servers, clients) = view(model, &state);
@@ -220,9 +234,28 @@ pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
         in_flight: in_flight(model, &state),
         action: None,
     }];
+    let folded = model.given.len().saturating_sub(SHOWN_GIVEN);
+    if folded > 1 {
+        for action in &model.given[..folded] {
+            state = model
+                .next_state(&state, action.clone())
+                .expect("given steps replay");
+        }
+        let (servers, clients) = view(model, &state);
+        steps.push(TraceStep {
+            step: folded,
+            event: format!("{folded} given steps (the model file lists them)"),
+            given: true,
+            servers,
+            clients,
+            in_flight: in_flight(model, &state),
+            action: None,
+        });
+    }
+    let skip = if folded > 1 { folded } else { 0 };
     let given = model.given.iter().map(|a| (a, true));
     let found = actions.iter().map(|a| (a, false));
-    for (i, (action, given)) in given.chain(found).enumerate() {
+    for (i, (action, given)) in given.chain(found).enumerate().skip(skip) {
         let mut event = model.describe(action);
         state = model
             .next_state(&state, action.clone())
@@ -486,7 +519,9 @@ fn violations(report: &Report, show_network: bool) -> String {
                 .clone()
                 .filter(|s| s.event.starts_with(DROP_EVENT))
                 .count();
-            let after_given = match (given.count() - lost, lost) {
+            // Given rows are numbered from 1 (folded ones under the number of the last).
+            let all_given = given.map(|s| s.step).max().unwrap_or(0);
+            let after_given = match (all_given - lost, lost) {
                 (0, 0) => String::new(),
                 (g, 0) => format!(" after {g} given steps"),
                 (g, l) => format!(" after {g} given steps and the loss of {l} messages"),

@@ -8,7 +8,7 @@ use crate::check::explain;
 use crate::check::fairness;
 use crate::check::liveness::{self, Adjacency, Graph, Recording};
 use crate::check::properties::{self, LivenessProperty};
-use crate::check::report::peak_rss_bytes;
+use crate::check::report::{self, peak_rss_bytes};
 pub use crate::check::report::{
     render, render_trace, render_with, searched_steps, trace, PropertyReport, Report, ServerView,
     Status, TraceStep,
@@ -243,7 +243,7 @@ fn action_kind(actors: usize, servers: usize, action: &Action) -> usize {
         Action::Timeout(i, t) => 2 * links + *i as usize * 3 + *t as usize,
         Action::Crash(i) => 2 * links + 3 * actors + *i as usize,
         Action::Restart(i) => 2 * links + 3 * actors + servers + *i as usize,
-        Action::Propose(..) => 2 * links + 3 * actors + 2 * servers,
+        Action::Propose(..) | Action::Request(..) => 2 * links + 3 * actors + 2 * servers,
     }
 }
 
@@ -506,7 +506,7 @@ fn check_liveness(
 fn explain_violations(model: &RaftModel, reports: &mut [PropertyReport]) {
     for p in reports.iter_mut().filter(|p| p.status == Status::Violated) {
         let Some(trace) = &p.trace else { continue };
-        let actions: Vec<Action> = trace.iter().filter_map(|s| s.action.clone()).collect();
+        let actions = report::trace_actions(model, trace);
         p.explanation = explain::concerns(model, &p.name, &model.replay(&actions));
     }
 }

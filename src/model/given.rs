@@ -17,6 +17,13 @@ impl RaftModel {
             let wanted = normalize_step(step);
             let mut enabled = Vec::new();
             self.actions(&state, &mut enabled);
+            // A request from a session outside the model (`sim --emit-model`) is never enabled
+            // by the model itself: it is read from its words.
+            if let Some((i, command)) = super::render::parse_request_step(&wanted) {
+                if usize::from(i) < self.n() && command.client >= 64 {
+                    enabled.push(Action::Request(i, std::sync::Arc::new(command)));
+                }
+            }
             // A prefix may lose messages even where the search does not: Raft must survive
             // loss, so the run stays a real one (over a lossy network), and the search starts
             // without messages the scenario has no use for.

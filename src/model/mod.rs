@@ -81,6 +81,9 @@ pub enum Action {
     Restart(u8),
     /// Server `.0`, which leads, accepts workload proposal `.1`.
     Propose(u8, u8),
+    /// Server `.0` gets a request from a client session outside the model (`.1.client`): only
+    /// in given steps, as `sim --emit-model` writes them; a search never takes it.
+    Request(u8, Arc<Command>),
 }
 
 /// What one handler did: its new state (None: unchanged) and the commands it emitted.
@@ -120,6 +123,9 @@ impl RaftModel {
         let mut server_cfg = ServerConfig::new(n);
         server_cfg.bug = cfg.file.bug;
         server_cfg.snapshot_after = cfg.file.snapshot.after;
+        if let Some(max) = cfg.file.replication.max_entries_per_append {
+            server_cfg.max_entries_per_append = max;
+        }
         let servers = (0..n)
             .map(|_| RaftServer::new(server_cfg.clone()))
             .collect();
@@ -501,6 +507,10 @@ impl Model for RaftModel {
             }
             Action::Propose(i, k) => self.propose(last, i as usize, k),
             Action::Restart(i) => self.restart(last, i as usize),
+            Action::Request(i, command) => {
+                let msg = Msg::ClientRequest(Command::clone(&command));
+                self.external_request(last, i as usize, command.client, msg)?
+            }
         };
         self.discard_moot(&mut state);
         (state != *last).then_some(state)

@@ -3,7 +3,7 @@
 //! same words, so this is also the language of model files.
 
 use super::{Action, RaftModel, SystemState};
-use crate::protocol::types::{AppendOutcome, ClientReply, Msg, Timer};
+use crate::protocol::types::{AppendOutcome, ClientReply, Command, Msg, Op, Timer};
 use crate::protocol::view::ServerView;
 use std::fmt;
 
@@ -42,6 +42,12 @@ impl RaftModel {
                 self.actor_name(*i),
                 k + 1,
                 self.cfg.proposals[*k as usize]
+            ),
+            Action::Request(i, c) => format!(
+                "session {} → {}: {}",
+                c.client,
+                self.actor_name(*i),
+                request_words(c)
             ),
         }
     }
@@ -122,6 +128,7 @@ impl fmt::Debug for Action {
             Action::Crash(i) => write!(f, "Crash {i}"),
             Action::Restart(i) => write!(f, "Restart {i}"),
             Action::Propose(i, k) => write!(f, "Propose {i} #{k}"),
+            Action::Request(i, c) => write!(f, "Request {i} {c:?}"),
         }
     }
 }
@@ -180,4 +187,43 @@ pub fn message(msg: &Msg) -> String {
             },
         },
     }
+}
+
+/// A request from a session outside the model, as given steps write it: `Request#3(put x=1)`,
+/// the way traces print the message. `parse_request_words` reads it back.
+pub fn request_words(c: &Command) -> String {
+    format!("Request#{}({})", c.request_id, c.op)
+}
+
+/// Reads `session S → Si: Request#R(OP)` (as `describe` prints `Action::Request`) back: the
+/// server and the command, or None when `step` is not of that form. `OP` is an operation as
+/// `Op` prints it: `put k=v`, `append k+=v`, `get k`, `delete k` (the value may hold spaces).
+pub fn parse_request_step(step: &str) -> Option<(u8, Command)> {
+    let rest = step.strip_prefix("session ")?;
+    let (client, rest) = rest.split_once(" → S")?;
+    let (server, rest) = rest.split_once(": Request#")?;
+    let (request_id, rest) = rest.split_once('(')?;
+    let op = rest.strip_suffix(')')?;
+    let (verb, args) = op.split_once(' ')?;
+    let op = match verb {
+        "put" => args.split_once('=').map(|(k, v)| Op::Put {
+            key: k.into(),
+            value: v.into(),
+        })?,
+        "append" => args.split_once("+=").map(|(k, v)| Op::Append {
+            key: k.into(),
+            value: v.into(),
+        })?,
+        "get" => Op::Get { key: args.into() },
+        "delete" => Op::Delete { key: args.into() },
+        _ => return None,
+    };
+    Some((
+        server.parse().ok()?,
+        Command {
+            client: client.parse().ok()?,
+            request_id: request_id.parse().ok()?,
+            op,
+        },
+    ))
 }

@@ -61,6 +61,18 @@ pub struct NodeOptions {
     /// Append every handler the actor runs to this file (`node --trace`), for
     /// `check --validate-trace`.
     pub trace: Option<PathBuf>,
+    /// Append them to this list instead (the simulator's `--emit-model`: every node of a run
+    /// writes to one list, in the order the run took them).
+    pub trace_to: Option<TraceLog>,
+}
+
+/// Trace events held in memory, shared by the nodes of one simulated run.
+pub type TraceLog = std::sync::Arc<std::sync::Mutex<Vec<TraceEvent>>>;
+
+/// Where a node's trace goes.
+enum TraceSink {
+    File(std::fs::File),
+    Memory(TraceLog),
 }
 
 /// One running server: the actor's driver, its durable storage and socket, and what the current
@@ -91,7 +103,7 @@ pub struct Node<C: Clock = SystemClock, N: Network = UdpNet, D: Disk = RealDisk>
     /// What the log last reported of the server (role, term, commit, snapshot).
     seen: Seen,
     /// `--trace`: the file, and the round's events not yet written.
-    trace: Option<(std::fs::File, Vec<TraceEvent>)>,
+    trace: Option<(TraceSink, Vec<TraceEvent>)>,
 }
 
 impl Node {
@@ -158,10 +170,12 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             &mut fx,
         );
         let next_msg_id = clock.rng(0xf4a6 ^ opts_id_salt(cluster)).next_u64();
-        let trace = match &opts.trace {
-            Some(path) => Some((open_trace(path)?, vec![start_event(&opts, driver.state())])),
-            None => None,
+        let sink = match (&opts.trace, &opts.trace_to) {
+            (Some(path), _) => Some(TraceSink::File(open_trace(path)?)),
+            (None, Some(log)) => Some(TraceSink::Memory(log.clone())),
+            (None, None) => None,
         };
+        let trace = sink.map(|s| (s, vec![start_event(&opts, driver.state())]));
         Ok(Node {
             opts,
             cluster,
@@ -499,8 +513,15 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
     /// a handler it does not show. Written to the OS, not synced: a process crash keeps them.
     fn write_trace(&mut self) -> Result<(), String> {
         use std::io::Write;
-        let Some((file, events)) = &mut self.trace else {
-            return Ok(());
+        let (file, events) = match &mut self.trace {
+            None => return Ok(()),
+            Some((TraceSink::Memory(log), events)) => {
+                log.lock()
+                    .map_err(|_| "the trace list is poisoned".to_string())?
+                    .append(events);
+                return Ok(());
+            }
+            Some((TraceSink::File(file), events)) => (file, events),
         };
         let mut text = String::new();
         for event in events.drain(..) {

@@ -103,7 +103,16 @@ impl Log {
         if self.base_index > 0 {
             s.push_str(&format!("…{}|", self.base_index));
         }
+        // A long log (a simulated run's, replayed) shows its ends: a trace's columns must fit.
+        let n = self.entries.len();
+        let long = n > Self::SHOWN_WHOLE;
         for (i, e) in self.entries.iter().enumerate() {
+            if long && (3..n - 3).contains(&i) {
+                if i == 3 {
+                    s.push_str(&format!(" …{} more…", n - 6));
+                }
+                continue;
+            }
             if i > 0 {
                 s.push(' ');
             }
@@ -112,12 +121,25 @@ impl Log {
         s.push(']');
         s
     }
+
+    /// The most entries `summary` shows one by one.
+    const SHOWN_WHOLE: usize = 12;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::types::{Command, Op};
+
+    #[test]
+    fn a_long_log_shows_its_ends_and_how_many_between() {
+        let mut log = Log::default();
+        log.entries = (1..=13).map(entry).collect();
+        let s = log.summary();
+        assert!(s.starts_with("[1:") && s.contains(" …7 more… 11:"), "{s}");
+        log.entries.truncate(12);
+        assert!(!log.summary().contains("more"), "{}", log.summary());
+    }
 
     fn entry(term: Term) -> Entry {
         Entry {

@@ -7,11 +7,12 @@
 use crate::check::report::{ServerView, TraceStep};
 use crate::model::diagram::Mark;
 use crate::net::driver::{Driver, Effects, Rng};
-use crate::net::node::{Node, NodeOptions};
+use crate::net::node::{Node, NodeOptions, TraceLog};
 use crate::net::wire::{self, Body, Envelope, CLIENT_ID_MIN};
 use crate::net::world::Clock;
 use crate::protocol::client::{ClientConfig, KvClient};
 use crate::protocol::server::{Bug, ServerConfig, ServerState};
+use crate::protocol::trace::TraceEvent;
 use crate::protocol::types::{ClientReply, Msg, Op};
 use crate::sim::checks::ClusterChecks;
 use crate::sim::linearizability::HistoryOp;
@@ -61,6 +62,9 @@ pub struct SimConfig {
     /// Record the run for a sequence diagram (`--svg`) of its last this many steps. Off by
     /// default: it labels every datagram.
     pub diagram: Option<usize>,
+    /// Record every handler the nodes run, as `node --trace` does, in the run's order
+    /// (`--emit-model`).
+    pub record_events: bool,
 }
 
 impl SimConfig {
@@ -78,6 +82,7 @@ impl SimConfig {
             link: LinkConfig::reliable(),
             full_trace: false,
             diagram: None,
+            record_events: false,
         }
     }
 }
@@ -179,6 +184,10 @@ pub struct Sim {
     trace: VecDeque<TraceStep>,
     steps: usize,
     failure: Option<Failure>,
+    /// Every handler the nodes ran, in order (with `record_events`).
+    events: Option<TraceLog>,
+    /// How many of them led up to the first failure.
+    events_at_failure: Option<usize>,
     last_heal: Duration,
     elected_after_heal: Option<Duration>,
     /// Servers cut off by `disconnect` (6.5840's `connected[i] == false`).
@@ -224,6 +233,8 @@ impl Sim {
             trace: VecDeque::new(),
             steps: 0,
             failure: None,
+            events: cfg.record_events.then(TraceLog::default),
+            events_at_failure: None,
             last_heal: Duration::ZERO,
             elected_after_heal: None,
             cut_off: vec![false; n],
@@ -258,6 +269,11 @@ impl Sim {
         Ok(sim)
     }
 
+    /// How the run was set up.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
     /// Cluster size.
     pub fn n(&self) -> usize {
         self.cfg.servers
@@ -276,10 +292,25 @@ impl Sim {
     /// Records a failed check (the first one counts) and stops the run.
     pub fn fail(&mut self, f: Failure) {
         if self.failure.is_none() {
+            self.events_at_failure = self
+                .events
+                .as_ref()
+                .map(|e| e.lock().map_or(0, |e| e.len()));
             tracing::error!("FAILED {}: {}", f.check, f.detail);
             self.add_row(format!("FAILED {}: {}", f.check, f.detail));
             self.failure = Some(f);
         }
+    }
+
+    /// The handlers the nodes ran (with `record_events`), in the run's order, up to the first
+    /// failure if there was one.
+    pub fn events(&self) -> Vec<TraceEvent> {
+        let Some(log) = &self.events else {
+            return Vec::new();
+        };
+        let all = log.lock().map(|e| e.clone()).unwrap_or_default();
+        let end = self.events_at_failure.unwrap_or(all.len()).min(all.len());
+        all[..end].to_vec()
     }
 
     /// `Err` with the first failure, so scenarios can stop at it with `?`.
@@ -358,6 +389,7 @@ impl Sim {
             config: self.server_config(),
             check_source: true,
             trace: None,
+            trace_to: self.events.clone(),
         };
         self.clear_inbox(i);
         let s = &mut self.servers[i];

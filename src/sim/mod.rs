@@ -13,9 +13,11 @@
 //! - [`lab`]: 6.5840's test helpers (one leader, agreement on a command).
 //! - [`scenarios`]: the named scenarios, and running one on a seed.
 //! - [`picture`]: a run's last steps as a sequence diagram (`sim --svg`).
+//! - [`emit`]: a run's protocol events as a model file's given steps (`sim --emit-model`).
 
 pub mod checks;
 pub mod cluster;
+pub mod emit;
 pub mod lab;
 pub mod linearizability;
 pub mod network;

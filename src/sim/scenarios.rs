@@ -1368,14 +1368,38 @@ fn wiped_follower(sim: &mut Sim) -> Result<(), Failure> {
 /// Runs `scenario` on `seed` (with `bug` injected, and every trace row kept if `full_trace`):
 /// its assertions, the properties on every state, then linearizability of the history.
 pub fn run(scenario: &Scenario, seed: u64, bug: Option<Bug>, full_trace: bool) -> Outcome {
-    run_recorded(scenario, seed, bug, full_trace, None).0
+    run_recorded(scenario, seed, bug, full_trace, &|_| {}).0
+}
+
+/// Runs `scenario` on `seed` as [`run`] does, recording every handler its nodes ran (as `node
+/// --trace` does), and writes them as a model file (`sim::emit`) titled `title`. Recording
+/// draws nothing from the run's generator, so the run is the one [`run`] makes.
+pub fn emit_model(
+    scenario: &Scenario,
+    seed: u64,
+    bug: Option<Bug>,
+) -> (Outcome, Result<crate::sim::emit::Emitted, String>) {
+    let (outcome, sim) = run_recorded(scenario, seed, bug, false, &|c| c.record_events = true);
+    let Some(sim) = sim else {
+        return (outcome, Err("the cluster never started".into()));
+    };
+    let mut title = format!("sim --scenario {} --seed {seed}", scenario.name);
+    if let Some(b) = bug {
+        title.push_str(&format!(" --bug {b:?}"));
+    }
+    match outcome.failures.first() {
+        Some(f) => title.push_str(&format!(": FAILED {}: {}", f.check, f.detail)),
+        None => title.push_str(": every check passed"),
+    }
+    let emitted = crate::sim::emit::model_file(sim.config(), &title, &sim.events());
+    (outcome, emitted)
 }
 
 /// Runs `scenario` on `seed` as [`run`] does, recording its last `steps` steps, and draws them
 /// as a sequence diagram titled with the verdict. Recording labels datagrams but draws nothing
 /// from the run's generator, so the run is the one [`run`] makes on the same seed.
 pub fn draw(scenario: &Scenario, seed: u64, bug: Option<Bug>, steps: usize) -> (Outcome, Drawing) {
-    let (outcome, sim) = run_recorded(scenario, seed, bug, false, Some(steps));
+    let (outcome, sim) = run_recorded(scenario, seed, bug, false, &|c| c.diagram = Some(steps));
     let title = match outcome.failures.first() {
         Some(f) => format!("{} seed {seed}: {} violated", scenario.name, f.check),
         None => format!("{} seed {seed}: every check passed", scenario.name),
@@ -1395,20 +1419,20 @@ pub fn draw(scenario: &Scenario, seed: u64, bug: Option<Bug>, steps: usize) -> (
     (outcome, drawing)
 }
 
-/// [`run`], recording a diagram of the last `diagram` steps if asked; the simulation too,
-/// unless it could not be set up.
+/// [`run`], with what `record` turns on (a diagram, the events); the simulation too, unless
+/// it could not be set up.
 fn run_recorded(
     scenario: &Scenario,
     seed: u64,
     bug: Option<Bug>,
     full_trace: bool,
-    diagram: Option<usize>,
+    record: &dyn Fn(&mut SimConfig),
 ) -> (Outcome, Option<Sim>) {
     let mut cfg = SimConfig::new(scenario.servers, seed);
     (scenario.configure)(&mut cfg);
     cfg.bug = bug;
     cfg.full_trace = full_trace;
-    cfg.diagram = diagram;
+    record(&mut cfg);
     let mut sim = match Sim::new(cfg) {
         Ok(sim) => sim,
         Err(e) => return (setup_failed(seed, e), None),
