@@ -10,7 +10,9 @@
 //! Walks also learn from each other, as a coverage-guided fuzzer does: a state of a *shape* (an
 //! abstraction the caller gives: for Raft, roles, terms, logs' terms and the stale replies in
 //! flight) that no walk reached before is kept in a corpus, with the steps to it, and fifteen
-//! walks in sixteen start from a corpus state (newer ones favoured) instead of the initial state.
+//! walks in sixteen start from a corpus state (newer ones favoured) instead of the initial state
+//! and go a short way on from it (8 to 40 steps): many short continuations add more than a few
+//! long ones.
 //! So a bug 27 steps deep, behind three elections and a reply held back through two of them, is
 //! reached in a chain of walks that each add a little, where no single uniform walk gets there.
 //!
@@ -195,6 +197,8 @@ struct Walk<S, A> {
 
 /// Most states a walk adds to the corpus, so that one lucky walk cannot crowd it.
 const NOVEL_PER_WALK: usize = 4;
+/// A walk that starts from the corpus takes between a quarter of this and 1.25 times it.
+const CONTINUATION: usize = 32;
 /// Most states the corpus holds; past it, new shapes are still counted but not kept.
 const CORPUS_CAP: usize = 200_000;
 
@@ -468,9 +472,15 @@ where
     let mut taken = Vec::new();
     let mut enabled = Vec::new();
     let mut coverage = Coverage::default();
-    let room = opts.max_depth.saturating_sub(corpus.depth(start));
+    // A walk from the corpus is short: it is there to add a little to what an earlier walk
+    // reached, and many short ones add more than a few long ones.
+    let own = match start {
+        Some(_) => CONTINUATION / 4 + rng.below(CONTINUATION as u64) as usize,
+        None => config.depth,
+    };
+    let room = opts.max_depth.saturating_sub(corpus.depth(start)).min(own);
     let mut local_shapes = Vec::new();
-    while taken.len() < config.depth.min(room) {
+    while taken.len() < room {
         if taken.len() % 1024 == 1023 && out_of_time() {
             break;
         }
