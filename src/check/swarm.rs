@@ -183,6 +183,12 @@ impl Hll {
     }
 }
 
+/// How a walk sees the model's actions and states, and what it counts of its steps.
+type Lenses<'a, M> = (
+    &'a Kinds<'a, <M as Model>::Action, <M as Model>::State>,
+    Option<&'a Observer<'a, M>>,
+);
+
 /// What one walk found: per property, the number of steps to the state that showed it.
 struct Walk<S, A> {
     /// The corpus entry it started from (None: the initial state).
@@ -415,7 +421,7 @@ fn batch<S: Send, A: Send>(
 /// state, until its depth or a state where nothing can happen.
 fn walk<M>(
     model: &M,
-    (kinds, observer): (&Kinds<M::Action, M::State>, Option<&Observer<M>>),
+    (kinds, observer): Lenses<M>,
     opts: &SwarmOptions,
     w: u64,
     (hll, corpus): (&Hll, &Corpus<M::State, M::Action>),

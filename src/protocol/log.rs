@@ -133,8 +133,10 @@ mod tests {
 
     #[test]
     fn a_long_log_shows_its_ends_and_how_many_between() {
-        let mut log = Log::default();
-        log.entries = (1..=13).map(entry).collect();
+        let mut log = Log {
+            entries: (1..=13).map(entry).collect(),
+            ..Log::default()
+        };
         let s = log.summary();
         assert!(s.starts_with("[1:") && s.contains(" …7 more… 11:"), "{s}");
         log.entries.truncate(12);

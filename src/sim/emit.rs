@@ -146,11 +146,18 @@ fn model_of(text: &str) -> Result<RaftModel, String> {
     RaftModel::try_new(cfg).map_err(|(f, e)| format!("{f}: {e}"))
 }
 
+/// A message in flight, as a map key: its link and its fingerprint.
+type Key = (u8, u8, u64);
+
+fn key(e: &Envelope) -> Key {
+    (e.src, e.dst, e.msg.hash_code())
+}
+
 /// A replay of a run's events through the model.
 struct Replay {
     state: SystemState,
-    /// The given step at which each message now in flight was sent.
-    sent_at: std::collections::HashMap<Envelope, usize>,
+    /// The given step at which each message now in flight was sent, by its [`key`].
+    sent_at: std::collections::HashMap<Key, usize>,
     steps: Vec<String>,
     moot: usize,
     stopped: Option<String>,
@@ -182,10 +189,11 @@ fn replay(model: &RaftModel, events: &[TraceEvent]) -> Replay {
             match model.next_state(&r.state, action.clone()) {
                 Some(next) => {
                     r.steps.push(model.describe(&action));
-                    let now: std::collections::HashSet<&Envelope> = next.network.iter().collect();
-                    r.sent_at.retain(|e, _| now.contains(e));
-                    for e in now {
-                        r.sent_at.entry(e.clone()).or_insert(r.steps.len());
+                    let now: std::collections::HashSet<Key> =
+                        next.network.iter().map(key).collect();
+                    r.sent_at.retain(|k, _| now.contains(k));
+                    for k in now {
+                        r.sent_at.entry(k).or_insert(r.steps.len());
                     }
                     for s in &next.servers {
                         r.max_term = r.max_term.max(s.term);
@@ -220,7 +228,11 @@ impl Replay {
             .state
             .network
             .iter()
-            .filter(|e| self.sent_at.get(*e).is_some_and(|&at| at + RECENT >= end))
+            .filter(|e| {
+                self.sent_at
+                    .get(&key(e))
+                    .is_some_and(|&at| at + RECENT >= end)
+            })
             .map(|e| model.describe(&Action::Deliver(e.clone())))
             .collect();
         kept.dedup();
