@@ -1286,3 +1286,35 @@ fn timing_traps_change_no_verdict_of_the_untimed_checker() {
     assert_eq!(candidate, without, "yet no verdict");
     assert!(bound_stops > 0);
 }
+
+/// The swarm's corpus (states of new shapes that later walks start from) is merged in walk
+/// order after each batch, so a run is the same on one thread as on two: the same steps,
+/// estimated unique states, corpus, verdicts and the walk that found each.
+#[test]
+fn the_swarm_with_its_corpus_is_the_same_for_any_thread_count() {
+    let run = |model: &str, threads: &str| {
+        let args = [
+            model,
+            "--checker",
+            "simulation",
+            "--seed",
+            "7",
+            "--walks",
+            "3000",
+            "--threads",
+            threads,
+            "--json",
+        ];
+        let (code, out, err) = check(&args);
+        assert!(code == 0 || code == 1, "{model}: {err}");
+        let mut v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        v.as_object_mut().unwrap().remove("elapsed_s");
+        v.as_object_mut().unwrap().remove("peak_rss_bytes");
+        v
+    };
+    for model in ["snapshot_over_conflict", "bugs/accept_stale_replies_fresh"] {
+        let one = run(model, "1");
+        assert!(one["corpus"].as_u64().unwrap() > 0, "{model}: {one}");
+        assert_eq!(one, run(model, "2"), "{model}");
+    }
+}
