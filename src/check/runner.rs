@@ -253,22 +253,17 @@ fn action_kind(actors: usize, servers: usize, action: &Action) -> usize {
 /// a walk that reaches a shape no walk reached before (a leader of term 3 whose log was cut back,
 /// with a term-1 acknowledgement still in flight) keeps that state for later walks to start from.
 fn shape(state: &SystemState) -> u64 {
-    use crate::protocol::server::Role;
     use crate::protocol::types::Msg;
+    use crate::protocol::view::ServerView as _;
     use std::hash::{Hash, Hasher};
-    let mut servers: Vec<(u8, u64, bool, Vec<u64>)> = state
+    let mut servers: Vec<(&str, u64, bool, Vec<u64>)> = state
         .servers
         .iter()
         .zip(&state.down)
         .map(|(server, down)| {
-            let role = match server.role {
-                Role::Follower => 0u8,
-                Role::Candidate { .. } => 1,
-                Role::Leader { .. } => 2,
-            };
-            let mut log = vec![server.log.base_index];
-            log.extend(server.log.entries.iter().map(|e| e.term));
-            (role, server.term, *down, log)
+            let mut log = vec![server.log().base_index];
+            log.extend(server.log().entries.iter().map(|e| e.term));
+            (server.role_name(), server.term(), *down, log)
         })
         .collect();
     servers.sort_unstable();
