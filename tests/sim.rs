@@ -19,10 +19,21 @@ const FIGURE8_SEED_3_BROKEN: [&str; 6] = [
 ];
 
 fn sim(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sim"))
+    run_bin(env!("CARGO_BIN_EXE_sim"), args)
+}
+
+/// Runs `check` on `args`.
+fn check(args: &[&str]) -> (i32, String, String) {
+    run_bin(env!("CARGO_BIN_EXE_check"), args)
+}
+
+/// Runs one of the crate's binaries from the crate's root: exit code, stdout, stderr.
+fn run_bin(bin: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin)
         .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .expect("sim runs");
+        .expect("the binary runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -360,20 +371,6 @@ fn timing_traps_are_caught_by_the_simulator() {
         o.text
     );
     assert!(scenarios::run(figure8, 2, None, false).failures.is_empty());
-}
-
-/// Runs `check` on `args` (from the crate's root).
-fn check(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_check"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("check runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// From a field failure to the checker: `--emit-model` writes a failing seed's protocol events
