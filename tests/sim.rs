@@ -416,6 +416,20 @@ fn emit_model_hands_a_failing_seed_to_the_checker() {
         "{out}"
     );
 
+    // The text report counts every given step and loss, folded rows included.
+    let (_, out, _) = check(&[f]);
+    let lost = out
+        .split("Election Safety violated in 0 steps after 970 given steps and the loss of ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        lost.contains(&format!(
+            "network loses {}",
+            lost.split(' ').next().unwrap()
+        )),
+        "{out}"
+    );
+
     let passing = dir.join("basic_agree.toml");
     let p = passing.to_str().unwrap();
     let (code, _, err) = sim(&[

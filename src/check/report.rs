@@ -234,7 +234,15 @@ pub fn trace(model: &RaftModel, actions: &[Action]) -> Vec<TraceStep> {
         in_flight: in_flight(model, &state),
         action: None,
     }];
-    let folded = model.given.len().saturating_sub(SHOWN_GIVEN);
+    // Losses are never folded (the report counts them, and a run of them prints as one row):
+    // the last steps shown are those before the first.
+    let first_loss = model
+        .given
+        .iter()
+        .position(|a| matches!(a, Action::Drop(_)));
+    let folded = first_loss
+        .unwrap_or(model.given.len())
+        .saturating_sub(SHOWN_GIVEN);
     if folded > 1 {
         for action in &model.given[..folded] {
             state = model

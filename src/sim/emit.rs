@@ -85,7 +85,7 @@ pub fn model_file(cfg: &SimConfig, title: &str, events: &[TraceEvent]) -> Result
         text.push_str(&format!("  {},\n", toml_string(step)?));
     }
     text.push_str("]\n");
-    let kept = replay.recent_in_flight(model_of(&text)?);
+    let kept = replay.recent_in_flight(&model);
     if kept.len() < replay.state.network.len() {
         text.push_str(&format!(
             "# Messages in flight at the end that were sent more than {RECENT} steps before it are\n\
@@ -133,18 +133,6 @@ fn header(replay: &Replay, events: usize) -> String {
 /// Messages still in flight at the end that were sent within this many given steps of it are
 /// kept for the search; older ones are lost in the given steps.
 const RECENT: usize = 30;
-
-/// The model a written file describes (its given steps not yet taken).
-fn model_of(text: &str) -> Result<RaftModel, String> {
-    let settings: String = text
-        .lines()
-        .take_while(|l| !l.starts_with("[given]"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let cfg = spec::parse("emitted", Path::new("emitted"), &settings)
-        .map_err(|e| format!("the written model does not load: {e}"))?;
-    RaftModel::try_new(cfg).map_err(|(f, e)| format!("{f}: {e}"))
-}
 
 /// A message in flight, as a map key: its link and its fingerprint.
 type Key = (u8, u8, u64);
@@ -222,7 +210,7 @@ fn replay(model: &RaftModel, events: &[TraceEvent]) -> Replay {
 impl Replay {
     /// How `model` words the messages in flight at the end that were sent within [`RECENT`]
     /// steps of it.
-    fn recent_in_flight(&self, model: RaftModel) -> Vec<String> {
+    fn recent_in_flight(&self, model: &RaftModel) -> Vec<String> {
         let end = self.steps.len();
         let mut kept: Vec<String> = self
             .state
@@ -316,8 +304,8 @@ fn check_round_trip(text: &str, expected: &SystemState) -> Result<(), String> {
     Ok(())
 }
 
-/// A bug's model-file name.
-fn bug_name(bug: crate::protocol::server::Bug) -> Result<String, String> {
+/// A bug's model-file name (`vote_not_persisted`).
+pub fn bug_name(bug: crate::protocol::server::Bug) -> Result<String, String> {
     match serde_json::to_value(bug) {
         Ok(serde_json::Value::String(s)) => Ok(s),
         other => Err(format!("cannot name the bug {bug:?}: {other:?}")),

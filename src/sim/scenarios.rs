@@ -1385,7 +1385,8 @@ pub fn emit_model(
     };
     let mut title = format!("sim --scenario {} --seed {seed}", scenario.name);
     if let Some(b) = bug {
-        title.push_str(&format!(" --bug {b:?}"));
+        let name = crate::sim::emit::bug_name(b).unwrap_or_else(|_| format!("{b:?}"));
+        title.push_str(&format!(" --bug {name}"));
     }
     match outcome.failures.first() {
         Some(f) => title.push_str(&format!(": FAILED {}: {}", f.check, f.detail)),
