@@ -502,11 +502,13 @@ where
         taken.push(action);
         hll.add(fingerprint(&state));
         examine(&state, taken.len(), &mut shown);
-        if let Some(shape) = kinds.feature.map(|f| f(&state)) {
-            if novel.len() < NOVEL_PER_WALK
-                && !corpus.shapes.contains(&shape)
-                && !local_shapes.contains(&shape)
-            {
+        // A walk that has added its share to the corpus no longer computes shapes.
+        let shape = kinds
+            .feature
+            .filter(|_| novel.len() < NOVEL_PER_WALK)
+            .map(|f| f(&state));
+        if let Some(shape) = shape {
+            if !corpus.shapes.contains(&shape) && !local_shapes.contains(&shape) {
                 local_shapes.push(shape);
                 novel.push((shape, state.clone(), taken.len()));
             }
