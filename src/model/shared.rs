@@ -1,8 +1,10 @@
-//! `Shared<T>`: an immutable value that states share, with its hash computed once.
+//! `Shared<T>`: an immutable value that states share, with its hash computed at most once.
 //!
 //! A step changes one server and a message or two; the rest of the next state is the last one's,
 //! shared through reference counts. The checker fingerprints every state it generates, so without
-//! a cached hash it would hash every shared log, message and history again each time.
+//! a cached hash it would hash every shared log, message and history again each time. The hash is
+//! computed when first asked for: the simulator builds these states for the properties alone and
+//! never fingerprints them, and hashing a run's whole log at every check was a sixth of its time.
 
 use crate::model::fingerprint::fingerprint;
 use std::fmt;
@@ -10,13 +12,14 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
-/// A value shared between states, with its fingerprint computed once when made or updated.
+/// A value shared between states, with its fingerprint computed once, when first asked for.
 pub struct Shared<T>(Arc<Inner<T>>);
 
 #[derive(Clone)]
 struct Inner<T> {
     value: T,
-    hash: u64,
+    /// Reset by every update.
+    hash: OnceLock<u64>,
     /// Only symmetry reduction asks for it, once per value.
     id_free: OnceLock<u64>,
 }
@@ -24,10 +27,9 @@ struct Inner<T> {
 impl<T: Hash> Shared<T> {
     /// Wraps `value` and fingerprints it once, for every state that will share it.
     pub fn new(value: T) -> Self {
-        let hash = fingerprint(&value);
         Shared(Arc::new(Inner {
             value,
-            hash,
+            hash: OnceLock::new(),
             id_free: OnceLock::new(),
         }))
     }
@@ -40,15 +42,15 @@ impl<T: Hash> Shared<T> {
     {
         let inner = Arc::make_mut(&mut self.0);
         change(&mut inner.value);
-        inner.hash = fingerprint(&inner.value);
+        inner.hash = OnceLock::new();
         inner.id_free = OnceLock::new();
     }
 }
 
-impl<T> Shared<T> {
-    /// The value's fingerprint, computed when it was made or last updated.
+impl<T: Hash> Shared<T> {
+    /// The value's fingerprint, computed on the first call since it was made or last updated.
     pub fn hash_code(&self) -> u64 {
-        self.0.hash
+        *self.0.hash.get_or_init(|| fingerprint(&self.0.value))
     }
 }
 
@@ -80,8 +82,14 @@ impl<T: Hash> Hash for Shared<T> {
 
 impl<T: PartialEq> PartialEq for Shared<T> {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-            || (self.hash_code() == other.hash_code() && **self == **other)
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return true;
+        }
+        // Different fingerprints settle it, but only when both were computed anyway.
+        match (self.0.hash.get(), other.0.hash.get()) {
+            (Some(a), Some(b)) if a != b => false,
+            _ => **self == **other,
+        }
     }
 }
 
