@@ -51,7 +51,7 @@ pub fn log_mismatch(x: &Log, y: &Log) -> Option<(LogIndex, LogIndex)> {
     let from = x.base_index.max(y.base_index) + 1;
     let to = x.last_index().min(y.last_index());
     let top = (from..=to).rev().find(|&i| x.term_at(i) == y.term_at(i))?;
-    let differ = (from..=top).find(|&i| x.get(i) != y.get(i))?;
+    let differ = x.first_difference(y, from, top)?;
     Some((top, differ))
 }
 

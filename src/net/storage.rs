@@ -93,7 +93,7 @@ struct RecordOut<'a> {
     term: Term,
     voted_for: Option<u64>,
     start: LogIndex,
-    entries: &'a [Entry],
+    entries: Vec<&'a Entry>,
 }
 
 #[derive(Deserialize)]
@@ -232,7 +232,7 @@ impl<D: Disk> DurableStorage<D> {
             log: Log {
                 base_index: meta.base_index,
                 base_term: meta.base_term,
-                entries: r.entries,
+                entries: r.entries.into(),
             },
             snapshot: meta.snapshot.map(std::sync::Arc::new),
         };
@@ -295,8 +295,11 @@ impl<D: Disk> DurableStorage<D> {
         }
         let (o, n) = (&old.log.entries, &new.log.entries);
         // Every overlapping entry: a conflict replaces a suffix, possibly with entries of the
-        // same length, and nothing here may assume the caller obeys Log Matching.
-        let common = o.iter().zip(n).take_while(|(a, b)| a == b).count();
+        // same length, and nothing here may assume the caller obeys Log Matching. (The chunks
+        // the saved copy shares with the new log are skipped whole.)
+        let common = o
+            .first_difference(n, 0, usize::MAX)
+            .unwrap_or(o.len().min(n.len()));
         if common == o.len()
             && common == n.len()
             && old.term == new.term
@@ -319,12 +322,12 @@ impl<D: Disk> DurableStorage<D> {
             .disk
             .as_mut()
             .expect("an append follows a load or save");
-        let entries = &new.log.entries[common..];
+        let entries: Vec<&Entry> = new.log.entries.iter().skip(common).collect();
         let record = encode_record(&RecordOut {
             term: new.term,
             voted_for: new.voted_for,
             start: new.log.base_index + 1 + common as LogIndex,
-            entries,
+            entries: entries.clone(),
         })?;
         let path = &disk.log_path;
         let ctx = |what: &str, e: std::io::Error| format!("{what} {}: {e}", path.display());
@@ -377,7 +380,7 @@ impl<D: Disk> DurableStorage<D> {
             term: new.term,
             voted_for: new.voted_for,
             start: new.log.base_index + 1,
-            entries: &new.log.entries,
+            entries: new.log.entries.iter().collect(),
         })?);
         let log = write_synced(&self.fs, &log_path, &bytes)?;
         Ok((log, log_path))
@@ -740,7 +743,7 @@ mod tests {
             log: Log {
                 base_index: 0,
                 base_term: 0,
-                entries,
+                entries: entries.into(),
             },
             snapshot: None,
         }
@@ -896,7 +899,8 @@ mod tests {
         s.log.entries.push(entry(2, 50));
         save_and_check(&mut st, &dir, &s);
         // Same terms, different commands: still a difference.
-        s.log.entries[4] = entry(2, 51);
+        s.log.entries.truncate(4);
+        s.log.entries.push(entry(2, 51));
         save_and_check(&mut st, &dir, &s);
         // A pure truncation, then appends again; then a vote alone; then nothing at all.
         s.log.entries.truncate(2);
@@ -965,7 +969,8 @@ mod tests {
         st.save(s.clone()).unwrap();
         let first = st.log_path().unwrap().to_path_buf();
         for n in 1..=GARBAGE_MIN + 2 {
-            s.log.entries[0] = entry(1, n);
+            s.log.entries.truncate(0);
+            s.log.entries.push(entry(1, n));
             st.save(s.clone()).unwrap();
         }
         assert_ne!(st.log_path().unwrap(), first);

@@ -1,6 +1,7 @@
 //! The Raft log after compaction: a snapshot boundary (`base_index`, `base_term`) followed by the
 //! entries that are still kept. Indices are logical: entry `i` is `entries[i - base_index - 1]`.
 
+use crate::protocol::entries::Entries;
 use crate::protocol::types::{Entry, LogIndex, Term};
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +14,7 @@ pub struct Log {
     /// Term of that entry (0 when there is no snapshot).
     pub base_term: Term,
     /// The kept entries, in order: `entries[0]` is entry `base_index + 1`.
-    pub entries: Vec<Entry>,
+    pub entries: Entries,
 }
 
 impl Log {
@@ -47,11 +48,44 @@ impl Log {
     }
 
     /// Entries from `from` (inclusive) to the end, at most `max` of them.
-    pub fn entries_from(&self, from: LogIndex, max: usize) -> &[Entry] {
+    pub fn entries_from(&self, from: LogIndex, max: usize) -> impl Iterator<Item = &Entry> + '_ {
         let start = (from.max(self.base_index + 1) - self.base_index - 1) as usize;
-        let start = start.min(self.entries.len());
-        let end = start.saturating_add(max).min(self.entries.len());
-        &self.entries[start..end]
+        self.entries.range(start, max)
+    }
+
+    /// The first index in `from..=to` at which the two logs hold different entries; both must
+    /// keep every entry in that range (above both snapshot boundaries, up to both ends). Chunks
+    /// the two logs share are skipped whole.
+    pub fn first_difference(&self, other: &Log, from: LogIndex, to: LogIndex) -> Option<LogIndex> {
+        if self.base_index != other.base_index {
+            return (from..=to).find(|&i| self.get(i) != other.get(i));
+        }
+        if from > to {
+            return None;
+        }
+        debug_assert!(from > self.base_index && to <= self.last_index().min(other.last_index()));
+        let position = |i: LogIndex| (i - self.base_index - 1) as usize;
+        self.entries
+            .first_difference(&other.entries, position(from), position(to) + 1)
+            .map(|p| self.base_index + 1 + p as LogIndex)
+    }
+
+    /// Shares `other`'s chunks of entries wherever they hold the same entries at the same
+    /// indices (see [`Entries::share_with`]); logs with different snapshot boundaries share
+    /// nothing.
+    pub fn share_with(&mut self, other: &Log) {
+        if self.base_index == other.base_index {
+            self.entries.share_with(&other.entries);
+        }
+    }
+
+    /// Carries `was_shared`'s sharing over to `self`, a later copy of `was` (see
+    /// [`Entries::carry_sharing`]).
+    pub fn carry_sharing(&mut self, was: &Log, was_shared: &Log) {
+        if self.base_index == was.base_index && was.base_index == was_shared.base_index {
+            self.entries
+                .carry_sharing(&was.entries, &was_shared.entries);
+        }
     }
 
     /// The first index holding `term`, scanning back from `index` (the conflict hint).
@@ -65,10 +99,8 @@ impl Log {
 
     /// The last index holding `term`, if the log has any entry of that term.
     pub fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
-        self.entries
-            .iter()
-            .rposition(|e| e.term == term)
-            .map(|p| self.base_index + 1 + p as LogIndex)
+        let from_end = self.entries.iter().rev().position(|e| e.term == term)?;
+        Some(self.base_index + (self.entries.len() - from_end) as LogIndex)
     }
 
     /// Appends one entry at `last_index() + 1`: a leader's new command, or AppendEntries rule 4.
@@ -85,14 +117,14 @@ impl Log {
     /// Folds the prefix through `index` into the snapshot boundary; `index` must be in the log.
     pub fn compact_through(&mut self, index: LogIndex, term: Term) {
         let drop = (index - self.base_index) as usize;
-        self.entries.drain(..drop.min(self.entries.len()));
+        self.entries.remove_front(drop);
         self.base_index = index;
         self.base_term = term;
     }
 
     /// Replaces the whole log by an empty one that starts after a snapshot.
     pub fn reset_to(&mut self, index: LogIndex, term: Term) {
-        self.entries.clear();
+        self.entries = Entries::default();
         self.base_index = index;
         self.base_term = term;
     }
@@ -165,9 +197,9 @@ mod tests {
         assert_eq!(log.term_at(2), Some(1));
         assert_eq!(log.term_at(1), None);
         assert_eq!(log.term_at(3), Some(2));
-        assert_eq!(log.entries_from(1, 10).len(), 2);
-        assert_eq!(log.entries_from(4, 10).len(), 1);
-        assert_eq!(log.entries_from(5, 10).len(), 0);
+        assert_eq!(log.entries_from(1, 10).count(), 2);
+        assert_eq!(log.entries_from(4, 10).count(), 1);
+        assert_eq!(log.entries_from(5, 10).count(), 0);
         log.truncate_from(4);
         assert_eq!(log.last_index(), 3);
         assert_eq!(log.summary(), "[…2|2:?x]");

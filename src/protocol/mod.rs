@@ -13,6 +13,7 @@
 
 pub mod bug;
 pub mod client;
+pub mod entries;
 pub mod log;
 pub mod server;
 pub mod trace;

@@ -8,6 +8,7 @@ use crate::check::{explain, properties};
 use crate::model::ghost::Ghost;
 use crate::model::shared::Shared;
 use crate::model::{spec, RaftModel, SystemState};
+use crate::protocol::log::Log;
 use crate::protocol::server::ServerState;
 use stateright::{Expectation, Property};
 use std::path::Path;
@@ -17,6 +18,8 @@ pub struct ClusterChecks {
     model: RaftModel,
     state: SystemState,
     properties: Vec<Property<RaftModel>>,
+    /// Each server's log as last observed, before sharing (see `observe`).
+    observed: Vec<Log>,
 }
 
 impl ClusterChecks {
@@ -32,6 +35,7 @@ impl ClusterChecks {
             .filter(|p| p.name != properties::LINEARIZABLE)
             .collect();
         Ok(ClusterChecks {
+            observed: vec![Log::default(); servers],
             model,
             state,
             properties,
@@ -44,9 +48,28 @@ impl ClusterChecks {
         // A round may run many handlers; the ghost reads the old log only through a snapshot
         // that agrees with it, so a snapshot that replaced a conflicting suffix is not misread.
         let old = (!restarted).then(|| self.state.servers[i].clone());
-        Ghost::observe_server(&mut self.state.ghost, i, old.as_deref(), new);
-        self.state.servers[i] = Shared::new(new.clone());
+        let new = self.shared(i, new);
+        Ghost::observe_server(&mut self.state.ghost, i, old.as_deref(), &new);
+        self.state.servers[i] = Shared::new(new);
         self.state.down[i] = false;
+    }
+
+    /// A copy of `new` whose log shares, chunk by chunk, what the other servers' logs hold
+    /// alike. The servers decode the entries they receive, so equal entries are different
+    /// allocations, and the properties compared every log with every other entry by entry at
+    /// each check; shared chunks compare by pointer. Chunks unchanged since the last check keep
+    /// the sharing they had, so a check compares contents only where a log changed.
+    fn shared(&mut self, i: usize, new: &ServerState) -> ServerState {
+        let mut copy = new.clone();
+        copy.log
+            .carry_sharing(&self.observed[i], &self.state.servers[i].log);
+        for (j, other) in self.state.servers.iter().enumerate() {
+            if j != i {
+                copy.log.share_with(&other.log);
+            }
+        }
+        self.observed[i] = new.log.clone();
+        copy
     }
 
     /// Marks server `i` crashed: properties about live servers leave it out; its log counts as
@@ -58,6 +81,7 @@ impl ClusterChecks {
     /// Server `i` lost its disk: what it held is gone, so its last state no longer counts.
     pub fn wiped(&mut self, i: usize, fresh: &ServerState) {
         self.state.servers[i] = Shared::new(fresh.clone());
+        self.observed[i] = fresh.log.clone();
     }
 
     /// The first property the current state violates.

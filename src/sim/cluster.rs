@@ -19,6 +19,7 @@ use crate::sim::linearizability::HistoryOp;
 use crate::sim::network::{LinkConfig, NetModel};
 use crate::sim::picture::Recorder;
 use crate::sim::world::{Mailbox, SimClock, SimDisk, SimNet};
+use smallvec::SmallVec;
 use stateright::actor::Id;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -133,10 +134,10 @@ struct Server {
     busy_until: Duration,
     restarted: bool,
     dying: bool,
-    /// Its trace cell when last observed, so unchanged rounds add no row.
-    shown: String,
+    /// What its trace row showed when last observed, so unchanged rounds add no row.
+    shown: Option<Shown>,
     /// How the trace last showed it, kept to show it while down.
-    last_view: Option<ServerView>,
+    last_view: Option<Cell>,
     /// The diagram's ids of the datagrams in its mailbox, in the same order.
     inbox_ids: VecDeque<u64>,
     /// Its disk is stalled until then: an fsync issued before it returns only then.
@@ -181,7 +182,7 @@ pub struct Sim {
     pub rpc_bytes: u64,
     checks: ClusterChecks,
     history: Vec<HistoryOp>,
-    trace: VecDeque<TraceStep>,
+    trace: VecDeque<Row>,
     steps: usize,
     failure: Option<Failure>,
     /// Every handler the nodes ran, in order (with `record_events`).
@@ -252,7 +253,7 @@ impl Sim {
                 busy_until: Duration::ZERO,
                 restarted: true,
                 dying: false,
-                shown: String::new(),
+                shown: None,
                 last_view: None,
                 inbox_ids: VecDeque::new(),
                 stalled_until: Duration::ZERO,
@@ -700,7 +701,7 @@ impl Sim {
     fn observe(&mut self, i: usize, what: &str) {
         let s = &mut self.servers[i];
         let state = s.node.as_ref().expect("up").state();
-        let shown = cell(state);
+        let shown = Some(Shown::of(state));
         let restarted = std::mem::replace(&mut s.restarted, false);
         if shown == s.shown && !restarted {
             return;
@@ -748,24 +749,26 @@ impl Sim {
     /// Adds a trace row without logging it.
     fn add_row(&mut self, event: String) {
         self.steps += 1;
-        let servers: Vec<ServerView> = (0..self.n())
+        let servers: SmallVec<[Cell; 7]> = (0..self.n())
             .map(|i| {
                 let s = &self.servers[i];
-                let st = s.node.as_ref().map(|n| n.state());
-                server_view(i, st, s.last_view.as_ref())
+                match (s.node.as_ref().map(|n| n.state()), s.last_view) {
+                    (Some(st), _) => Cell::of(st),
+                    (None, Some(last)) => Cell { down: true, ..last },
+                    (None, None) => Cell::never_up(),
+                }
             })
             .collect();
-        for (i, v) in servers_views(&servers) {
-            self.servers[i].last_view = Some(v);
+        for (i, c) in servers.iter().enumerate() {
+            if !c.down {
+                self.servers[i].last_view = Some(*c);
+            }
         }
-        self.trace.push_back(TraceStep {
+        self.trace.push_back(Row {
             step: self.steps,
-            event: format!("{:>9.3}s {event}", self.now().as_secs_f64()),
-            given: false,
+            at: self.now(),
+            event,
             servers,
-            clients: Vec::new(),
-            in_flight: Vec::new(),
-            action: None,
         });
         if !self.cfg.full_trace && self.trace.len() > 400 {
             self.trace.pop_front();
@@ -774,7 +777,7 @@ impl Sim {
 
     /// The trace rows kept (all with `full_trace`, else the last 400).
     pub fn trace(&self) -> Vec<TraceStep> {
-        self.trace.iter().cloned().collect()
+        self.trace.iter().map(Row::step).collect()
     }
 
     /// The run's sequence diagram so far, when `cfg.diagram` asked for one.
@@ -1203,6 +1206,7 @@ impl Sim {
 
 /// A server's trace cell: `L t2 v0 12@t2 c11` (role, term, vote, last log entry, commit), with
 /// `…N|` when the log is compacted through N.
+/// A server's lane in the sequence diagram: `L t3 v0 …10|17@t3 c15`.
 fn cell(s: &ServerState) -> String {
     let role = match s.role_name() {
         "leader" => "L",
@@ -1224,41 +1228,103 @@ fn cell(s: &ServerState) -> String {
     )
 }
 
-/// The views of the servers that are up, to remember for when they are down.
-fn servers_views(servers: &[ServerView]) -> Vec<(usize, ServerView)> {
-    servers
-        .iter()
-        .filter(|v| !v.down)
-        .map(|v| (v.id, v.clone()))
-        .collect()
+/// What decides whether a round adds a trace row: role, term, vote, snapshot boundary, last
+/// entry and commit index (not lastApplied, which follows commits).
+#[derive(Clone, Copy, PartialEq)]
+struct Shown {
+    role: &'static str,
+    term: u64,
+    vote: Option<u64>,
+    base: u64,
+    last: (u64, u64),
+    commit: u64,
 }
 
-fn server_view(i: usize, s: Option<&ServerState>, last: Option<&ServerView>) -> ServerView {
-    match (s, last) {
-        (Some(s), _) => ServerView {
-            id: i,
-            role: s.role_name().to_string(),
+impl Shown {
+    fn of(s: &ServerState) -> Shown {
+        Shown {
+            role: s.role_name(),
             term: s.term,
             vote: s.voted_for,
-            log: format!("{}@t{}", s.log.last_index(), s.log.last_term()),
+            base: s.log.base_index,
+            last: (s.log.last_index(), s.log.last_term()),
             commit: s.commit_index,
+        }
+    }
+}
+
+/// A server in a trace row, kept in numbers: most rows are dropped before anyone prints them
+/// (only the last 400 are kept), so their text is made only when the trace is asked for.
+#[derive(Clone, Copy)]
+struct Cell {
+    shown: Shown,
+    applied: u64,
+    down: bool,
+}
+
+impl Cell {
+    fn of(s: &ServerState) -> Cell {
+        Cell {
+            shown: Shown::of(s),
             applied: s.last_applied,
             down: false,
-        },
-        (None, Some(last)) => ServerView {
-            role: "down".into(),
-            down: true,
-            ..last.clone()
-        },
-        (None, None) => ServerView {
-            id: i,
-            role: "down".into(),
-            term: 0,
-            vote: None,
-            log: "-".into(),
-            commit: 0,
+        }
+    }
+
+    fn never_up() -> Cell {
+        Cell {
+            shown: Shown {
+                role: "down",
+                term: 0,
+                vote: None,
+                base: 0,
+                last: (0, 0),
+                commit: 0,
+            },
             applied: 0,
             down: true,
-        },
+        }
+    }
+
+    fn view(&self, id: usize, never_up: bool) -> ServerView {
+        let s = &self.shown;
+        ServerView {
+            id,
+            role: if self.down { "down" } else { s.role }.to_string(),
+            term: s.term,
+            vote: s.vote,
+            log: if never_up {
+                "-".into()
+            } else {
+                format!("{}@t{}", s.last.0, s.last.1)
+            },
+            commit: s.commit,
+            applied: self.applied,
+            down: self.down,
+        }
+    }
+}
+
+/// One trace row as the run keeps it (see [`Cell`]).
+struct Row {
+    step: usize,
+    at: Duration,
+    event: String,
+    servers: SmallVec<[Cell; 7]>,
+}
+
+impl Row {
+    fn step(&self) -> TraceStep {
+        TraceStep {
+            step: self.step,
+            event: format!("{:>9.3}s {}", self.at.as_secs_f64(), self.event),
+            given: false,
+            servers: (self.servers.iter().enumerate())
+                .map(|(i, c)| c.view(i, c.down && c.shown.role == "down"))
+                .collect(),
+            clients: Vec::new(),
+            in_flight: Vec::new(),
+            action: None,
+        }
     }
 }

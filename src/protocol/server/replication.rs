@@ -295,7 +295,12 @@ impl Handler<'_, '_> {
                 term,
                 prev_log_index,
                 prev_log_term: self.s.log.term_at(prev_log_index).unwrap_or(0),
-                entries: self.s.log.entries_from(next, max_entries).to_vec(),
+                entries: self
+                    .s
+                    .log
+                    .entries_from(next, max_entries)
+                    .cloned()
+                    .collect(),
                 leader_commit: self.s.commit_index,
             }
         };

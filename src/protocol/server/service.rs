@@ -44,8 +44,7 @@ impl Handler<'_, '_> {
         }
         // Already in our log in this term and not yet applied: it is answered when applied.
         let term = self.s.term;
-        let unapplied = self.s.log.entries_from(self.s.last_applied + 1, usize::MAX);
-        let pending = unapplied.iter().any(|e| {
+        let pending = (self.s.log.entries_from(self.s.last_applied + 1, usize::MAX)).any(|e| {
             e.term == term
                 && e.command.client == command.client
                 && e.command.request_id == command.request_id

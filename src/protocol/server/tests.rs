@@ -26,7 +26,7 @@ fn entry(term: Term, value: &str) -> Entry {
 fn follower(term: Term, entries: Vec<Entry>) -> ServerState {
     let mut s = ServerState::restore(None);
     s.term = term;
-    s.log.entries = entries;
+    s.log.entries = entries.into();
     s
 }
 
