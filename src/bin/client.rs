@@ -7,7 +7,8 @@
 //! - `status [--json]`: every node's role, term, indexes and drop counters.
 //!
 //! Exit status (also in `--help`, so scripts can tell a dead cluster from a typo): 0 success,
-//! 1 key absent (get), 2 bad usage, 3 timeout or unavailable, 4 local error, 5 no space.
+//! 1 key absent (get), 2 bad usage, 3 timeout or unavailable, 4 local error, 5 no space,
+//! 6 session expired.
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -31,6 +32,7 @@ const EXIT_UNAVAILABLE: u8 = 3;
 const EXIT_LOCAL: u8 = 4;
 /// The cluster refused the write: its store would grow past the nodes' `--max-db-bytes`.
 const EXIT_NO_SPACE: u8 = 5;
+const EXIT_SESSION_EXPIRED: u8 = 6;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -57,7 +59,10 @@ Exit status:
      applied later); status: no node answered
   4  local error, e.g. no UDP socket could be bound
   5  no space: the write would grow the cluster's keys and values past its quota (node
-     --max-db-bytes); nothing changed. Writes that shrink a value still pass";
+     --max-db-bytes); nothing changed. Writes that shrink a value still pass
+  6  session expired: more than the cluster's --max-sessions newer sessions started while
+     this one waited (or this machine's clock is far behind the cluster's clients), so the
+     cluster no longer knows whether the operation was applied; it was not applied twice";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -242,6 +247,13 @@ fn run(peers: &str, key: Option<PathBuf>, timeout: f64, cmd: Cmd) -> Result<u8, 
                  cluster's quota of {quota} (node --max-db-bytes); nothing changed. Overwrite \
                  values with shorter ones to free space"
             ),
+        }),
+        Some(OpResult::SessionExpired) => Err(Failure {
+            code: EXIT_SESSION_EXPIRED,
+            message: "session expired: the cluster dropped this session's deduplication record \
+                      (node --max-sessions), so it cannot tell whether the operation was \
+                      applied; it was not applied twice. Check, then run again"
+                .into(),
         }),
         Some(OpResult::TooLarge { bytes }) => Err(Failure::usage(format!(
             "refused: the value would be {bytes} bytes, over the limit of {}",

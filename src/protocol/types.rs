@@ -66,6 +66,11 @@ pub enum OpResult {
         /// The quota it would have passed.
         quota: u64,
     },
+    /// Refused, changing nothing: the request's session expired (it is at or below
+    /// [`KvStore::expired_through`] and no longer in the table), so whether its earlier requests
+    /// took effect can no longer be told from a retry. The client must start a new session; an
+    /// operation it had in flight may or may not have happened.
+    SessionExpired,
 }
 
 /// The largest value a key may hold. Appends grow a value a little at a time; without a bound a
@@ -146,6 +151,12 @@ pub struct KvStore {
     /// Per client session: its last applied request id and that request's result, so a retry is
     /// answered with the old result instead of being applied again (§8).
     pub sessions: BTreeMap<u64, (u64, OpResult)>,
+    /// The highest session id ever expired from `sessions` (0: none). Sessions expire oldest
+    /// (lowest id) first, so every session at or below it that is not in the table has expired,
+    /// and its requests are refused (`OpResult::SessionExpired`) rather than taken for a new
+    /// session's: a retry of an expired session's request is never applied a second time.
+    #[serde(default)]
+    pub expired_through: u64,
     /// Bytes of keys and values in `data`, counted on first use (a store read from disk or the
     /// wire counts again) and kept by `execute`; not part of the state (equality, hash, order,
     /// serialization), being derived from `data`.
@@ -155,7 +166,8 @@ pub struct KvStore {
 
 impl PartialEq for KvStore {
     fn eq(&self, other: &Self) -> bool {
-        (&self.data, &self.sessions) == (&other.data, &other.sessions)
+        (&self.data, &self.sessions, self.expired_through)
+            == (&other.data, &other.sessions, other.expired_through)
     }
 }
 
@@ -165,6 +177,7 @@ impl Hash for KvStore {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.data.hash(state);
         self.sessions.hash(state);
+        self.expired_through.hash(state);
     }
 }
 
@@ -176,7 +189,11 @@ impl PartialOrd for KvStore {
 
 impl Ord for KvStore {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (&self.data, &self.sessions).cmp(&(&other.data, &other.sessions))
+        (&self.data, &self.sessions, self.expired_through).cmp(&(
+            &other.data,
+            &other.sessions,
+            other.expired_through,
+        ))
     }
 }
 
@@ -471,6 +488,7 @@ impl fmt::Display for OpResult {
             OpResult::NoSpace { bytes, quota } => {
                 write!(f, "no space: {bytes} bytes, over the quota of {quota}")
             }
+            OpResult::SessionExpired => write!(f, "session expired"),
         }
     }
 }

@@ -37,6 +37,11 @@ pub struct ServerConfig {
     /// Refuse writes that would grow the store's keys and values past this many bytes
     /// (`OpResult::NoSpace`); None: no quota. The models set none.
     pub max_db_bytes: Option<u64>,
+    /// The most client sessions the deduplication table keeps (Raft thesis §6.3); beyond it the
+    /// oldest session (lowest id: ids grow with the time a client starts) expires. None: no
+    /// bound. Every server of a cluster must use the same bound: expiry is decided when an entry
+    /// is applied, so replicas agree only if they apply the same rule.
+    pub max_sessions: Option<usize>,
 }
 
 impl ServerConfig {
@@ -51,6 +56,7 @@ impl ServerConfig {
             election_timeout: Duration::from_millis(300)..Duration::from_millis(600),
             heartbeat_interval: Duration::from_millis(75),
             max_db_bytes: None,
+            max_sessions: None,
         }
     }
 

@@ -90,13 +90,7 @@ impl Handler<'_, '_> {
             let result = match self.applied_result(command.client, command.request_id) {
                 Some((applied, result)) if *applied == command.request_id => Some(result.clone()),
                 Some(_) => None,
-                None => {
-                    let kv = &mut self.s.to_mut().kv;
-                    let result = kv.execute_within(&command.op, self.cfg.max_db_bytes);
-                    kv.sessions
-                        .insert(command.client, (command.request_id, result.clone()));
-                    Some(result)
-                }
+                None => Some(self.apply_new(&command)),
             };
             if let (true, Some(result)) = (self.s.is_leader(), result) {
                 let msg = Msg::ClientResponse {
@@ -107,5 +101,24 @@ impl Handler<'_, '_> {
             }
         }
         self.maybe_compact();
+    }
+
+    /// Applies a request not applied before, unless its session expired (Raft thesis §6.3);
+    /// a new session beyond `max_sessions` expires the oldest.
+    fn apply_new(&mut self, command: &Command) -> OpResult {
+        let max_sessions = self.cfg.max_sessions;
+        let kv = &mut self.s.to_mut().kv;
+        let known = kv.sessions.contains_key(&command.client);
+        if !known && command.client <= kv.expired_through {
+            return OpResult::SessionExpired;
+        }
+        let result = kv.execute_within(&command.op, self.cfg.max_db_bytes);
+        kv.sessions
+            .insert(command.client, (command.request_id, result.clone()));
+        while max_sessions.is_some_and(|max| kv.sessions.len() > max) {
+            let (oldest, _) = kv.sessions.pop_first().expect("over the bound");
+            kv.expired_through = kv.expired_through.max(oldest);
+        }
+        result
     }
 }

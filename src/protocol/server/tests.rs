@@ -581,3 +581,56 @@ fn a_refused_write_is_answered_and_its_retry_is_not_applied() {
     assert!(cmds.contains(&refused), "{cmds:?}");
     assert_eq!(again.log.last_index(), 1, "the retry is not appended again");
 }
+
+/// Raft thesis §6.3: the deduplication table is bounded, the oldest session expiring first, and
+/// a request of an expired session is refused, never taken for a new session's. So a retry of
+/// an append whose session expired is answered "session expired" and not applied twice.
+#[test]
+fn a_retry_from_an_expired_session_is_refused_not_applied_twice() {
+    let mut cfg = ServerConfig::new(1);
+    cfg.max_sessions = Some(1);
+    let a = RaftServer::new(cfg);
+    let mut s = follower(1, vec![]);
+    s.role = Role::Leader {
+        next_index: vec![1],
+        match_index: vec![0],
+    };
+    s.leader = Some(0);
+    let append = |client: u64, value: &str| {
+        Msg::ClientRequest(Command {
+            client,
+            request_id: 1,
+            op: Op::Append {
+                key: "k".into(),
+                value: value.into(),
+            },
+        })
+    };
+    let reply = |to: usize, result: OpResult| {
+        send(
+            to,
+            Msg::ClientResponse {
+                request_id: 1,
+                reply: ClientReply::Done(result),
+            },
+        )
+    };
+    let (s, cmds) = deliver(&a, &s, 7, append(7, "a"));
+    assert!(cmds.contains(&reply(7, OpResult::Written)), "{cmds:?}");
+    // A newer session pushes session 7 out of the table.
+    let (s, cmds) = deliver(&a, &s, 9, append(9, "b"));
+    assert!(cmds.contains(&reply(9, OpResult::Written)), "{cmds:?}");
+    assert_eq!(s.kv.sessions.keys().collect::<Vec<_>>(), vec![&9]);
+    assert_eq!(s.kv.expired_through, 7);
+    // Session 7 retries its append (its answer was lost): refused, not applied again.
+    let (s, cmds) = deliver(&a, &s, 7, append(7, "a"));
+    assert!(cmds.contains(&reply(7, OpResult::SessionExpired)), "{cmds:?}");
+    assert_eq!(s.kv.data["k"], "ab");
+    // A session id at or below the expired ones is refused too; a later one is new.
+    let (s, cmds) = deliver(&a, &s, 5, append(5, "c"));
+    assert!(cmds.contains(&reply(5, OpResult::SessionExpired)), "{cmds:?}");
+    let (s, cmds) = deliver(&a, &s, 11, append(11, "d"));
+    assert!(cmds.contains(&reply(11, OpResult::Written)), "{cmds:?}");
+    assert_eq!(s.kv.data["k"], "abd");
+    assert_eq!(s.kv.sessions.len(), 1, "the table stays within its bound");
+}
