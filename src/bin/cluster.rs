@@ -82,6 +82,9 @@ struct Args {
     /// Passed to every node started here when given (see `node --help`; default: the node's).
     #[arg(long, value_name = "BYTES")]
     max_db_bytes: Option<u64>,
+    /// Passed to every node started here when given (see `node --help`; default: the node's).
+    #[arg(long, value_name = "N")]
+    max_sessions: Option<usize>,
     /// Print a completion script for SHELL on stdout and exit.
     #[arg(long, value_name = "SHELL")]
     completions: Option<Shell>,
@@ -168,6 +171,7 @@ fn node_flags(args: &Args) -> NodeFlags {
     NodeFlags {
         snapshot_after: args.snapshot_after,
         max_db_bytes: args.max_db_bytes,
+        max_sessions: args.max_sessions,
         split_keys: args.peer_key.clone().zip(args.client_key.clone()),
     }
 }

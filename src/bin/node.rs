@@ -80,6 +80,12 @@ struct Args {
     /// that needs one can still catch up; 0 removes the quota.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DB_BYTES)]
     max_db_bytes: u64,
+    /// Keep the deduplication records of at most this many client sessions (Raft thesis §6.3):
+    /// beyond it the oldest session expires, and its requests (a retry included) are answered
+    /// "session expired" (client exit 6), never applied again. Keeps the snapshot bounded however
+    /// many clients come and go. Give every node the same value. 0: no bound.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_sessions: usize,
     /// Bind this address instead of this node's --peers address (which then belongs to a
     /// forwarder, e.g. a fault-injecting proxy; combine with --no-source-check).
     #[arg(long)]
@@ -174,6 +180,7 @@ fn run(args: Args) -> Result<(), String> {
         Duration::from_millis(args.election_min_ms)..Duration::from_millis(args.election_max_ms);
     config.heartbeat_interval = Duration::from_millis(args.heartbeat_ms);
     config.max_db_bytes = (args.max_db_bytes > 0).then_some(args.max_db_bytes);
+    config.max_sessions = (args.max_sessions > 0).then_some(args.max_sessions);
     if args.max_db_bytes == 0 || args.max_db_bytes > DEFAULT_MAX_DB_BYTES {
         say(format!(
             "node {}: WARNING: --max-db-bytes {} allows a store whose snapshot may pass the \

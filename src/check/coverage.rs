@@ -43,6 +43,8 @@ pub struct Coverage {
     pub commit_advances: u64,
     /// Client operations that completed (the client got its result).
     pub operations_completed: u64,
+    /// Client sessions told that their session expired (Raft thesis §6.3, `[sessions]`).
+    pub sessions_expired: u64,
 }
 
 impl Coverage {
@@ -54,8 +56,8 @@ impl Coverage {
     }
 
     /// Each behaviour's name (as in JSON) and count, in declaration order.
-    pub fn named(&self) -> [(&'static str, u64); 10] {
-        let [a, b, c, d, e, f, g, h, i, j] = self.counts();
+    pub fn named(&self) -> [(&'static str, u64); 11] {
+        let [a, b, c, d, e, f, g, h, i, j, k] = self.counts();
         [
             ("elections_won", a),
             ("leader_changes", b),
@@ -67,6 +69,7 @@ impl Coverage {
             ("client_retries", h),
             ("commit_advances", i),
             ("operations_completed", j),
+            ("sessions_expired", k),
         ]
     }
 
@@ -81,7 +84,7 @@ impl Coverage {
         words.join(", ")
     }
 
-    fn counts(&self) -> [u64; 10] {
+    fn counts(&self) -> [u64; 11] {
         [
             self.elections_won,
             self.leader_changes,
@@ -93,10 +96,11 @@ impl Coverage {
             self.client_retries,
             self.commit_advances,
             self.operations_completed,
+            self.sessions_expired,
         ]
     }
 
-    fn counts_mut(&mut self) -> [&mut u64; 10] {
+    fn counts_mut(&mut self) -> [&mut u64; 11] {
         [
             &mut self.elections_won,
             &mut self.leader_changes,
@@ -108,6 +112,7 @@ impl Coverage {
             &mut self.client_retries,
             &mut self.commit_advances,
             &mut self.operations_completed,
+            &mut self.sessions_expired,
         ]
     }
 }
@@ -186,7 +191,12 @@ pub fn raft_count(tag: Tag, before: &SystemState, after: &SystemState, into: &mu
         STEP | INSTALL if actor >= before.servers.len() => {
             let client = actor - before.servers.len();
             let done = |s: &SystemState| s.clients.get(client).map_or(0, |c| c.results.len());
-            into.operations_completed += done(after).saturating_sub(done(before)) as u64;
+            // An answer "session expired" ends the session without completing its operation.
+            let expired = |s: &SystemState| s.clients.get(client).is_some_and(|c| c.expired());
+            let newly_expired = u64::from(expired(after) && !expired(before));
+            let answered = done(after).saturating_sub(done(before)) as u64;
+            into.operations_completed += answered - newly_expired.min(answered);
+            into.sessions_expired += newly_expired;
         }
         kind @ (STEP | INSTALL) => server_step(kind == INSTALL, actor, before, after, into),
         _ => {}
@@ -260,6 +270,6 @@ mod tests {
             line.starts_with("3 elections won, 0 leader changes, 0 crashes"),
             "{line}"
         );
-        assert!(line.ends_with("4 operations completed"), "{line}");
+        assert!(line.ends_with("4 operations completed, 0 sessions expired"), "{line}");
     }
 }

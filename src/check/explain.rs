@@ -42,6 +42,7 @@ pub fn concerns(model: &RaftModel, name: &str, states: &[SystemState]) -> Vec<St
         p::EVENTUALLY_LEADER => vec!["no server is ever leader on this run".into()],
         p::EVENTUALLY_CLIENTS_DONE => (0..last.clients.len())
             .filter(|&c| last.clients[c].next_op() < model.clients[c].cfg.ops.len())
+            .filter(|&c| !last.clients[c].expired())
             .map(|c| format!("never done: {}", model.client_summary(last, c)))
             .collect(),
         other => vec![format!("on this run, forever, it is not so that {other}")],

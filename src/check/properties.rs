@@ -234,7 +234,11 @@ pub fn liveness() -> Vec<LivenessProperty> {
 /// Every client has run all its operations. Monotone: a client never takes an operation back,
 /// so the `eventually` check's stem through goal-missing states is a real run.
 fn clients_done(m: &RaftModel, state: &SystemState) -> bool {
-    (0..state.clients.len()).all(|c| state.clients[c].next_op() >= m.clients[c].cfg.ops.len())
+    // An expired session's last answer is final: it runs nothing more (Raft thesis §6.3).
+    (0..state.clients.len()).all(|c| {
+        let client = &state.clients[c];
+        client.next_op() >= m.clients[c].cfg.ops.len() || client.expired()
+    })
 }
 
 /// Every live server has applied everything a live leader has committed (a snapshot counts as

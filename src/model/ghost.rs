@@ -132,6 +132,11 @@ impl Ghost {
 
     /// A client got the answer to its current operation and moved on to `next`.
     pub fn client_returned(&mut self, client: u64, result: OpResult, next: Option<&Op>) {
+        if result == OpResult::SessionExpired {
+            // The servers no longer know whether it happened: it stays in flight (the tester may
+            // linearize it or not), and the session runs nothing more.
+            return;
+        }
         if matches!(result, OpResult::Value(Some(_))) {
             self.read_a_write = true;
         }

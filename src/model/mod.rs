@@ -123,6 +123,7 @@ impl RaftModel {
         let mut server_cfg = ServerConfig::new(n);
         server_cfg.bug = cfg.file.bug;
         server_cfg.snapshot_after = cfg.file.snapshot.after;
+        server_cfg.max_sessions = cfg.file.sessions.max;
         if let Some(max) = cfg.file.replication.max_entries_per_append {
             server_cfg.max_entries_per_append = max;
         }

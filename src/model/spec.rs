@@ -45,6 +45,9 @@ pub struct ModelFile {
     /// How leaders batch entries (`[replication]`).
     #[serde(default)]
     pub replication: ReplicationFile,
+    /// How many client sessions the deduplication table keeps (`[sessions]`).
+    #[serde(default)]
+    pub sessions: SessionsFile,
     /// Which infinite runs count for liveness (`[fairness]`).
     #[serde(default)]
     pub fairness: FairnessFile,
@@ -224,6 +227,15 @@ pub struct ReplicationFile {
     pub max_entries_per_append: Option<usize>,
 }
 
+/// The `[sessions]` table: the bound on the deduplication table (Raft thesis §6.3).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsFile {
+    /// Keep at most this many client sessions; beyond it the lowest session id expires, and
+    /// its requests are answered "session expired" (absent: no bound, as `node --max-sessions 0`).
+    pub max: Option<usize>,
+}
+
 fn default_servers() -> usize {
     3
 }
@@ -291,6 +303,9 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<ModelConfig, ConfigE
             "bounds.max_log_len",
             "above 20 is not a checkable bound without bounds.max_depth".into(),
         ));
+    }
+    if file.sessions.max == Some(0) {
+        return Err(at("sessions.max", "must be at least 1 (leave it out for no bound)".into()));
     }
     if file.replication.max_entries_per_append == Some(0) {
         return Err(at(

@@ -155,6 +155,8 @@ pub struct NodeFlags {
     pub snapshot_after: u64,
     /// `--max-db-bytes`, when given (else the node's default).
     pub max_db_bytes: Option<u64>,
+    /// `--max-sessions`, when given (else the node's default).
+    pub max_sessions: Option<usize>,
     /// `--peer-key` and `--client-key`, when the keys are split.
     pub split_keys: Option<(PathBuf, PathBuf)>,
 }
@@ -168,6 +170,9 @@ impl NodeFlags {
         ];
         if let Some(bytes) = self.max_db_bytes {
             args.extend(["--max-db-bytes".to_string(), bytes.to_string()]);
+        }
+        if let Some(n) = self.max_sessions {
+            args.extend(["--max-sessions".to_string(), n.to_string()]);
         }
         if let Some((peer, client)) = &self.split_keys {
             args.extend([

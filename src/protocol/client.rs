@@ -42,6 +42,12 @@ impl ClientState {
         self.results.len()
     }
 
+    /// Whether the servers answered that this session expired (Raft thesis §6.3): it then runs
+    /// nothing more, and the operation they refused may or may not have happened before.
+    pub fn expired(&self) -> bool {
+        self.results.last() == Some(&OpResult::SessionExpired)
+    }
+
     /// Request ids start at 1 and grow by one per operation.
     pub fn request_id(&self) -> u64 {
         self.next_op() as u64 + 1
@@ -57,6 +63,9 @@ pub struct KvClient {
 
 impl KvClient {
     fn send_current(&self, s: &ClientState, o: &mut Out<Self>) {
+        if s.expired() {
+            return;
+        }
         if let Some(op) = self.cfg.ops.get(s.next_op()) {
             let command = Command {
                 client: self.cfg.session,
@@ -95,11 +104,14 @@ impl Actor for KvClient {
         if request_id != state.request_id() || state.next_op() >= self.cfg.ops.len() {
             return; // An answer to an operation that already completed.
         }
+        if state.expired() {
+            return;
+        }
         let s = state.to_mut();
         match reply {
             ClientReply::Done(result) => {
                 s.results.push(result);
-                if s.next_op() == self.cfg.ops.len() {
+                if s.next_op() == self.cfg.ops.len() || s.expired() {
                     o.cancel_timer(ClientTimer::Retry);
                 }
             }
@@ -120,7 +132,7 @@ impl Actor for KvClient {
         _timer: &ClientTimer,
         o: &mut Out<Self>,
     ) {
-        if state.next_op() >= self.cfg.ops.len() {
+        if state.next_op() >= self.cfg.ops.len() || state.expired() {
             return;
         }
         // No answer: the server may be down or deposed; try the next one with the same id.

@@ -13,7 +13,7 @@ use crate::net::world::Clock;
 use crate::protocol::client::{ClientConfig, KvClient};
 use crate::protocol::server::{Bug, ServerConfig, ServerState};
 use crate::protocol::trace::TraceEvent;
-use crate::protocol::types::{ClientReply, Msg, Op};
+use crate::protocol::types::{ClientReply, Msg, Op, OpResult};
 use crate::sim::checks::ClusterChecks;
 use crate::sim::linearizability::HistoryOp;
 use crate::sim::network::{LinkConfig, NetModel};
@@ -1066,7 +1066,7 @@ impl Sim {
     /// Whether client `c` has run all its operations.
     pub fn client_done(&self, c: usize) -> bool {
         let cl = &self.clients[c];
-        cl.driver.state().next_op() >= cl.ops.len()
+        cl.driver.state().next_op() >= cl.ops.len() || cl.driver.state().expired()
     }
 
     /// How many results client `c` has so far.
@@ -1170,10 +1170,17 @@ impl Sim {
         let results = &cl.driver.state().results;
         if results.len() > before {
             let result = results[before].clone();
-            if let Some(h) = cl.current {
+            // An expired session's refused operation may or may not have happened: it stays
+            // unanswered in the history, and the session runs nothing more.
+            let expired = result == OpResult::SessionExpired;
+            if let (Some(h), false) = (cl.current, expired) {
                 self.history[h].ret = Some((self.now(), result));
             }
-            self.invoke_next(c);
+            if expired {
+                self.clients[c].current = None;
+            } else {
+                self.invoke_next(c);
+            }
         }
         no_leader
     }
