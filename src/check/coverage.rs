@@ -270,6 +270,9 @@ mod tests {
             line.starts_with("3 elections won, 0 leader changes, 0 crashes"),
             "{line}"
         );
-        assert!(line.ends_with("4 operations completed, 0 sessions expired"), "{line}");
+        assert!(
+            line.ends_with("4 operations completed, 0 sessions expired"),
+            "{line}"
+        );
     }
 }

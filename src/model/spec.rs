@@ -305,7 +305,10 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<ModelConfig, ConfigE
         ));
     }
     if file.sessions.max == Some(0) {
-        return Err(at("sessions.max", "must be at least 1 (leave it out for no bound)".into()));
+        return Err(at(
+            "sessions.max",
+            "must be at least 1 (leave it out for no bound)".into(),
+        ));
     }
     if file.replication.max_entries_per_append == Some(0) {
         return Err(at(

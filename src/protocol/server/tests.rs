@@ -624,11 +624,17 @@ fn a_retry_from_an_expired_session_is_refused_not_applied_twice() {
     assert_eq!(s.kv.expired_through, 7);
     // Session 7 retries its append (its answer was lost): refused, not applied again.
     let (s, cmds) = deliver(&a, &s, 7, append(7, "a"));
-    assert!(cmds.contains(&reply(7, OpResult::SessionExpired)), "{cmds:?}");
+    assert!(
+        cmds.contains(&reply(7, OpResult::SessionExpired)),
+        "{cmds:?}"
+    );
     assert_eq!(s.kv.data["k"], "ab");
     // A session id at or below the expired ones is refused too; a later one is new.
     let (s, cmds) = deliver(&a, &s, 5, append(5, "c"));
-    assert!(cmds.contains(&reply(5, OpResult::SessionExpired)), "{cmds:?}");
+    assert!(
+        cmds.contains(&reply(5, OpResult::SessionExpired)),
+        "{cmds:?}"
+    );
     let (s, cmds) = deliver(&a, &s, 11, append(11, "d"));
     assert!(cmds.contains(&reply(11, OpResult::Written)), "{cmds:?}");
     assert_eq!(s.kv.data["k"], "abd");
