@@ -176,7 +176,12 @@ fn leader_crash_restart_and_full_restart_lose_nothing() {
 }
 
 fn spawn_node(c: &LocalCluster, i: usize) -> std::process::Child {
+    spawn_node_with(c, i, &[])
+}
+
+fn spawn_node_with(c: &LocalCluster, i: usize, args: &[&str]) -> std::process::Child {
     Command::new(NODE)
+        .args(args)
         .arg("--id")
         .arg(i.to_string())
         .arg("--peers")
@@ -203,7 +208,11 @@ fn read_stderr(child: &mut std::process::Child) -> String {
 }
 
 fn start_node_expecting_failure(c: &LocalCluster, i: usize) -> (i32, String) {
-    let mut child = spawn_node(c, i);
+    start_node_expecting_failure_with(c, i, &[])
+}
+
+fn start_node_expecting_failure_with(c: &LocalCluster, i: usize, args: &[&str]) -> (i32, String) {
+    let mut child = spawn_node_with(c, i, args);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -1392,4 +1401,56 @@ fn twenty_thousand_sessions_leave_the_snapshot_bounded() {
     });
     assert!(wiped.elapsed() < Duration::from_secs(10));
     assert_eq!(get(&c, "k").as_deref(), Some("v"));
+}
+
+/// Finding 6 of the audit, its missing-meta half: deleting the state file on 2 of 3 nodes lost
+/// all 60 acknowledged writes in 6 of 10 trials, the nodes starting again as new empty members.
+/// Now a node whose log starts at index 1 recovers its whole state from the log (nothing is
+/// lost), and one whose snapshot went with the meta file refuses to start, so a cluster damaged
+/// on a majority refuses to serve rather than answer from a history without those writes.
+#[test]
+fn a_lost_state_file_on_a_majority_loses_no_acknowledged_write() {
+    // No snapshot yet (60 entries, the default compacts after 1000): recovered from the logs.
+    let mut c = cluster("nometa", None);
+    wait_leader(&c, None, None);
+    for i in 0..60 {
+        put(&c, &format!("k{i}"), &i.to_string());
+    }
+    c.kill_all();
+    for i in [0, 1] {
+        std::fs::remove_file(c.data_dir(i).join(META_FILE)).unwrap();
+    }
+    c.start_all().unwrap();
+    for i in 0..60 {
+        assert_eq!(
+            get(&c, &format!("k{i}")),
+            Some(i.to_string()),
+            "k{i} was lost"
+        );
+    }
+    c.kill_all();
+
+    // Snapshots every 20 entries: the two damaged nodes refuse, and nothing is answered.
+    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir("nometa-snap"), None).unwrap();
+    c.quiet = true;
+    c.extra_args = ["--snapshot-after", "20"].map(String::from).to_vec();
+    c.start_all().unwrap();
+    wait_leader(&c, None, None);
+    for i in 0..60 {
+        put(&c, &format!("k{i}"), &i.to_string());
+    }
+    c.kill_all();
+    for i in [0, 1] {
+        std::fs::remove_file(c.data_dir(i).join(META_FILE)).unwrap();
+    }
+    c.start(2).unwrap();
+    for i in [0, 1] {
+        let meta = c.data_dir(i).join(META_FILE);
+        let (code, stderr) = start_node_expecting_failure_with(&c, i, &["--snapshot-after", "20"]);
+        assert_ne!(code, 0, "node {i} started without its snapshot");
+        assert!(stderr.contains(&meta.display().to_string()), "{stderr}");
+        assert!(stderr.contains("lost"), "{stderr}");
+    }
+    let out = client(&c.peers, None, 3, &["get", "k0"]);
+    assert_eq!(out.code, 3, "a lone node answered: {}", out.stdout);
 }

@@ -151,6 +151,15 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
                     .map_or(String::new(), |p| p.display().to_string())
             );
         }
+        if let Some(path) = storage.recovered_without_meta() {
+            tracing::warn!(
+                node = opts.id,
+                "the state file {} was missing: recovered the term, vote and log from {} (it \
+                 starts at index 1, so no snapshot was lost) and wrote the state file again",
+                storage.meta_path().display(),
+                path.display()
+            );
+        }
         match &saved {
             Some(s) => tracing::info!(
                 node = opts.id,

@@ -129,6 +129,8 @@ pub struct DurableStorage<D: Disk = RealDisk> {
     disk: Option<OnDisk<D::File>>,
     /// Bytes of a torn final record cut off by the last `load`.
     torn_bytes: u64,
+    /// The log file the last `load` recovered the state from when the meta file was missing.
+    recovered_without_meta: Option<PathBuf>,
 }
 
 enum Plan {
@@ -161,6 +163,7 @@ impl<D: Disk> DurableStorage<D> {
             cluster,
             disk: None,
             torn_bytes: 0,
+            recovered_without_meta: None,
         })
     }
 
@@ -179,6 +182,12 @@ impl<D: Disk> DurableStorage<D> {
         self.torn_bytes
     }
 
+    /// The log file the last `load` recovered the whole state from, the meta file being
+    /// missing (see [`load`](Self::load)).
+    pub fn recovered_without_meta(&self) -> Option<&Path> {
+        self.recovered_without_meta.as_deref()
+    }
+
     fn log_path_for(&self, generation: u64) -> PathBuf {
         self.dir.join(format!("{LOG_FILE_PREFIX}{generation}"))
     }
@@ -187,9 +196,10 @@ impl<D: Disk> DurableStorage<D> {
     pub fn load(&mut self) -> Result<Option<Storage>, String> {
         self.disk = None;
         self.torn_bytes = 0;
+        self.recovered_without_meta = None;
         let meta_bytes = match self.fs.read(&self.meta_path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.load_without_meta(),
             Err(e) => {
                 return Err(format!(
                     "cannot read state file {}: {e}",
@@ -245,6 +255,49 @@ impl<D: Disk> DurableStorage<D> {
             written: r.written,
             bare_records: r.bare_records,
         });
+        Ok(Some(storage))
+    }
+
+    /// `load` with no meta file. A fresh directory has no log file either. Otherwise the meta
+    /// was lost (it is only ever replaced, by a rename), or the very first save crashed before
+    /// naming its log; starting as a new empty server would then forget a vote and entries this
+    /// node may have acknowledged (the audit's finding 6). The newest log generation holds the
+    /// term, vote and entries of the last save made durable, or of one about to be (a rewrite
+    /// that crashed before its rename: newer, never acknowledged, safe to adopt). When its
+    /// checkpoint starts at index 1 there was no snapshot, so nothing else was in the meta: the
+    /// state is recovered whole and a meta written again. Otherwise the snapshot it continues is
+    /// lost with the meta, and the node refuses to start.
+    fn load_without_meta(&mut self) -> Result<Option<Storage>, String> {
+        let Some(newest) = self.log_generations().into_iter().max() else {
+            return Ok(None);
+        };
+        let path = self.log_path_for(newest);
+        let lost = |why: String| {
+            unusable(
+                &self.meta_path,
+                &format!("missing, and log file {} {why}", path.display()),
+            )
+        };
+        let bytes = (self.fs.read(&path)).map_err(|e| lost(format!("cannot be read: {e}")))?;
+        let r = replay(&bytes, self.node, self.cluster, newest, 0).map_err(|why| {
+            lost(format!(
+                "cannot stand alone ({why}): the snapshot or entries it continues are lost"
+            ))
+        })?;
+        let storage = Storage {
+            term: r.term,
+            voted_for: r.voted_for,
+            log: Log {
+                base_index: 0,
+                base_term: 0,
+                entries: r.entries.into(),
+            },
+            snapshot: None,
+        };
+        self.rewrite(storage.clone())?;
+        let kept = self.disk.as_ref().map_or(0, |d| d.generation);
+        self.remove_other_logs(kept);
+        self.recovered_without_meta = Some(path);
         Ok(Some(storage))
     }
 
@@ -917,6 +970,41 @@ mod tests {
         assert_eq!(st.log_path().unwrap(), gen);
         assert!(!dir.join(format!("{LOG_FILE_PREFIX}2")).exists());
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Finding 6 of the audit: a missing meta file used to start the node as a new empty
+    /// server. With no snapshot the log file holds the whole state, which comes back (vote
+    /// included); with a snapshot, what the meta held is gone and the node refuses to start.
+    #[test]
+    fn a_lost_meta_file_is_recovered_from_the_log_or_refused() {
+        let dir = temp("nometa");
+        let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
+        assert_eq!(st.load().unwrap(), None, "a fresh directory starts empty");
+        let mut s = storage(3, Some(2), (1..=5).map(|n| entry(1, n)).collect());
+        st.save(s.clone()).unwrap();
+        s.log.entries.push(entry(3, 6));
+        st.save(s.clone()).unwrap();
+        fs::remove_file(dir.join(META_FILE)).unwrap();
+        let mut again = DurableStorage::open(&dir, 1, 99).unwrap();
+        assert_eq!(again.load().unwrap().as_ref(), Some(&s));
+        assert!(again.recovered_without_meta().is_some());
+        assert!(
+            dir.join(META_FILE).exists(),
+            "the meta file is written again"
+        );
+        s.log.entries.push(entry(3, 7));
+        save_and_check(&mut again, &dir, &s);
+
+        s.log.compact_through(4, 1);
+        s.snapshot = Some(std::sync::Arc::new(Snapshot {
+            last_index: 4,
+            last_term: 1,
+            state: KvStore::default(),
+        }));
+        save_and_check(&mut again, &dir, &s);
+        fs::remove_file(dir.join(META_FILE)).unwrap();
+        let why = load_err(&dir);
+        assert!(why.contains("missing") && why.contains("lost"), "{why}");
     }
 
     #[test]
