@@ -1355,12 +1355,10 @@ fn a_wiped_follower_catches_up_under_the_current_leader() {
 fn twenty_thousand_sessions_leave_the_snapshot_bounded() {
     use raft_checked::net::client::{ClientOptions, Session};
     use raft_checked::protocol::types::Op;
-    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir("sessions"), None).unwrap();
-    c.quiet = true;
-    c.extra_args = ["--max-sessions", "1000", "--snapshot-after", "200"]
-        .map(String::from)
-        .to_vec();
-    c.start_all().unwrap();
+    let mut c = cluster_with(
+        "sessions",
+        &["--max-sessions", "1000", "--snapshot-after", "200"],
+    );
     let leader = wait_leader(&c, None, None);
     put(&c, "k", "v");
     let started = Instant::now();
@@ -1403,6 +1401,28 @@ fn twenty_thousand_sessions_leave_the_snapshot_bounded() {
     assert_eq!(get(&c, "k").as_deref(), Some("v"));
 }
 
+/// A started 3-node cluster whose nodes all get `args`.
+fn cluster_with(name: &str, args: &[&str]) -> LocalCluster {
+    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir(name), None).unwrap();
+    c.quiet = true;
+    c.extra_args = args.iter().map(|a| a.to_string()).collect();
+    c.start_all().unwrap();
+    c
+}
+
+/// Puts keys k0..k59 (acknowledged), stops every node and deletes the state file of nodes 0
+/// and 1.
+fn put_60_then_lose_two_state_files(c: &mut LocalCluster) {
+    wait_leader(c, None, None);
+    for i in 0..60 {
+        put(c, &format!("k{i}"), &i.to_string());
+    }
+    c.kill_all();
+    for i in [0, 1] {
+        std::fs::remove_file(c.data_dir(i).join(META_FILE)).unwrap();
+    }
+}
+
 /// Finding 6 of the audit, its missing-meta half: deleting the state file on 2 of 3 nodes lost
 /// all 60 acknowledged writes in 6 of 10 trials, the nodes starting again as new empty members.
 /// Now a node whose log starts at index 1 recovers its whole state from the log (nothing is
@@ -1412,14 +1432,7 @@ fn twenty_thousand_sessions_leave_the_snapshot_bounded() {
 fn a_lost_state_file_on_a_majority_loses_no_acknowledged_write() {
     // No snapshot yet (60 entries, the default compacts after 1000): recovered from the logs.
     let mut c = cluster("nometa", None);
-    wait_leader(&c, None, None);
-    for i in 0..60 {
-        put(&c, &format!("k{i}"), &i.to_string());
-    }
-    c.kill_all();
-    for i in [0, 1] {
-        std::fs::remove_file(c.data_dir(i).join(META_FILE)).unwrap();
-    }
+    put_60_then_lose_two_state_files(&mut c);
     c.start_all().unwrap();
     for i in 0..60 {
         assert_eq!(
@@ -1431,18 +1444,8 @@ fn a_lost_state_file_on_a_majority_loses_no_acknowledged_write() {
     c.kill_all();
 
     // Snapshots every 20 entries: the two damaged nodes refuse, and nothing is answered.
-    let mut c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir("nometa-snap"), None).unwrap();
-    c.quiet = true;
-    c.extra_args = ["--snapshot-after", "20"].map(String::from).to_vec();
-    c.start_all().unwrap();
-    wait_leader(&c, None, None);
-    for i in 0..60 {
-        put(&c, &format!("k{i}"), &i.to_string());
-    }
-    c.kill_all();
-    for i in [0, 1] {
-        std::fs::remove_file(c.data_dir(i).join(META_FILE)).unwrap();
-    }
+    let mut c = cluster_with("nometa-snap", &["--snapshot-after", "20"]);
+    put_60_then_lose_two_state_files(&mut c);
     c.start(2).unwrap();
     for i in [0, 1] {
         let meta = c.data_dir(i).join(META_FILE);

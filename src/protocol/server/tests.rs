@@ -545,6 +545,17 @@ fn writes_past_the_quota_are_refused_and_shrinking_writes_pass() {
     assert_eq!(back, kv);
 }
 
+/// A one-server cluster's leader with an empty log, so a request commits as it is appended.
+fn lone_leader(cfg: ServerConfig) -> (RaftServer, ServerState) {
+    let mut s = follower(1, vec![]);
+    s.role = Role::Leader {
+        next_index: vec![1],
+        match_index: vec![0],
+    };
+    s.leader = Some(0);
+    (RaftServer::new(cfg), s)
+}
+
 /// The quota is decided as the entry is applied, and the result is deduplicated like any other
 /// (§8): the leader answers NoSpace, and a retry of the same request gets the same answer
 /// without being applied.
@@ -552,13 +563,7 @@ fn writes_past_the_quota_are_refused_and_shrinking_writes_pass() {
 fn a_refused_write_is_answered_and_its_retry_is_not_applied() {
     let mut cfg = ServerConfig::new(1);
     cfg.max_db_bytes = Some(4);
-    let a = RaftServer::new(cfg);
-    let mut s = follower(1, vec![]);
-    s.role = Role::Leader {
-        next_index: vec![1],
-        match_index: vec![0],
-    };
-    s.leader = Some(0);
+    let (a, s) = lone_leader(cfg);
     let request = Msg::ClientRequest(Command {
         client: 7,
         request_id: 1,
@@ -589,13 +594,7 @@ fn a_refused_write_is_answered_and_its_retry_is_not_applied() {
 fn a_retry_from_an_expired_session_is_refused_not_applied_twice() {
     let mut cfg = ServerConfig::new(1);
     cfg.max_sessions = Some(1);
-    let a = RaftServer::new(cfg);
-    let mut s = follower(1, vec![]);
-    s.role = Role::Leader {
-        next_index: vec![1],
-        match_index: vec![0],
-    };
-    s.leader = Some(0);
+    let (a, s) = lone_leader(cfg);
     let append = |client: u64, value: &str| {
         Msg::ClientRequest(Command {
             client,
