@@ -141,11 +141,16 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         let mut storage = DurableStorage::open_on(disk, &opts.data, opts.id as u64, cluster)?;
         let saved = storage.load()?;
         if storage.torn_bytes() > 0 {
-            // An append whose fsync never returned: its save was never acknowledged.
+            // Usually an append whose fsync never returned, so its save was never acknowledged;
+            // but damage to the end of the file looks the same, and then this node may lack
+            // entries it acknowledged. The message says both, not the comforting one alone.
             tracing::warn!(
                 node = opts.id,
                 bytes = storage.torn_bytes(),
-                "cut a torn final record (never made durable) off {}",
+                "cut a torn final record off {}: an append whose fsync never returned (never \
+                 acknowledged), unless the end of the file was damaged (then entries this node \
+                 acknowledged may be missing here; the other nodes still hold them if a \
+                 majority is intact)",
                 storage
                     .log_path()
                     .map_or(String::new(), |p| p.display().to_string())
