@@ -44,11 +44,14 @@ impl Handler<'_, '_> {
         }
         // Already in our log in this term and not yet applied: it is answered when applied.
         let term = self.s.term;
-        let pending = (self.s.log.entries_from(self.s.last_applied + 1, usize::MAX)).any(|e| {
+        let same_request = |e: &Entry| {
             e.term == term
                 && e.command.client == command.client
                 && e.command.request_id == command.request_id
-        });
+        };
+        let pending = (self.s.log)
+            .entries_from(self.s.last_applied + 1, usize::MAX)
+            .any(same_request);
         if pending {
             return;
         }
