@@ -105,6 +105,7 @@ scenario_tests!(
     kv_many_partitions_many_clients,
     kv_persist_partition_unreliable_linearizable,
     kv_snapshot_size,
+    kv_session_expiry,
     kv_speed,
     wiped_follower,
     disk_stall,

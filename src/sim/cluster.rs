@@ -50,6 +50,8 @@ pub struct SimConfig {
     pub bug: Option<Bug>,
     /// Compact the log once this many applied entries sit in it.
     pub snapshot_after: Option<u64>,
+    /// Keep at most this many client sessions (`node --max-sessions`); None: no bound.
+    pub max_sessions: Option<usize>,
     /// The election timeout range.
     pub election_timeout: Range<Duration>,
     /// The leader's heartbeat interval (6.5840: at most ten per second).
@@ -77,6 +79,7 @@ impl SimConfig {
             seed,
             bug: None,
             snapshot_after: None,
+            max_sessions: None,
             election_timeout: Duration::from_millis(300)..Duration::from_millis(600),
             heartbeat: Duration::from_millis(100),
             fsync: Duration::from_millis(1)..Duration::from_millis(4),
@@ -367,6 +370,7 @@ impl Sim {
         let mut c = ServerConfig::new(self.n());
         c.bug = self.cfg.bug;
         c.snapshot_after = self.cfg.snapshot_after;
+        c.max_sessions = self.cfg.max_sessions;
         c.max_entries_per_append = wire::MAX_ENTRIES_PER_APPEND;
         c.election_timeout = self.cfg.election_timeout.clone();
         c.heartbeat_interval = self.cfg.heartbeat;
@@ -1067,6 +1071,11 @@ impl Sim {
     pub fn client_done(&self, c: usize) -> bool {
         let cl = &self.clients[c];
         cl.driver.state().next_op() >= cl.ops.len() || cl.driver.state().expired()
+    }
+
+    /// Whether client `c`'s session was answered "session expired" (it then runs no more).
+    pub fn client_expired(&self, c: usize) -> bool {
+        self.clients[c].driver.state().expired()
     }
 
     /// How many results client `c` has so far.

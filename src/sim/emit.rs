@@ -63,6 +63,9 @@ pub fn model_file(cfg: &SimConfig, title: &str, events: &[TraceEvent]) -> Result
         if let Some(after) = cfg.snapshot_after {
             text.push_str(&format!("[snapshot]\nafter = {after}\n\n"));
         }
+        if let Some(max) = cfg.max_sessions {
+            text.push_str(&format!("[sessions]\nmax = {max}\n\n"));
+        }
         text.push_str(&format!(
             "[bounds]\nmax_term = {max_term}\nmax_log_len = {max_log_len}\nmax_depth = 6\n"
         ));

@@ -65,6 +65,12 @@ fn snapshots_unreliable(c: &mut SimConfig) {
     unreliable(c);
 }
 
+/// `node --max-sessions 3`, over the unreliable network.
+fn three_sessions_unreliable(c: &mut SimConfig) {
+    unreliable(c);
+    c.max_sessions = Some(3);
+}
+
 fn unreliable(c: &mut SimConfig) {
     c.link = LinkConfig::unreliable();
 }
@@ -302,6 +308,13 @@ pub const SCENARIOS: &[Scenario] = &[
         servers: 3,
         configure: snapshots,
         run: kv_snapshot_size,
+    },
+    Scenario {
+        name: "kv_session_expiry",
+        about: "(no lab test) thesis 6.3: 3 sessions kept, 20 clients join over 10 s, unreliable: older sessions expire mid-retry; linearizable, never applied twice",
+        servers: 3,
+        configure: three_sessions_unreliable,
+        run: kv_session_expiry,
     },
     Scenario {
         name: "kv_speed",
@@ -1139,6 +1152,55 @@ fn kv_generic(sim: &mut Sim, clients: usize, secs_: u64) -> Result<(), Failure> 
 
 fn kv_concurrent(sim: &mut Sim) -> Result<(), Failure> {
     kv_generic(sim, 5, 15)
+}
+
+/// Raft thesis §6.3: the servers keep 3 sessions while a new client joins every half second for
+/// 10 s, each appending 5 times to its own key and reading its predecessor's, over an
+/// unreliable network.
+/// Older sessions expire while their requests are being retried; a retry must then be refused,
+/// never applied again (the run's linearizability check sees a second application), and the
+/// refused operation stays unanswered in the history. The newest sessions, never expired, must
+/// finish; at least one session must have expired, or the run exercised nothing.
+fn kv_session_expiry(sim: &mut Sim) -> Result<(), Failure> {
+    let first = sim.clients();
+    let joining = 20;
+    for c in 0..joining {
+        // Each client appends to its own key and reads the one before it: a second
+        // application of an expired append shows to that reader, and one writer per key keeps
+        // the unanswered operations from multiplying the linearizability search.
+        let ops = (0..5)
+            .flat_map(|j| {
+                [
+                    Op::Append {
+                        key: format!("k{c}"),
+                        value: format!("{j};"),
+                    },
+                    get(&format!("k{}", c.max(1) - 1)),
+                ]
+            })
+            .collect();
+        sim.add_client(ops);
+        sim.run_for(ms(500));
+        sim.ok()?;
+    }
+    sim.run_for(secs(10));
+    sim.ok()?;
+    let clients = first..first + joining;
+    if !clients.clone().any(|c| sim.client_expired(c)) {
+        return sim.failed("sessions", "no session expired: nothing was exercised");
+    }
+    for c in first + joining - 3..first + joining {
+        if sim.client_expired(c) || !sim.client_done(c) {
+            return sim.failed(
+                "progress",
+                format!(
+                    "client {} (one of the 3 newest sessions) did not finish",
+                    c - first
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A client that runs `ops` and stops; fails unless it finished within `limit`.
