@@ -45,6 +45,10 @@ pub struct Coverage {
     pub operations_completed: u64,
     /// Client sessions told that their session expired (Raft thesis §6.3, `[sessions]`).
     pub sessions_expired: u64,
+    /// Crashed servers whose storage was damaged (`[faults] max_damage`).
+    pub storage_damaged: u64,
+    /// Recovering servers repaired from their peers: they vote again (`Recovery`).
+    pub recoveries_completed: u64,
 }
 
 impl Coverage {
@@ -56,8 +60,8 @@ impl Coverage {
     }
 
     /// Each behaviour's name (as in JSON) and count, in declaration order.
-    pub fn named(&self) -> [(&'static str, u64); 11] {
-        let [a, b, c, d, e, f, g, h, i, j, k] = self.counts();
+    pub fn named(&self) -> [(&'static str, u64); 13] {
+        let [a, b, c, d, e, f, g, h, i, j, k, l, m] = self.counts();
         [
             ("elections_won", a),
             ("leader_changes", b),
@@ -70,6 +74,8 @@ impl Coverage {
             ("commit_advances", i),
             ("operations_completed", j),
             ("sessions_expired", k),
+            ("storage_damaged", l),
+            ("recoveries_completed", m),
         ]
     }
 
@@ -84,7 +90,7 @@ impl Coverage {
         words.join(", ")
     }
 
-    fn counts(&self) -> [u64; 11] {
+    fn counts(&self) -> [u64; 13] {
         [
             self.elections_won,
             self.leader_changes,
@@ -97,10 +103,12 @@ impl Coverage {
             self.commit_advances,
             self.operations_completed,
             self.sessions_expired,
+            self.storage_damaged,
+            self.recoveries_completed,
         ]
     }
 
-    fn counts_mut(&mut self) -> [&mut u64; 11] {
+    fn counts_mut(&mut self) -> [&mut u64; 13] {
         [
             &mut self.elections_won,
             &mut self.leader_changes,
@@ -113,6 +121,8 @@ impl Coverage {
             &mut self.commit_advances,
             &mut self.operations_completed,
             &mut self.sessions_expired,
+            &mut self.storage_damaged,
+            &mut self.recoveries_completed,
         ]
     }
 }
@@ -162,6 +172,7 @@ const CLIENT_RETRY: Tag = 4 << 8;
 const STEP: Tag = 5 << 8;
 /// A delivery of InstallSnapshot to the server in the low byte.
 const INSTALL: Tag = 6 << 8;
+const DAMAGE: Tag = 7 << 8;
 
 /// The Raft model's tag of an action (see [`Observer::tag`]).
 pub fn raft_tag(_: &SystemState, action: &Action) -> Tag {
@@ -169,6 +180,7 @@ pub fn raft_tag(_: &SystemState, action: &Action) -> Tag {
         Action::Drop(_) => DROP,
         Action::Crash(i) => CRASH | Tag::from(*i),
         Action::Restart(i) => RESTART | Tag::from(*i),
+        Action::Damage(i, _) => DAMAGE | Tag::from(*i),
         Action::Timeout(i, Timer::ClientRetry) => CLIENT_RETRY | Tag::from(*i),
         Action::Deliver(e) if matches!(*e.msg, Msg::InstallSnapshot { .. }) => {
             INSTALL | Tag::from(e.dst)
@@ -187,6 +199,7 @@ pub fn raft_count(tag: Tag, before: &SystemState, after: &SystemState, into: &mu
         DROP => into.drops += 1,
         CRASH => into.crashes += 1,
         RESTART => into.restarts += 1,
+        DAMAGE => into.storage_damaged += 1,
         CLIENT_RETRY => into.client_retries += 1,
         STEP | INSTALL if actor >= before.servers.len() => {
             let client = actor - before.servers.len();
@@ -227,6 +240,9 @@ fn server_step(
     }
     if a.commit_index() > b.commit_index() {
         into.commit_advances += 1;
+    }
+    if a.recovery.is_none() && b.recovery.is_some() {
+        into.recoveries_completed += 1;
     }
     if a.log().base_index > b.log().base_index {
         if install {
@@ -271,7 +287,10 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.ends_with("4 operations completed, 0 sessions expired"),
+            line.ends_with(
+                "4 operations completed, 0 sessions expired, 0 storage damaged, \
+                 0 recoveries completed"
+            ),
             "{line}"
         );
     }

@@ -41,7 +41,7 @@ pub fn classify(model: &RaftModel, state: &SystemState, action: &Action) -> Fair
         Action::Restart(i) if fair.restarts => {
             class(actors * actors + actors * TIMERS + *i as usize)
         }
-        Action::Drop(_) | Action::Crash(_) => Fairness::Fault,
+        Action::Drop(_) | Action::Crash(_) | Action::Damage(..) => Fairness::Fault,
         _ => Fairness::Unfair,
     }
 }

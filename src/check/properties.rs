@@ -82,13 +82,17 @@ fn leader_completeness(_: &RaftModel, state: &SystemState) -> bool {
 fn electable_logs_hold_committed(_: &RaftModel, state: &SystemState) -> bool {
     let majority = state.servers.len() / 2 + 1;
     let freshness = |s: &ServerState| (s.log().last_term(), s.log().last_index());
-    state.servers.iter().all(|s| {
-        let outvotes = state
-            .servers
-            .iter()
-            .filter(|v| freshness(v) <= freshness(s))
+    // A recovering server neither votes nor stands (`Recovery`); a down one whose storage was
+    // damaged restarts recovering.
+    let votes = |i: usize| match state.down[i] {
+        true => state.storage[i].as_ref().is_none_or(|st| !st.recovering),
+        false => state.servers[i].recovery.is_none(),
+    };
+    state.servers.iter().enumerate().all(|(i, s)| {
+        let outvotes = (state.servers.iter().enumerate())
+            .filter(|&(v, sv)| v == i || (votes(v) && freshness(sv) <= freshness(s)))
             .count();
-        outvotes < majority || holds_committed(&state.ghost, s, Term::MAX)
+        !votes(i) || outvotes < majority || holds_committed(&state.ghost, s, Term::MAX)
     })
 }
 

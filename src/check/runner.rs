@@ -241,7 +241,7 @@ fn action_kind(actors: usize, servers: usize, action: &Action) -> usize {
         Action::Deliver(e) => link(e),
         Action::Drop(e) => links + link(e),
         Action::Timeout(i, t) => 2 * links + *i as usize * 3 + *t as usize,
-        Action::Crash(i) => 2 * links + 3 * actors + *i as usize,
+        Action::Crash(i) | Action::Damage(i, _) => 2 * links + 3 * actors + *i as usize,
         Action::Restart(i) => 2 * links + 3 * actors + servers + *i as usize,
         Action::Propose(..) | Action::Request(..) => 2 * links + 3 * actors + 2 * servers,
     }

@@ -114,6 +114,7 @@ impl InvariantParts {
         let SystemState {
             clients,
             crashes,
+            damaged,
             proposed,
             network,
             ghost,
@@ -137,7 +138,7 @@ impl InvariantParts {
                 .collect()
         });
         let mut h = hasher();
-        (clients, crashes, proposed, &timers[n..]).hash(&mut h);
+        (clients, crashes, damaged, proposed, &timers[n..]).hash(&mut h);
         ghost.id_free_hash().hash(&mut h);
         InvariantParts {
             flows,
@@ -306,6 +307,7 @@ fn permute(state: &SystemState, r: &Renaming) -> SystemState {
         timers,
         down: r.permuted(&state.down).collect(),
         crashes: state.crashes,
+        damaged: state.damaged,
         proposed: state.proposed,
         network,
         ghost,

@@ -315,7 +315,7 @@ impl Mark {
                 },
             ),
             Action::Restart(i) => Mark::Restart(*i as usize),
-            Action::Crash(i) => Mark::Crash(*i as usize),
+            Action::Crash(i) | Action::Damage(i, _) => Mark::Crash(*i as usize),
             Action::Propose(i, _) | Action::Request(i, _) => Mark::Propose(*i as usize),
             Action::Deliver(_) | Action::Drop(_) => return None,
         })

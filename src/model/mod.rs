@@ -55,6 +55,8 @@ pub struct SystemState {
     pub down: Vec<bool>,
     /// Crashes so far in this run; restarts do not give them back (`faults.max_crashes`).
     pub crashes: u8,
+    /// Damage faults so far in this run (`faults.max_damage`).
+    pub damaged: u8,
     /// How many of the workload's proposals a leader has accepted.
     pub proposed: u8,
     /// Canonical order: sorted for unordered networks (a set or a multiset), grouped by
@@ -79,11 +81,65 @@ pub enum Action {
     Crash(u8),
     /// Crashed server `.0` starts again as a follower from what it last saved (Figure 2).
     Restart(u8),
+    /// Crashed server `.0` loses part of its storage (`faults.max_damage`); it finds the damage
+    /// when it restarts.
+    Damage(u8, Damage),
     /// Server `.0`, which leads, accepts workload proposal `.1`.
     Propose(u8, u8),
     /// Server `.0` gets a request from a client session outside the model (`.1.client`): only
     /// in given steps, as `sim --emit-model` writes them; a search never takes it.
     Request(u8, Arc<Command>),
+}
+
+/// What a damage fault takes from a crashed server's storage. The storage layer detects each
+/// (a missing file, a checksum that fails, a log shorter than its last sync), so the server
+/// restarts knowing it was damaged, not what it lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Damage {
+    /// Everything: the data directory is gone.
+    Wipe,
+    /// The term and vote (the meta file), keeping the log and snapshot.
+    LoseVote,
+    /// The last log entry, though it was made durable (and maybe acknowledged).
+    LoseLastEntry,
+}
+
+impl Damage {
+    /// Every kind, in the order the checker tries them.
+    pub const ALL: [Damage; 3] = [Damage::Wipe, Damage::LoseVote, Damage::LoseLastEntry];
+
+    /// The word model files and traces use.
+    pub fn word(self) -> &'static str {
+        match self {
+            Damage::Wipe => "wipe",
+            Damage::LoseVote => "lose-vote",
+            Damage::LoseLastEntry => "lose-last-entry",
+        }
+    }
+
+    /// What is left of `storage` after this damage, marked damaged; None when there is nothing
+    /// this damage can take (an entry from an empty log).
+    pub fn apply(self, storage: &Storage) -> Option<Storage> {
+        let mut left = match self {
+            Damage::Wipe => Storage::wiped(),
+            Damage::LoseVote => Storage {
+                term: 0,
+                voted_for: None,
+                ..storage.clone()
+            },
+            Damage::LoseLastEntry => {
+                let last = storage.log.last_index();
+                if last <= storage.log.base_index {
+                    return None;
+                }
+                let mut cut = storage.clone();
+                cut.log.truncate_from(last);
+                cut
+            }
+        };
+        left.recovering = true;
+        Some(left)
+    }
 }
 
 /// What one handler did: its new state (None: unchanged) and the commands it emitted.
@@ -406,6 +462,7 @@ impl RaftModel {
             timers: vec![0; actors],
             down: vec![false; n],
             crashes: 0,
+            damaged: 0,
             proposed: 0,
             network: Vec::new(),
             ghost: Shared::default(),
@@ -480,9 +537,18 @@ impl Model for RaftModel {
             }
         }
         let budget_left = state.crashes < self.cfg.file.faults.max_crashes;
+        let damage_left = state.damaged < self.cfg.file.faults.max_damage;
         for (i, &down) in state.down.iter().enumerate() {
             if down {
                 actions.push(Action::Restart(i as u8));
+                if damage_left {
+                    let storage = state.storage[i].as_deref();
+                    for kind in Damage::ALL {
+                        if storage.and_then(|s| kind.apply(s)).is_some() {
+                            actions.push(Action::Damage(i as u8, kind));
+                        }
+                    }
+                }
             } else if budget_left {
                 actions.push(Action::Crash(i as u8));
             }
@@ -508,6 +574,14 @@ impl Model for RaftModel {
             }
             Action::Propose(i, k) => self.propose(last, i as usize, k),
             Action::Restart(i) => self.restart(last, i as usize),
+            Action::Damage(i, kind) => {
+                let mut state = last.clone();
+                let i = i as usize;
+                let left = kind.apply(state.storage[i].as_deref()?)?;
+                state.storage[i] = Some(Shared::new(left));
+                state.damaged += 1;
+                state
+            }
             Action::Request(i, command) => {
                 let msg = Msg::ClientRequest(Command::clone(&command));
                 self.external_request(last, i as usize, command.client, msg)?

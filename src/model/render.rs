@@ -37,6 +37,9 @@ impl RaftModel {
             }
             Action::Crash(i) => format!("{} crashes", self.actor_name(*i)),
             Action::Restart(i) => format!("{} restarts from storage", self.actor_name(*i)),
+            Action::Damage(i, kind) => {
+                format!("{}'s storage is damaged: {}", self.actor_name(*i), kind.word())
+            }
             Action::Propose(i, k) => format!(
                 "{} accepts proposal #{} ({})",
                 self.actor_name(*i),
@@ -127,6 +130,7 @@ impl fmt::Debug for Action {
             Action::Timeout(i, t) => write!(f, "Timeout {i} {t:?}"),
             Action::Crash(i) => write!(f, "Crash {i}"),
             Action::Restart(i) => write!(f, "Restart {i}"),
+            Action::Damage(i, kind) => write!(f, "Damage {i} {}", kind.word()),
             Action::Propose(i, k) => write!(f, "Propose {i} #{k}"),
             Action::Request(i, c) => write!(f, "Request {i} {c:?}"),
         }
@@ -177,6 +181,19 @@ pub fn message(msg: &Msg) -> String {
         ),
         Msg::InstallSnapshotReply { term, last_index } => {
             format!("SnapshotOk(t{term}, through {last_index})")
+        }
+        Msg::RecoveryQuery => "RecoveryQuery".to_string(),
+        Msg::RecoveryReply {
+            term,
+            recovering,
+            leader_last,
+        } => {
+            let who = match (recovering, leader_last) {
+                (true, _) => " recovering".to_string(),
+                (false, Some(last)) => format!(" leader, last={last}"),
+                (false, None) => String::new(),
+            };
+            format!("RecoveryReply(t{term}{who})")
         }
         Msg::ClientRequest(c) => format!("Request#{}({})", c.request_id, c.op),
         Msg::ClientResponse { request_id, reply } => match reply {

@@ -127,6 +127,10 @@ pub struct FaultsFile {
     /// How many crash events a run may contain in total (each crashed server may restart).
     #[serde(default)]
     pub max_crashes: u8,
+    /// How many damage events a run may contain: a crashed server loses its whole storage, its
+    /// term and vote, or its last entry (`Damage`), and restarts recovering.
+    #[serde(default)]
+    pub max_damage: u8,
 }
 
 /// The `[bounds]` table: limits that make the state space finite; the checker does not explore past

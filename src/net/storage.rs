@@ -245,6 +245,7 @@ impl<D: Disk> DurableStorage<D> {
                 entries: r.entries.into(),
             },
             snapshot: meta.snapshot.map(std::sync::Arc::new),
+            recovering: false,
         };
         self.remove_other_logs(meta.generation);
         self.disk = Some(OnDisk {
@@ -293,6 +294,7 @@ impl<D: Disk> DurableStorage<D> {
                 entries: r.entries.into(),
             },
             snapshot: None,
+            recovering: false,
         };
         self.rewrite(storage.clone())?;
         let kept = self.disk.as_ref().map_or(0, |d| d.generation);
@@ -799,6 +801,7 @@ mod tests {
                 entries: entries.into(),
             },
             snapshot: None,
+            recovering: false,
         }
     }
 

@@ -28,6 +28,9 @@ pub enum Bug {
     SnapshotDiscardsLog,
     /// Apply every committed command, even a retry that was already applied.
     NoDeduplication,
+    /// A server whose storage was damaged restarts from what is left as if nothing was lost,
+    /// instead of recovering (`Recovery`): a wiped server votes again in a term it voted in.
+    RecoverAsNew,
     // Liveness bugs: every safety property still holds; some run never makes progress.
     /// A client that never retries: a lost request (or its lost answer) leaves its operation
     /// pending forever.

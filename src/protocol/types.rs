@@ -337,6 +337,19 @@ pub enum Msg {
         /// The result, or the redirect.
         reply: ClientReply,
     },
+    /// A server that lost durable state asks a peer for its term (protocol-aware recovery,
+    /// `Recovery`): what it may have promised before the damage lies in terms its peers know.
+    RecoveryQuery,
+    /// The answer to a `RecoveryQuery`.
+    RecoveryReply {
+        /// The peer's currentTerm: no higher than what the peer now knows.
+        term: Term,
+        /// True when the peer is recovering too: it lost its term, so its answer bounds nothing.
+        recovering: bool,
+        /// The leader's last log index, when the peer leads `term`: the asker is repaired once
+        /// its log matches the leader's through it.
+        leader_last: Option<LogIndex>,
+    },
 }
 
 /// Terms and log indexes a server accepts from outside are below this. A real cluster never
@@ -383,7 +396,10 @@ impl Msg {
                 ok(*term) && ok(snapshot.last_index) && ok(snapshot.last_term)
             }
             Msg::InstallSnapshotReply { term, last_index } => ok(*term) && ok(*last_index),
-            Msg::ClientRequest(_) | Msg::ClientResponse { .. } => true,
+            Msg::RecoveryReply {
+                term, leader_last, ..
+            } => ok(*term) && leader_last.is_none_or(ok),
+            Msg::ClientRequest(_) | Msg::ClientResponse { .. } | Msg::RecoveryQuery => true,
         }
     }
 }

@@ -132,9 +132,14 @@ impl Symmetric for ServerState {
             commit_index,
             last_applied,
             kv,
+            recovery,
         } = self;
         (term, log, snapshot, commit_index, last_applied, kv).hash(h);
         (voted_for.is_some(), leader.is_some()).hash(h);
+        recovery
+            .as_ref()
+            .map(|r| (r.heard.count_ones(), r.floor, r.matched))
+            .hash(h);
         match role {
             Role::Follower => 0u32.hash(h),
             Role::Candidate { votes } => (1, votes.count_ones()).hash(h),
@@ -149,6 +154,7 @@ impl Symmetric for ServerState {
     fn hash_ids<H: Hasher>(&self, r: &Renaming, h: &mut H) {
         let id = |x: u64| r.id(x);
         (self.voted_for.map(id), self.leader.map(id)).hash(h);
+        self.recovery.as_ref().map(|x| r.votes(x.heard)).hash(h);
         match &self.role {
             Role::Follower => {}
             Role::Candidate { votes } => r.votes(*votes).hash(h),
@@ -167,11 +173,15 @@ impl Symmetric for ServerState {
         let id = |x: u64| r.id(x);
         let unchanged = matches!(self.role, Role::Follower)
             && self.voted_for.map(id) == self.voted_for
-            && self.leader.map(id) == self.leader;
+            && self.leader.map(id) == self.leader
+            && self.recovery.as_ref().is_none_or(|x| r.votes(x.heard) == x.heard);
         if unchanged {
             return None;
         }
         let mut s = self.clone();
+        if let Some(x) = &mut s.recovery {
+            x.heard = r.votes(x.heard);
+        }
         s.voted_for = s.voted_for.map(id);
         s.leader = s.leader.map(id);
         s.role = match &s.role {
@@ -198,8 +208,9 @@ impl Symmetric for Storage {
             voted_for,
             log,
             snapshot,
+            recovering,
         } = self;
-        (term, log, snapshot, voted_for.is_some()).hash(h);
+        (term, log, snapshot, voted_for.is_some(), recovering).hash(h);
     }
 
     fn hash_ids<H: Hasher>(&self, r: &Renaming, h: &mut H) {

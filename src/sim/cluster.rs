@@ -686,6 +686,7 @@ impl Sim {
                 Msg::RequestVoteReply { .. }
                     | Msg::AppendEntriesReply { .. }
                     | Msg::InstallSnapshotReply { .. }
+                    | Msg::RecoveryReply { .. }
                     | Msg::ClientResponse { .. }
             )
         )

@@ -12,7 +12,9 @@ impl Handler<'_, '_> {
     /// current leader or granting vote to candidate: convert to candidate"; candidates start a
     /// new election.
     pub(super) fn on_election_timeout(&mut self) {
-        if !self.s.is_leader() {
+        if self.s.recovery.is_some() {
+            self.ask_peers(); // It may not stand until repaired: it asks again instead.
+        } else if !self.s.is_leader() {
             self.become_candidate();
         }
     }
@@ -34,8 +36,11 @@ impl Handler<'_, '_> {
             || self.bug(Bug::VoteWithoutLogCheck);
         // RequestVote rule 1: "Reply false if term < currentTerm"; rule 2: "If votedFor is null
         // or candidateId, and candidate's log is at least as up-to-date as receiver's log, grant".
-        let granted =
-            term == self.s.term && self.s.voted_for.is_none_or(|v| v == candidate) && up_to_date;
+        // A recovering server may have voted in this term and forgotten it: it abstains.
+        let granted = term == self.s.term
+            && self.s.voted_for.is_none_or(|v| v == candidate)
+            && up_to_date
+            && self.s.recovery.is_none();
         if granted && self.s.voted_for != Some(candidate) {
             self.s.to_mut().voted_for = Some(candidate);
             self.persist = true;

@@ -6,6 +6,7 @@
 //! correct rule lives, so the checker can show what each rule prevents.
 
 pub use crate::protocol::bug::Bug;
+pub use recovery::Recovery;
 use crate::protocol::log::Log;
 use crate::protocol::types::*;
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,23 @@ pub struct Storage {
     pub log: Log,
     /// Shared, not copied, by every save that does not change it.
     pub snapshot: Option<Arc<Snapshot>>,
+    /// Set when storage was found damaged (lost or cut), and kept until the server is repaired
+    /// (`Recovery`): a restart in between recovers again rather than trusting what is left.
+    #[serde(default)]
+    pub recovering: bool,
+}
+
+impl Storage {
+    /// What a server that lost everything restarts from: nothing, marked damaged.
+    pub fn wiped() -> Self {
+        Storage {
+            term: 0,
+            voted_for: None,
+            log: Log::default(),
+            snapshot: None,
+            recovering: true,
+        }
+    }
 }
 
 /// The three roles of §5.1, each with the volatile state only it keeps (Figure 2).
@@ -123,6 +141,8 @@ pub struct ServerState {
     pub last_applied: LogIndex,
     /// The state machine: the key/value store with every entry through `last_applied` applied.
     pub kv: KvStore,
+    /// Some while it recovers from damaged storage: it neither votes nor stands (`Recovery`).
+    pub recovery: Option<Recovery>,
 }
 
 impl ServerState {
@@ -134,6 +154,7 @@ impl ServerState {
             voted_for: None,
             log: Log::default(),
             snapshot: None,
+            recovering: false,
         });
         let kv = storage
             .snapshot
@@ -151,6 +172,11 @@ impl ServerState {
             commit_index: applied,
             last_applied: applied,
             kv,
+            // Damaged storage: it may have promised what it no longer remembers.
+            recovery: storage.recovering.then(|| Recovery {
+                floor: storage.term,
+                ..Recovery::default()
+            }),
         }
     }
 
@@ -173,10 +199,16 @@ impl fmt::Debug for ServerState {
     /// One line a person can read: `leader t2 vote=S0 log=[1:x=1] commit=1 applied=1`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let vote = self.voted_for.map_or("-".to_string(), |v| format!("S{v}"));
+        let recovering = if self.recovery.is_some() {
+            " recovering"
+        } else {
+            ""
+        };
         write!(
             f,
-            "{} t{} vote={} log={} commit={} applied={}",
+            "{}{} t{} vote={} log={} commit={} applied={}",
             self.role_name(),
+            recovering,
             self.term,
             vote,
             self.log.summary(),
@@ -233,6 +265,8 @@ impl RaftServer {
             Msg::AppendEntriesReply { term, .. } | Msg::InstallSnapshotReply { term, .. } => {
                 (term, s.role != Role::Follower)
             }
+            // Only a recovering server reads these (a new recovery asks again).
+            Msg::RecoveryReply { .. } => return s.recovery.is_none(),
             _ => return false,
         };
         term < s.term || (term == s.term && !may_count)
@@ -246,9 +280,18 @@ impl Actor for RaftServer {
     type Storage = Storage;
     type Random = ();
 
-    fn on_start(&self, _id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> ServerState {
-        o.set_timer(ServerTimer::Election, self.cfg.election_timeout.clone());
-        ServerState::restore(storage.as_ref())
+    fn on_start(&self, id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> ServerState {
+        let mut state = ServerState::restore(storage.as_ref());
+        if self.cfg.bug == Some(Bug::RecoverAsNew) {
+            state.recovery = None; // BUG: trusts what is left of damaged storage.
+        }
+        let mut cow = Cow::Owned(state);
+        let mut step = self.handler(id, &mut cow);
+        step.out
+            .set_timer(ServerTimer::Election, self.cfg.election_timeout.clone());
+        step.ask_peers();
+        step.finish(o);
+        cow.into_owned()
     }
 
     fn on_msg(&self, id: Id, state: &mut Cow<ServerState>, src: Id, msg: Msg, o: &mut Out<Self>) {
@@ -285,6 +328,12 @@ impl Actor for RaftServer {
                 step.on_install_snapshot_reply(from, term, last_index)
             }
             Msg::ClientRequest(command) => step.on_client_request(src, command),
+            Msg::RecoveryQuery => step.on_recovery_query(from),
+            Msg::RecoveryReply {
+                term,
+                recovering,
+                leader_last,
+            } => step.on_recovery_reply(from, term, recovering, leader_last),
             // No server sends one to a server; over UDP any holder of the key can, and the
             // message is ignored (untrusted input, not an unreachable case).
             Msg::ClientResponse { .. } => {}
@@ -348,6 +397,7 @@ impl Handler<'_, '_> {
                 voted_for,
                 log: self.s.log.clone(),
                 snapshot: self.s.snapshot.clone(),
+                recovering: self.s.recovery.is_some(),
             });
         }
         let mut out = self.out;
@@ -363,6 +413,9 @@ impl Handler<'_, '_> {
             self.s.to_mut().term = term;
             self.s.to_mut().voted_for = None;
             self.s.to_mut().leader = None;
+            if let Some(r) = &mut self.s.to_mut().recovery {
+                r.matched = 0; // It matched the leader of the old term, not of this one.
+            }
             self.persist = true;
             if self.bug(Bug::NoStepDown) {
                 return; // BUG: keeps its role in the new term.
@@ -429,6 +482,7 @@ fn heartbeat_range(cfg: &ServerConfig) -> Range<Duration> {
 }
 
 mod election;
+mod recovery;
 mod replication;
 mod service;
 mod snapshot;

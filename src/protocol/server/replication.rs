@@ -64,6 +64,7 @@ impl Handler<'_, '_> {
             self.s.to_mut().commit_index = commit;
             self.apply_committed();
         }
+        self.note_matched(last_new);
         let outcome = AppendOutcome::Matched {
             match_index: last_new,
         };

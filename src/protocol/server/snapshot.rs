@@ -34,6 +34,7 @@ impl Handler<'_, '_> {
             self.install(snapshot, keep_suffix);
         }
         // A snapshot at or below commitIndex covers only what we already have: keep it all.
+        self.note_matched(last_index);
         let term = self.s.term;
         self.send(leader, Msg::InstallSnapshotReply { term, last_index });
     }

@@ -69,6 +69,7 @@ fn storage_of(s: &ServerState) -> String {
             voted_for: s.voted_for,
             log: s.log.clone(),
             snapshot: s.snapshot.clone(),
+            recovering: s.recovery.is_some(),
         })
     )
 }

@@ -1,0 +1,151 @@
+//! Recovery from lost durable state, after Protocol-Aware Recovery (Alagappan et al., FAST '18).
+//!
+//! A server whose storage was damaged (its vote, its term, entries it had made durable) may have
+//! promised things it no longer remembers: a vote in some term, an acknowledgement that helped
+//! commit an entry. Restarting as if new would let it vote twice in a term, or help elect a leader
+//! that lacks a committed entry it had held. So it restarts *recovering*:
+//!
+//! 1. It neither votes nor stands for election. It asks every peer for its term (`RecoveryQuery`)
+//!    until each peer that is not itself recovering has answered. Every vote it may have given
+//!    went to a candidate that saved that term first, and every entry it acknowledged came from
+//!    a leader whose voters saved that term, so the highest term it hears is a *floor*: it may
+//!    have promised something in any term up to it, and in none above it (with damage on a
+//!    minority, some undamaged server knows each of those terms).
+//! 2. It stays recovering until it holds the log of a leader of a term above the floor, through
+//!    that leader's last index: that log holds every committed entry (Leader Completeness), so it
+//!    holds again everything it may have acknowledged. Then it votes again, in terms above the
+//!    floor only, where it never promised anything.
+//!
+//! A leader that hears a `RecoveryQuery` also stops counting the asker's earlier
+//! acknowledgements (matchIndex back to 0): they may be gone.
+//!
+//! With damage on a majority, no term above the floor can gather a majority of votes, so no
+//! leader is elected and the cluster serves nothing rather than a history missing acknowledged
+//! writes. The checker proves both within bounds (`models/damage.toml`); `Bug::RecoverAsNew`
+//! restarts a damaged server as if new, and the checker shows it voting twice in one term.
+
+use super::{Handler, Role};
+use crate::protocol::types::{LogIndex, Msg, ServerTimer, Term};
+use serde::{Deserialize, Serialize};
+
+/// What a recovering server knows so far; `None` in `ServerState::recovery` once repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Recovery {
+    /// Bit `i` set: peer `i`, not recovering itself, answered a `RecoveryQuery`.
+    pub heard: u64,
+    /// The highest term heard (and its own saved term, if it kept it): it abstains through it.
+    pub floor: Term,
+    /// How far its log is known to match the leader of its current term: the last index it
+    /// accepted from that leader (0: none yet in this term).
+    pub matched: LogIndex,
+}
+
+impl Handler<'_, '_> {
+    fn peer_mask(&self) -> u64 {
+        self.peers().iter().fold(0, |mask, p| mask | 1 << p)
+    }
+
+    /// The floor, once every peer that is not recovering has answered; None before.
+    fn known_floor(&self) -> Option<Term> {
+        let r = self.s.recovery.as_ref()?;
+        (r.heard == self.peer_mask()).then_some(r.floor)
+    }
+
+    /// On start and on each election timeout while recovering: ask the peers not yet heard, or,
+    /// once the floor is known, the leader (every peer while none is known).
+    pub(super) fn ask_peers(&mut self) {
+        let Some(r) = &self.s.recovery else {
+            return;
+        };
+        let unheard = !r.heard;
+        let floor_known = self.known_floor().is_some();
+        let leader = self.s.leader;
+        for peer in self.peers() {
+            let ask = if floor_known {
+                leader.is_none_or(|l| l == peer)
+            } else {
+                unheard & 1 << peer != 0
+            };
+            if ask {
+                self.send(peer, Msg::RecoveryQuery);
+            }
+        }
+        self.out
+            .set_timer(ServerTimer::Election, self.cfg.election_timeout.clone());
+    }
+
+    /// Any server answers with its term; a leader also gives its last index, and stops counting
+    /// what the asker acknowledged before: the asker may have lost it.
+    pub(super) fn on_recovery_query(&mut self, from: u64) {
+        let f = from as usize;
+        let mut resend = false;
+        if let Role::Leader { match_index, .. } = &self.s.role {
+            if f < match_index.len() && match_index[f] != 0 {
+                if let Role::Leader { match_index, .. } = &mut self.s.to_mut().role {
+                    match_index[f] = 0;
+                }
+            }
+            resend = true;
+        }
+        let leader_last = self.s.is_leader().then(|| self.s.log.last_index());
+        let reply = Msg::RecoveryReply {
+            term: self.s.term,
+            recovering: self.s.recovery.is_some(),
+            leader_last,
+        };
+        self.send(from, reply);
+        if resend {
+            self.replicate_to(from);
+        }
+    }
+
+    /// Phase 1: count the answer towards the floor. Phase 2: repaired once the leader of a term
+    /// above the floor says its log ends where ours is known to match it.
+    pub(super) fn on_recovery_reply(
+        &mut self,
+        from: u64,
+        term: Term,
+        recovering: bool,
+        leader_last: Option<LogIndex>,
+    ) {
+        if self.s.recovery.is_none() {
+            return; // Repaired already: the answer is stale.
+        }
+        self.observe_term(term);
+        let floor = self.known_floor();
+        let r = self.s.recovery.as_ref().expect("checked above");
+        match floor {
+            None => {
+                if recovering || r.heard & 1 << from != 0 {
+                    return; // A recovering peer lost its term too: its answer bounds nothing.
+                }
+                let r = self.s.to_mut().recovery.as_mut().expect("checked above");
+                r.heard |= 1 << from;
+                r.floor = r.floor.max(term);
+                if self.known_floor().is_some() {
+                    self.ask_peers();
+                }
+            }
+            Some(floor) => {
+                let repaired = term == self.s.term
+                    && term > floor
+                    && self.s.leader == Some(from)
+                    && leader_last.is_some_and(|last| r.matched >= last);
+                if repaired {
+                    self.s.to_mut().recovery = None;
+                    self.persist = true;
+                }
+            }
+        }
+    }
+
+    /// The follower side of replication while recovering: its log now matches the leader of its
+    /// term through `index`.
+    pub(super) fn note_matched(&mut self, index: LogIndex) {
+        if let Some(r) = &self.s.recovery {
+            if index > r.matched {
+                self.s.to_mut().recovery.as_mut().expect("checked").matched = index;
+            }
+        }
+    }
+}
