@@ -205,6 +205,9 @@ pub const EVENTUALLY_APPLIED: &str =
 pub const EVENTUALLY_COMMITTED: &str =
     "an entry accepted by a leader that stays leader is eventually committed";
 
+/// Every server whose storage was damaged is eventually repaired from its peers (`Recovery`).
+pub const EVENTUALLY_REPAIRED: &str = "every damaged server is eventually repaired";
+
 /// The liveness properties, in report order (after `all()`'s).
 pub fn liveness() -> Vec<LivenessProperty> {
     vec![
@@ -232,7 +235,18 @@ pub fn liveness() -> Vec<LivenessProperty> {
             goal: leaders_entries_committed,
             needs_heartbeats: false,
         },
+        LivenessProperty {
+            name: EVENTUALLY_REPAIRED,
+            kind: Kind::AlwaysEventually,
+            goal: no_server_recovering,
+            needs_heartbeats: false,
+        },
     ]
+}
+
+/// No live server is recovering from damaged storage.
+fn no_server_recovering(_: &RaftModel, state: &SystemState) -> bool {
+    up(state).all(|(_, s)| s.recovery.is_none())
 }
 
 /// Every client has run all its operations. Monotone: a client never takes an operation back,

@@ -10,7 +10,9 @@
 //! - no client operation can complete when the model has no client operation (no `[[client]]`,
 //!   or only clients with no `ops`), or when no entry can be appended (an operation completes
 //!   only once its entry is committed). The client properties are then vacuous: client
-//!   operations are linearizable, every client operation eventually completes.
+//!   operations are linearizable, every client operation eventually completes;
+//! - no storage can be damaged when `faults.max_damage = 0`: every damaged server is eventually
+//!   repaired is then vacuous.
 //!
 //! Only `holds` becomes `vacuous`: `violated` stays violated (a real counterexample is never
 //! hidden), `unknown` stays unknown, and the `sometimes` properties, which are what shows a
@@ -44,6 +46,7 @@ pub fn is_vacuous(cfg: &ModelConfig, property: &str) -> bool {
     let no_entry = cfg.file.bounds.max_log_len == 0 || (no_client_op && cfg.proposals.is_empty());
     (no_entry && LOG_PROPERTIES.contains(&property))
         || ((no_client_op || no_entry) && CLIENT_PROPERTIES.contains(&property))
+        || (cfg.file.faults.max_damage == 0 && property == p::EVENTUALLY_REPAIRED)
 }
 
 /// Turns each `holds` verdict of a property vacuous in `cfg` into `vacuous`; every other
@@ -99,8 +102,13 @@ mod tests {
             "{client}[bounds]\nmax_term = 1\nmax_log_len = 1\n"
         ));
         for name in p::names() {
-            assert!(!is_vacuous(&m, name), "{name}");
+            let only_damage = name == p::EVENTUALLY_REPAIRED;
+            assert_eq!(is_vacuous(&m, name), only_damage, "{name}");
         }
+        let m = model(&format!(
+            "{client}[faults]\nmax_damage = 1\n[bounds]\nmax_term = 1\nmax_log_len = 1\n"
+        ));
+        assert!(!is_vacuous(&m, p::EVENTUALLY_REPAIRED));
         let m = model(&format!(
             "{client}[bounds]\nmax_term = 1\nmax_log_len = 0\n"
         ));

@@ -38,7 +38,11 @@ impl RaftModel {
             Action::Crash(i) => format!("{} crashes", self.actor_name(*i)),
             Action::Restart(i) => format!("{} restarts from storage", self.actor_name(*i)),
             Action::Damage(i, kind) => {
-                format!("{}'s storage is damaged: {}", self.actor_name(*i), kind.word())
+                format!(
+                    "{}'s storage is damaged: {}",
+                    self.actor_name(*i),
+                    kind.word()
+                )
             }
             Action::Propose(i, k) => format!(
                 "{} accepts proposal #{} ({})",

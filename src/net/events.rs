@@ -15,6 +15,8 @@ pub struct Seen {
     commit: u64,
     snapshot: u64,
     leader: Option<u64>,
+    /// While recovering: the peers heard from, and the floor.
+    recovery: Option<(u32, u64)>,
 }
 
 impl Seen {
@@ -26,6 +28,10 @@ impl Seen {
             commit: state.commit_index(),
             snapshot: state.log().base_index,
             leader: state.leader(),
+            recovery: state
+                .recovery
+                .as_ref()
+                .map(|r| (r.heard.count_ones(), r.floor)),
         }
     }
 }
@@ -36,6 +42,7 @@ pub fn log_changes(node: usize, before: &Seen, after: &Seen) {
         tracing::info!(node, from = before.term, to = after.term, "term changes");
     }
     log_role(node, before, after);
+    log_recovery(node, before, after);
     if after.leader != before.leader && after.role == "follower" {
         if let Some(leader) = after.leader {
             tracing::info!(node, term = after.term, leader, "follows leader S{leader}");
@@ -53,6 +60,26 @@ pub fn log_changes(node: usize, before: &Seen, after: &Seen) {
     }
     if after.commit > before.commit {
         tracing::debug!(node, commit = after.commit, "entries committed");
+    }
+}
+
+/// Recovery from damaged storage: each peer heard, and the repair.
+fn log_recovery(node: usize, before: &Seen, after: &Seen) {
+    match (before.recovery, after.recovery) {
+        (Some((heard, _)), Some((now, floor))) if now > heard => tracing::info!(
+            node,
+            peers = now,
+            floor,
+            "recovering: {now} peer(s) answered; it may have promised something in any term \
+             up to {floor}, so it abstains through it"
+        ),
+        (Some(_), None) => tracing::info!(
+            node,
+            term = after.term,
+            "recovered: its log matches the leader of term {}; it votes again",
+            after.term
+        ),
+        _ => {}
     }
 }
 
@@ -86,6 +113,7 @@ mod tests {
             commit,
             snapshot,
             leader: None,
+            recovery: None,
         }
     }
 

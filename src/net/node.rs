@@ -104,6 +104,8 @@ pub struct Node<C: Clock = SystemClock, N: Network = UdpNet, D: Disk = RealDisk>
     seen: Seen,
     /// `--trace`: the file, and the round's events not yet written.
     trace: Option<(TraceSink, Vec<TraceEvent>)>,
+    /// Peers that answered, while this node recovered, that they are recovering too (logged once).
+    recovering_peers: std::collections::HashSet<u64>,
 }
 
 impl Node {
@@ -165,7 +167,19 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
                 path.display()
             );
         }
+        if let Some(why) = storage.damage() {
+            tracing::warn!(
+                node = opts.id,
+                "storage damaged ({why}): the damaged files are kept as *.damaged; this node \
+                 may have voted or acknowledged entries it no longer has, so it restarts \
+                 recovering: it neither votes nor stands for election until a leader has \
+                 repaired its log"
+            );
+        }
         match &saved {
+            Some(s) if s.recovering => {
+                tracing::info!(node = opts.id, "recovering: asking every peer for its term")
+            }
             Some(s) => tracing::info!(
                 node = opts.id,
                 term = s.term,
@@ -208,6 +222,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             snapshot_sent: HashMap::new(),
             seen: Seen::of(&ServerState::restore(None)),
             trace,
+            recovering_peers: Default::default(),
         })
     }
 
@@ -237,6 +252,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             last_applied: s.last_applied,
             log_len: s.log.last_index(),
             snapshot_index: s.log.base_index,
+            recovering: s.recovery.is_some(),
             counters,
         }
     }
@@ -401,6 +417,32 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         }
     }
 
+    /// A recovering node logs, once per peer, a peer that answers that it is recovering too:
+    /// with a majority damaged the cluster stays unavailable rather than serve a history that
+    /// may lack acknowledged writes, and this is where an operator learns why.
+    fn note_recovering_peer(&mut self, peer: u64, msg: &Msg) {
+        let recovering_too = matches!(
+            msg,
+            Msg::RecoveryReply {
+                recovering: true,
+                ..
+            }
+        );
+        if recovering_too
+            && self.driver.state().recovery.is_some()
+            && self.recovering_peers.insert(peer)
+        {
+            tracing::warn!(
+                node = self.opts.id,
+                peer,
+                "S{peer} is recovering from damaged storage too: this node cannot learn from it \
+                 what it may have promised, so it waits for S{peer} to be repaired; if a \
+                 majority of the cluster is damaged, no leader can be elected and the cluster \
+                 serves nothing rather than a history missing acknowledged writes"
+            );
+        }
+    }
+
     /// Whether `sender` is another server of the cluster (sending from its address, if checked).
     fn is_peer(&self, sender: u64, from: SocketAddr) -> bool {
         let n = self.opts.peers.len() as u64;
@@ -430,6 +472,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
                     self.counters.unknown_sender += 1;
                     return;
                 }
+                self.note_recovering_peer(env.from, &msg);
                 self.inbox.push((Id::from(env.from as usize), msg));
             }
             Body::StatusRequest { nonce } => {

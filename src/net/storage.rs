@@ -31,19 +31,30 @@
 //!   fsynced, renamed over `raft-meta`, and the directory fsynced; only then is `raft-log.<g>`
 //!   deleted. The rename is the commit point: a crash before it leaves the old meta and old log.
 //!
-//! Recovery (`load`): no meta file means a fresh node (the first save's meta rename is its commit
-//! point, so nothing was ever acknowledged). Otherwise the meta file must be intact and name this
-//! node and cluster, and its generation's log file must exist with an intact header and an intact
-//! first (checkpoint) record, which was fsynced before the meta rename. Every later record must be
-//! intact, with one exception: if the file ends inside its last record (fewer bytes than the record
-//! header, or than the length that the header, with its length complement matching, announces),
-//! that record is a torn append whose `fdatasync` never returned, so its save was never
-//! acknowledged and no message depending on it was sent; it is cut off (the file truncated to the
-//! last complete record and fsynced). Anything else (a bad checksum or length complement anywhere,
-//! a complete last record that fails its checksum, bad meta, a missing log file, a record whose
-//! start index does not fit) is an error naming the file: the node refuses to start rather than
-//! start empty and forget its votes and log. A truncation of fsynced data at exactly a record
-//! boundary cannot be told apart from a shorter log; fsync's contract is that it does not happen.
+//! Recovery (`load`): a directory with neither meta nor log file is a fresh node. A meta file
+//! must be intact and name this node and cluster, and its generation's log file must exist with
+//! an intact header and an intact first (checkpoint) record, which was fsynced before the meta
+//! rename. Every later record must be intact, with one exception: if the file ends inside its
+//! last record (fewer bytes than the record header, or than the length that the header, with its
+//! length complement matching, announces), that record is a torn append whose `fdatasync` never
+//! returned, so its save was never acknowledged and no message depending on it was sent; it is
+//! cut off (the file truncated to the last complete record and fsynced). A missing meta file with
+//! a log that starts at index 1 (no snapshot was lost) is recovered from that log.
+//!
+//! Anything else is damage (a bad checksum or length complement anywhere, a complete last record
+//! that fails its checksum, bad meta, a missing log file, a record whose start index does not
+//! fit, a lost meta whose log continues a snapshot): the node may have voted or acknowledged
+//! entries it no longer has, so it neither trusts what is left nor starts as new. The damaged
+//! files are renamed `*.damaged`, a wiped state marked `recovering` is saved, and the server
+//! recovers from its peers (`protocol::server::Recovery`: it neither votes nor stands until a
+//! leader of a later term has repaired its log). The mark is a field of every record while it
+//! recovers, so a crash during recovery restarts recovering again. A file of another node,
+//! cluster or format version, or one the system will not let the node read, is not damage: the
+//! node refuses to start and moves nothing.
+//!
+//! What no local check can tell: damage that cuts the log exactly at a record boundary, or
+//! inside the last record, looks like a shorter log or a torn append. Telling those apart would
+//! need a record of each sync outside the file, written and fsynced at every save.
 
 use crate::net::world::{Disk, DiskFile, RealDisk};
 use crate::protocol::log::Log;
@@ -94,6 +105,9 @@ struct RecordOut<'a> {
     voted_for: Option<u64>,
     start: LogIndex,
     entries: Vec<&'a Entry>,
+    /// Written only while the node recovers from damage (`Storage::recovering`).
+    #[serde(skip_serializing_if = "is_false")]
+    recovering: bool,
 }
 
 #[derive(Deserialize)]
@@ -102,7 +116,18 @@ struct RecordIn {
     voted_for: Option<u64>,
     start: LogIndex,
     entries: Vec<Entry>,
+    #[serde(default)]
+    recovering: bool,
 }
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+/// Starts the errors that are not damage: a file of another node, cluster or format (a
+/// configuration mistake), or a file the system will not let us read (permissions, I/O). The
+/// node refuses to start and moves nothing; `load` takes the mark off.
+const NOT_DAMAGE: &str = "[not damage] ";
 
 /// What is on disk: the state, and the log file that appends go to.
 struct OnDisk<F> {
@@ -131,6 +156,8 @@ pub struct DurableStorage<D: Disk = RealDisk> {
     torn_bytes: u64,
     /// The log file the last `load` recovered the state from when the meta file was missing.
     recovered_without_meta: Option<PathBuf>,
+    /// Why the last `load` found the state damaged (the node then recovers from its peers).
+    damage: Option<String>,
 }
 
 enum Plan {
@@ -164,6 +191,7 @@ impl<D: Disk> DurableStorage<D> {
             disk: None,
             torn_bytes: 0,
             recovered_without_meta: None,
+            damage: None,
         })
     }
 
@@ -192,17 +220,73 @@ impl<D: Disk> DurableStorage<D> {
         self.dir.join(format!("{LOG_FILE_PREFIX}{generation}"))
     }
 
-    /// The saved state, `None` for a fresh node, or an error naming the damaged file.
+    /// Why the last `load` found the saved state damaged, if it did: it then returned a wiped,
+    /// recovering state (`Storage::recovering`) and kept the damaged files as `*.damaged`.
+    pub fn damage(&self) -> Option<&str> {
+        self.damage.as_deref()
+    }
+
+    /// The saved state, or `None` for a fresh node. Damaged state (a file missing, cut short,
+    /// failing its checksum, or not fitting the others) is never trusted in part nor taken for
+    /// a fresh start: the damaged files are renamed `*.damaged`, and the node restarts wiped and
+    /// recovering (`damage` says why), to be repaired from its peers. A file of another node,
+    /// cluster or format is a configuration mistake: an error naming it, and nothing is moved.
     pub fn load(&mut self) -> Result<Option<Storage>, String> {
         self.disk = None;
         self.torn_bytes = 0;
         self.recovered_without_meta = None;
+        self.damage = None;
+        match self.load_files() {
+            Err(why) if !why.contains(NOT_DAMAGE) => self.recover_from_damage(why),
+            Err(why) => Err(format!(
+                "{}; refusing to start (nothing was moved): check --id, --peers, --data-dir \
+                 and the files' permissions",
+                why.replace(NOT_DAMAGE, "")
+            )),
+            ok => ok,
+        }
+    }
+
+    /// Moves every state file aside as `<name>.damaged` and saves a wiped, recovering state:
+    /// a crash from here on restarts recovering again, never as a new server.
+    fn recover_from_damage(&mut self, why: String) -> Result<Option<Storage>, String> {
+        let mut names = vec![META_FILE.to_string()];
+        names.extend(
+            self.log_generations()
+                .into_iter()
+                .map(|g| format!("{LOG_FILE_PREFIX}{g}")),
+        );
+        for name in names {
+            let from = self.dir.join(&name);
+            let to = self.dir.join(format!("{name}.damaged"));
+            match self.fs.rename(&from, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(format!(
+                        "{why}; and cannot move {} aside: {e}",
+                        from.display()
+                    ))
+                }
+            }
+        }
+        self.sync_dir()?;
+        self.disk = None;
+        self.torn_bytes = 0;
+        self.recovered_without_meta = None;
+        let wiped = Storage::wiped();
+        self.rewrite(wiped.clone())?;
+        self.damage = Some(why);
+        Ok(Some(wiped))
+    }
+
+    fn load_files(&mut self) -> Result<Option<Storage>, String> {
         let meta_bytes = match self.fs.read(&self.meta_path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.load_without_meta(),
             Err(e) => {
                 return Err(format!(
-                    "cannot read state file {}: {e}",
+                    "{NOT_DAMAGE}cannot read state file {}: {e}",
                     self.meta_path.display()
                 ))
             }
@@ -212,10 +296,11 @@ impl<D: Disk> DurableStorage<D> {
             .map_err(|why| unusable(&self.meta_path, &why))?;
         let log_path = self.log_path_for(meta.generation);
         let bytes = self.fs.read(&log_path).map_err(|e| {
-            unusable(
-                &log_path,
-                &format!("cannot read it ({e}), yet {META_FILE} refers to it"),
-            )
+            let why = format!("cannot read it ({e}), yet {META_FILE} refers to it");
+            match e.kind() {
+                std::io::ErrorKind::NotFound => unusable(&log_path, &why),
+                _ => format!("{NOT_DAMAGE}{}", unusable(&log_path, &why)),
+            }
         })?;
         let r = replay(
             &bytes,
@@ -245,7 +330,7 @@ impl<D: Disk> DurableStorage<D> {
                 entries: r.entries.into(),
             },
             snapshot: meta.snapshot.map(std::sync::Arc::new),
-            recovering: false,
+            recovering: r.recovering,
         };
         self.remove_other_logs(meta.generation);
         self.disk = Some(OnDisk {
@@ -267,7 +352,7 @@ impl<D: Disk> DurableStorage<D> {
     /// that crashed before its rename: newer, never acknowledged, safe to adopt). When its
     /// checkpoint starts at index 1 there was no snapshot, so nothing else was in the meta: the
     /// state is recovered whole and a meta written again. Otherwise the snapshot it continues is
-    /// lost with the meta, and the node refuses to start.
+    /// lost with the meta: damage (`load` recovers from the peers).
     fn load_without_meta(&mut self) -> Result<Option<Storage>, String> {
         let Some(newest) = self.log_generations().into_iter().max() else {
             return Ok(None);
@@ -279,7 +364,8 @@ impl<D: Disk> DurableStorage<D> {
                 &format!("missing, and log file {} {why}", path.display()),
             )
         };
-        let bytes = (self.fs.read(&path)).map_err(|e| lost(format!("cannot be read: {e}")))?;
+        let bytes = (self.fs.read(&path))
+            .map_err(|e| format!("{NOT_DAMAGE}{}", lost(format!("cannot be read: {e}"))))?;
         let r = replay(&bytes, self.node, self.cluster, newest, 0).map_err(|why| {
             lost(format!(
                 "cannot stand alone ({why}): the snapshot or entries it continues are lost"
@@ -294,7 +380,7 @@ impl<D: Disk> DurableStorage<D> {
                 entries: r.entries.into(),
             },
             snapshot: None,
-            recovering: false,
+            recovering: r.recovering,
         };
         self.rewrite(storage.clone())?;
         let kept = self.disk.as_ref().map_or(0, |d| d.generation);
@@ -359,6 +445,7 @@ impl<D: Disk> DurableStorage<D> {
             && common == n.len()
             && old.term == new.term
             && old.voted_for == new.voted_for
+            && old.recovering == new.recovering
         {
             return Plan::Nothing;
         }
@@ -383,6 +470,7 @@ impl<D: Disk> DurableStorage<D> {
             voted_for: new.voted_for,
             start: new.log.base_index + 1 + common as LogIndex,
             entries: entries.clone(),
+            recovering: new.recovering,
         })?;
         let path = &disk.log_path;
         let ctx = |what: &str, e: std::io::Error| format!("{what} {}: {e}", path.display());
@@ -436,6 +524,7 @@ impl<D: Disk> DurableStorage<D> {
             voted_for: new.voted_for,
             start: new.log.base_index + 1,
             entries: new.log.entries.iter().collect(),
+            recovering: new.recovering,
         })?);
         let log = write_synced(&self.fs, &log_path, &bytes)?;
         Ok((log, log_path))
@@ -487,12 +576,7 @@ fn write_synced<D: Disk>(fs: &D, path: &Path, bytes: &[u8]) -> Result<D::File, S
 }
 
 fn unusable(path: &Path, why: &str) -> String {
-    format!(
-        "state file {} is unusable ({why}); refusing to start. Restore the data directory from a \
-         backup, or remove it to rejoin as a new empty server only if you know this loses no \
-         acknowledged data",
-        path.display()
-    )
+    format!("state file {} is unusable ({why})", path.display())
 }
 
 fn le_u32(b: &[u8]) -> u32 {
@@ -530,10 +614,8 @@ fn check_header(
     if &bytes[..8] != magic {
         return Err("bad magic: not a file of this kind".into());
     }
-    let file_version = le_u32(&bytes[8..12]);
-    if file_version != version {
-        return Err(format!("format version {file_version}, expected {version}"));
-    }
+    // The checksum first: a version, node or cluster that differs in a file that checks out
+    // is a configuration mistake; in one that does not, it is damage.
     let digest = Sha256::new()
         .chain_update(&bytes[..HEADER_LEN])
         .chain_update(body)
@@ -541,15 +623,22 @@ fn check_header(
     if digest.as_slice() != &bytes[HEADER_LEN..HEADER_LEN + DIGEST_LEN] {
         return Err("checksum mismatch: the file is corrupted".into());
     }
+    let file_version = le_u32(&bytes[8..12]);
+    if file_version != version {
+        return Err(format!(
+            "{NOT_DAMAGE}format version {file_version}, expected {version}"
+        ));
+    }
     let (file_node, file_cluster) = (le_u64(&bytes[12..20]), le_u64(&bytes[20..28]));
     if file_node != node {
         return Err(format!(
-            "it belongs to server {file_node}, not server {node}"
+            "{NOT_DAMAGE}it belongs to server {file_node}, not server {node}"
         ));
     }
     if file_cluster != cluster {
         return Err(format!(
-            "it belongs to cluster {file_cluster:016x}, not {cluster:016x} (different --peers)"
+            "{NOT_DAMAGE}it belongs to cluster {file_cluster:016x}, not {cluster:016x} (different \
+             --peers)"
         ));
     }
     Ok(le_u64(&bytes[28..36]))
@@ -626,6 +715,7 @@ fn encode_record(record: &RecordOut) -> Result<Vec<u8>, String> {
 struct Replayed {
     term: Term,
     voted_for: Option<u64>,
+    recovering: bool,
     entries: Vec<Entry>,
     /// Bytes up to the end of the last complete record.
     valid_len: usize,
@@ -662,6 +752,7 @@ impl Replayed {
         self.entries.extend(rec.entries);
         self.term = rec.term;
         self.voted_for = rec.voted_for;
+        self.recovering = rec.recovering;
         Ok(())
     }
 }
@@ -678,6 +769,7 @@ fn replay(
     let mut r = Replayed {
         term: 0,
         voted_for: None,
+        recovering: false,
         entries: Vec::new(),
         valid_len: head,
         written: 0,
@@ -813,45 +905,83 @@ mod tests {
         assert_eq!(again.torn_bytes(), 0);
     }
 
-    fn load_err(dir: &Path) -> String {
-        DurableStorage::open(dir, 1, 99)
-            .unwrap()
-            .load()
-            .unwrap_err()
+    /// Loads a copy of `dir` in which the file `name` holds `bytes` (None: is gone). The load
+    /// must find the state damaged, move the state files aside, and return a wiped, recovering
+    /// state, saved so that a restart recovers again. Returns why it was damaged.
+    fn damage_reason(dir: &Path, name: &str, bytes: Option<&[u8]>) -> String {
+        static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let copy = temp(&format!("damaged-copy-{n}"));
+        fs::create_dir_all(&copy).unwrap();
+        for f in fs::read_dir(dir).unwrap() {
+            let f = f.unwrap();
+            fs::copy(f.path(), copy.join(f.file_name())).unwrap();
+        }
+        match bytes {
+            Some(b) => fs::write(copy.join(name), b).unwrap(),
+            None => fs::remove_file(copy.join(name)).unwrap(),
+        }
+        let mut st = DurableStorage::open(&copy, 1, 99).unwrap();
+        assert_eq!(st.load().unwrap(), Some(Storage::wiped()));
+        let why = st.damage().expect("the damage is reported").to_string();
+        if bytes.is_some() {
+            assert!(copy.join(format!("{name}.damaged")).exists(), "{why}");
+        }
+        let mut again = DurableStorage::open(&copy, 1, 99).unwrap();
+        assert_eq!(again.load().unwrap(), Some(Storage::wiped()), "{why}");
+        assert!(again.damage().is_none(), "recovering, not damaged again");
+        let _ = fs::remove_dir_all(&copy);
+        why
     }
 
+    fn file_name(path: &Path) -> String {
+        path.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    /// Every corruption of the meta file is found; the node then recovers from its peers
+    /// (`damage_reason`) instead of trusting what is left. Another node's or cluster's files
+    /// are refused.
     #[test]
-    fn meta_round_trip_and_every_corruption_is_refused() {
+    fn meta_round_trip_and_every_corruption_is_found() {
         let dir = temp("meta");
         let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
         assert_eq!(st.load().unwrap(), None);
         let s = storage(3, Some(2), vec![entry(1, 1)]);
         save_and_check(&mut st, &dir, &s);
         let meta = st.meta_path().to_path_buf();
-        let name = meta.display().to_string();
         let good = fs::read(&meta).unwrap();
         for cut in 0..good.len() {
-            fs::write(&meta, &good[..cut]).unwrap();
-            let err = load_err(&dir);
-            assert!(err.contains(&name) && err.contains("truncated"), "{err}");
+            let err = damage_reason(&dir, META_FILE, Some(&good[..cut]));
+            assert!(
+                err.contains(META_FILE) && err.contains("truncated"),
+                "{err}"
+            );
         }
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x40;
-            fs::write(&meta, &bad).unwrap();
-            let err = load_err(&dir);
-            assert!(err.contains(&name), "flipping byte {i}: {err}");
+            let err = damage_reason(&dir, META_FILE, Some(&bad));
+            assert!(err.contains(META_FILE), "flipping byte {i}: {err}");
         }
-        fs::write(&meta, &good).unwrap();
-        assert!(DurableStorage::open(&dir, 2, 99).unwrap().load().is_err());
-        assert!(DurableStorage::open(&dir, 1, 98).unwrap().load().is_err());
+        for (node, cluster) in [(2, 99), (1, 98)] {
+            let err = DurableStorage::open(&dir, node, cluster)
+                .unwrap()
+                .load()
+                .unwrap_err();
+            assert!(
+                err.contains("belongs to") && err.contains("refusing"),
+                "{err}"
+            );
+            assert!(!err.contains(NOT_DAMAGE), "{err}");
+            assert_eq!(fs::read(&meta).unwrap(), good, "nothing is moved");
+        }
         assert_eq!(
             DurableStorage::open(&dir, 1, 99).unwrap().load().unwrap(),
             Some(s)
         );
         // A meta file naming a log file that is gone.
-        fs::remove_file(st.log_path().unwrap()).unwrap();
-        let err = load_err(&dir);
+        let log = file_name(st.log_path().unwrap());
+        let err = damage_reason(&dir, &log, None);
         assert!(err.contains(LOG_FILE_PREFIX), "{err}");
         let _ = fs::remove_dir_all(&dir);
     }
@@ -887,23 +1017,23 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_final_record_is_cut_off_and_nothing_else_is_forgiven() {
+    fn a_torn_final_record_is_cut_off_and_everything_else_is_damage() {
         let dir = temp("torn");
         let (st, states, ends) = three_appends(&dir);
         let log = st.log_path().unwrap().to_path_buf();
-        let name = log.display().to_string();
+        let name = file_name(&log);
         let good = fs::read(&log).unwrap();
         assert_eq!(good.len() as u64, ends[3]);
         for cut in 0..good.len() {
-            fs::write(&log, &good[..cut]).unwrap();
-            let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
             // The last complete record before the cut.
             match ends.iter().rposition(|&e| e <= cut as u64) {
                 None => {
-                    let err = st.load().unwrap_err();
+                    let err = damage_reason(&dir, &name, Some(&good[..cut]));
                     assert!(err.contains(&name) && err.contains("truncated"), "{err}");
                 }
                 Some(k) => {
+                    fs::write(&log, &good[..cut]).unwrap();
+                    let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
                     assert_eq!(st.load().unwrap().as_ref(), Some(&states[k]), "cut {cut}");
                     assert_eq!(st.torn_bytes(), cut as u64 - ends[k]);
                     // The torn tail is gone from the file, and appends go after the last
@@ -915,22 +1045,21 @@ mod tests {
                 }
             }
         }
+        fs::write(&log, &good).unwrap();
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x01;
-            fs::write(&log, &bad).unwrap();
-            let err = load_err(&dir);
+            let err = damage_reason(&dir, &name, Some(&bad));
             assert!(
                 err.contains(&name),
                 "flipping byte {i} went unnoticed: {err}"
             );
         }
-        // A middle record's byte flipped is refused, however the tail looks.
+        // A middle record's byte flipped is damage, however the tail looks.
         let mid = (ends[1] + ends[2]) as usize / 2;
         let mut bad = good.clone();
         bad[mid] ^= 0x40;
-        fs::write(&log, &bad[..good.len() - 3]).unwrap();
-        let err = load_err(&dir);
+        let err = damage_reason(&dir, &name, Some(&bad[..good.len() - 3]));
         assert!(err.contains("checksum mismatch"), "{err}");
         let _ = fs::remove_dir_all(&dir);
     }
@@ -977,9 +1106,9 @@ mod tests {
 
     /// Finding 6 of the audit: a missing meta file used to start the node as a new empty
     /// server. With no snapshot the log file holds the whole state, which comes back (vote
-    /// included); with a snapshot, what the meta held is gone and the node refuses to start.
+    /// included); with a snapshot, what the meta held is gone: damage, recovered from peers.
     #[test]
-    fn a_lost_meta_file_is_recovered_from_the_log_or_refused() {
+    fn a_lost_meta_file_is_recovered_from_the_log_or_from_the_peers() {
         let dir = temp("nometa");
         let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
         assert_eq!(st.load().unwrap(), None, "a fresh directory starts empty");
@@ -1005,9 +1134,22 @@ mod tests {
             state: KvStore::default(),
         }));
         save_and_check(&mut again, &dir, &s);
-        fs::remove_file(dir.join(META_FILE)).unwrap();
-        let why = load_err(&dir);
+        let why = damage_reason(&dir, META_FILE, None);
         assert!(why.contains("missing") && why.contains("lost"), "{why}");
+        // Recovery is marked in the records: a wiped, recovering state round-trips, and so
+        // does the repair that clears the mark.
+        let dir = temp("recovering");
+        let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
+        assert_eq!(st.load().unwrap(), None);
+        let mut r = Storage::wiped();
+        save_and_check(&mut st, &dir, &r);
+        r.term = 4;
+        r.log.entries.push(entry(2, 1));
+        save_and_check(&mut st, &dir, &r);
+        r.recovering = false;
+        r.voted_for = Some(0);
+        save_and_check(&mut st, &dir, &r);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -93,6 +93,10 @@ pub struct NodeStatus {
     pub log_len: u64,
     /// Last index folded into the snapshot (0 if none): how far the log was compacted.
     pub snapshot_index: u64,
+    /// True while the node recovers from damaged storage: it neither votes nor stands for
+    /// election until a leader has repaired its log.
+    #[serde(default)]
+    pub recovering: bool,
     /// What the node dropped and handled since it started, to diagnose a sick network or peer.
     pub counters: Counters,
 }

@@ -174,7 +174,10 @@ impl Symmetric for ServerState {
         let unchanged = matches!(self.role, Role::Follower)
             && self.voted_for.map(id) == self.voted_for
             && self.leader.map(id) == self.leader
-            && self.recovery.as_ref().is_none_or(|x| r.votes(x.heard) == x.heard);
+            && self
+                .recovery
+                .as_ref()
+                .is_none_or(|x| r.votes(x.heard) == x.heard);
         if unchanged {
             return None;
         }

@@ -6,9 +6,9 @@
 //! correct rule lives, so the checker can show what each rule prevents.
 
 pub use crate::protocol::bug::Bug;
-pub use recovery::Recovery;
 use crate::protocol::log::Log;
 use crate::protocol::types::*;
+pub use recovery::Recovery;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
@@ -414,7 +414,7 @@ impl Handler<'_, '_> {
             self.s.to_mut().voted_for = None;
             self.s.to_mut().leader = None;
             if let Some(r) = &mut self.s.to_mut().recovery {
-                r.matched = 0; // It matched the leader of the old term, not of this one.
+                r.matched = None; // It matched the leader of the old term, not of this one.
             }
             self.persist = true;
             if self.bug(Bug::NoStepDown) {

@@ -11,10 +11,11 @@
 //!    a leader whose voters saved that term, so the highest term it hears is a *floor*: it may
 //!    have promised something in any term up to it, and in none above it (with damage on a
 //!    minority, some undamaged server knows each of those terms).
-//! 2. It stays recovering until it holds the log of a leader of a term above the floor, through
-//!    that leader's last index: that log holds every committed entry (Leader Completeness), so it
-//!    holds again everything it may have acknowledged. Then it votes again, in terms above the
-//!    floor only, where it never promised anything.
+//! 2. It stays recovering until it holds the log of a leader of a term at or above the floor,
+//!    through that leader's last index: that log holds every committed entry (Leader
+//!    Completeness), so it holds again everything it may have acknowledged. Then it votes again:
+//!    in that term its vote counts as given to that leader (who has won it already), and in later
+//!    terms, where it never promised anything, as any server's.
 //!
 //! A leader that hears a `RecoveryQuery` also stops counting the asker's earlier
 //! acknowledgements (matchIndex back to 0): they may be gone.
@@ -36,8 +37,8 @@ pub struct Recovery {
     /// The highest term heard (and its own saved term, if it kept it): it abstains through it.
     pub floor: Term,
     /// How far its log is known to match the leader of its current term: the last index it
-    /// accepted from that leader (0: none yet in this term).
-    pub matched: LogIndex,
+    /// accepted from that leader (None: nothing yet in this term).
+    pub matched: Option<LogIndex>,
 }
 
 impl Handler<'_, '_> {
@@ -128,10 +129,13 @@ impl Handler<'_, '_> {
             }
             Some(floor) => {
                 let repaired = term == self.s.term
-                    && term > floor
+                    && term >= floor
                     && self.s.leader == Some(from)
-                    && leader_last.is_some_and(|last| r.matched >= last);
+                    && leader_last.is_some_and(|last| r.matched.is_some_and(|m| m >= last));
                 if repaired {
+                    // It may have voted in this term before the damage (if it is the floor):
+                    // counting its vote as the leader's, who has won already, gives none away.
+                    self.s.to_mut().voted_for = Some(from);
                     self.s.to_mut().recovery = None;
                     self.persist = true;
                 }
@@ -140,12 +144,18 @@ impl Handler<'_, '_> {
     }
 
     /// The follower side of replication while recovering: its log now matches the leader of its
-    /// term through `index`.
+    /// term through `index`. Once the floor is known it asks that leader whether this is all,
+    /// rather than wait for a timer: a follower of a live leader need never time out.
     pub(super) fn note_matched(&mut self, index: LogIndex) {
-        if let Some(r) = &self.s.recovery {
-            if index > r.matched {
-                self.s.to_mut().recovery.as_mut().expect("checked").matched = index;
-            }
+        let Some(r) = &self.s.recovery else {
+            return;
+        };
+        if r.matched.is_some_and(|m| m >= index) {
+            return;
+        }
+        self.s.to_mut().recovery.as_mut().expect("checked").matched = Some(index);
+        if let (Some(_), Some(leader)) = (self.known_floor(), self.s.leader) {
+            self.send(leader, Msg::RecoveryQuery);
         }
     }
 }
