@@ -246,39 +246,90 @@ fn assert_refused(c: &LocalCluster, i: usize, file: &Path, why: &str) {
     assert!(stderr.contains(why), "{stderr}");
 }
 
+/// Flips one bit in the middle of `file`.
+fn flip_middle(file: &Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(file, &bytes).unwrap();
+}
+
+/// Starts node `i` (its log read back by the caller) and waits until it serves again: repaired
+/// from its peers, not recovering. Returns the node's process.
+fn start_and_wait_repaired(c: &LocalCluster, i: usize) -> std::process::Child {
+    let child = spawn_node(c, i);
+    wait_until(20, "the damaged node to be repaired", || {
+        let st = statuses(c, None);
+        let s = st[i].clone()?;
+        (!s.recovering && s.log_len >= 2).then_some(())
+    });
+    child
+}
+
+/// Finding 6 of the audit (Protocol-Aware Recovery): damaged state is never trusted nor taken for
+/// a fresh start. A node whose log or state file is damaged keeps the files as `*.damaged`,
+/// restarts recovering (it neither votes nor stands), and is repaired from its peers; every
+/// acknowledged write stays readable. Another node's state file is refused, nothing moved.
 #[test]
-fn damaged_state_file_stops_the_node() {
+fn damaged_state_is_repaired_from_the_peers() {
     let mut c = cluster("corrupt", None);
     wait_leader(&c, None, None);
     put(&c, "a", "1");
     put(&c, "b", "2");
     c.kill_all();
 
-    // A flipped byte in the middle of the log.
-    let log0 = log_file(&c, 0);
-    let mut bytes = std::fs::read(&log0).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    std::fs::write(&log0, &bytes).unwrap();
-    assert_refused(&c, 0, &log0, "unusable");
+    // Another node's state file: a configuration mistake, refused, and nothing is moved.
+    let meta0 = c.data_dir(0).join(META_FILE);
+    let own = std::fs::read(&meta0).unwrap();
+    std::fs::copy(c.data_dir(1).join(META_FILE), &meta0).unwrap();
+    assert_refused(&c, 0, &meta0, "belongs to server 1");
+    assert!(!c.data_dir(0).join(format!("{META_FILE}.damaged")).exists());
+    std::fs::write(&meta0, &own).unwrap();
 
-    // A torn write of the meta file: cut short.
-    let meta1 = c.data_dir(1).join(META_FILE);
-    let bytes = std::fs::read(&meta1).unwrap();
-    std::fs::write(&meta1, &bytes[..bytes.len() - 7]).unwrap();
-    assert_refused(&c, 1, &meta1, "truncated");
-
-    // A flipped byte in the meta file.
-    let meta2 = c.data_dir(2).join(META_FILE);
-    let good = std::fs::read(&meta2).unwrap();
-    let mut bytes = good.clone();
-    bytes[good.len() / 2] ^= 0x01;
-    std::fs::write(&meta2, &bytes).unwrap();
-    assert_refused(&c, 2, &meta2, "unusable");
+    // One node at a time (a minority): a flipped bit in the middle of its log, its state file
+    // cut short, a flipped bit in its state file.
+    type Damage = fn(&LocalCluster) -> (usize, PathBuf, &'static str);
+    let damages: [Damage; 3] = [
+        |c| {
+            let log = log_file(c, 0);
+            flip_middle(&log);
+            (0, log, "checksum")
+        },
+        |c| {
+            let meta = c.data_dir(1).join(META_FILE);
+            let bytes = std::fs::read(&meta).unwrap();
+            std::fs::write(&meta, &bytes[..bytes.len() - 7]).unwrap();
+            (1, meta, "truncated")
+        },
+        |c| {
+            let meta = c.data_dir(2).join(META_FILE);
+            flip_middle(&meta);
+            (2, meta, "unusable")
+        },
+    ];
+    for (round, damage) in damages.into_iter().enumerate() {
+        let (i, file, why) = damage(&c);
+        for j in (0..3).filter(|&j| j != i) {
+            c.start(j).unwrap();
+        }
+        let mut child = start_and_wait_repaired(&c, i);
+        put(&c, &format!("after{round}"), "x");
+        assert_eq!(get(&c, "a").as_deref(), Some("1"));
+        assert_eq!(get(&c, "b").as_deref(), Some("2"));
+        c.kill_all();
+        let _ = child.kill();
+        let _ = child.wait();
+        let stderr = read_stderr(&mut child);
+        assert!(stderr.contains("storage damaged"), "{stderr}");
+        assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(stderr.contains("recovered: its log matches"), "{stderr}");
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(file.with_file_name(format!("{name}.damaged")).exists());
+    }
 
     // A torn final log record (an append whose fsync never returned) is cut off, and the node
-    // starts and answers.
-    std::fs::write(&meta2, &good).unwrap();
+    // starts and answers, not recovering.
     let log2 = log_file(&c, 2);
     let bytes = std::fs::read(&log2).unwrap();
     std::fs::write(&log2, &bytes[..bytes.len() - 7]).unwrap();
@@ -289,8 +340,8 @@ fn damaged_state_file_stops_the_node() {
             break Err(format!("exited: {s}"));
         }
         let st = query_status(&c.peers, None, Duration::from_millis(300));
-        if st.is_ok_and(|st| st[2].is_some()) {
-            break Ok(());
+        if let Some(s) = st.ok().and_then(|st| st[2].clone()) {
+            break Ok(s);
         }
         if Instant::now() > deadline {
             break Err("no status answer within 10 s".to_string());
@@ -299,7 +350,10 @@ fn damaged_state_file_stops_the_node() {
     let _ = child.kill();
     let _ = child.wait();
     let stderr = read_stderr(&mut child);
-    assert!(up.is_ok(), "node 2 did not come up ({up:?}): {stderr}");
+    assert!(
+        up.as_ref().is_ok_and(|s| !s.recovering),
+        "node 2 did not come up ({up:?}): {stderr}"
+    );
     assert!(stderr.contains("torn"), "{stderr}");
     assert!(stderr.contains(&log2.display().to_string()), "{stderr}");
 }
@@ -1426,8 +1480,9 @@ fn put_60_then_lose_two_state_files(c: &mut LocalCluster) {
 /// Finding 6 of the audit, its missing-meta half: deleting the state file on 2 of 3 nodes lost
 /// all 60 acknowledged writes in 6 of 10 trials, the nodes starting again as new empty members.
 /// Now a node whose log starts at index 1 recovers its whole state from the log (nothing is
-/// lost), and one whose snapshot went with the meta file refuses to start, so a cluster damaged
-/// on a majority refuses to serve rather than answer from a history without those writes.
+/// lost). One whose snapshot went with the state file restarts recovering: on a majority no
+/// leader can be elected, so the cluster answers nothing rather than answer from a history
+/// without those writes, and says why; on a minority it is repaired and everything reads back.
 #[test]
 fn a_lost_state_file_on_a_majority_loses_no_acknowledged_write() {
     // No snapshot yet (60 entries, the default compacts after 1000): recovered from the logs.
@@ -1443,17 +1498,53 @@ fn a_lost_state_file_on_a_majority_loses_no_acknowledged_write() {
     }
     c.kill_all();
 
-    // Snapshots every 20 entries: the two damaged nodes refuse, and nothing is answered.
-    let mut c = cluster_with("nometa-snap", &["--snapshot-after", "20"]);
+    // Snapshots every 20 entries: the two damaged nodes recover, and nothing is answered.
+    let snap = ["--snapshot-after", "20"];
+    let mut c = cluster_with("nometa-snap", &snap);
     put_60_then_lose_two_state_files(&mut c);
     c.start(2).unwrap();
-    for i in [0, 1] {
-        let meta = c.data_dir(i).join(META_FILE);
-        let (code, stderr) = start_node_expecting_failure_with(&c, i, &["--snapshot-after", "20"]);
-        assert_ne!(code, 0, "node {i} started without its snapshot");
-        assert!(stderr.contains(&meta.display().to_string()), "{stderr}");
-        assert!(stderr.contains("lost"), "{stderr}");
-    }
+    let mut damaged: Vec<_> = [0, 1].map(|i| spawn_node_with(&c, i, &snap)).into();
+    wait_until(10, "both damaged nodes to say they are recovering", || {
+        let st = statuses(&c, None);
+        [0, 1]
+            .iter()
+            .all(|&i| st[i].as_ref().is_some_and(|s| s.recovering))
+            .then_some(())
+    });
     let out = client(&c.peers, None, 3, &["get", "k0"]);
-    assert_eq!(out.code, 3, "a lone node answered: {}", out.stdout);
+    assert_eq!(out.code, 3, "the cluster answered: {}", out.stdout);
+    let st = statuses(&c, None);
+    assert!(st.iter().flatten().all(|s| s.role != "leader"), "{st:?}");
+    for child in &mut damaged {
+        let _ = child.kill();
+        let _ = child.wait();
+        let stderr = read_stderr(child);
+        assert!(stderr.contains("storage damaged"), "{stderr}");
+        assert!(
+            stderr.contains("recovering from damaged storage too"),
+            "{stderr}"
+        );
+    }
+    c.kill_all();
+
+    // The same damage on one node only: it is repaired, and all 60 writes read back.
+    let mut c = cluster_with("nometa-snap-one", &snap);
+    wait_leader(&c, None, None);
+    for i in 0..60 {
+        put(&c, &format!("k{i}"), &i.to_string());
+    }
+    c.kill_all();
+    std::fs::remove_file(c.data_dir(0).join(META_FILE)).unwrap();
+    c.start_all().unwrap();
+    wait_until(20, "node 0 to be repaired", || {
+        let s = statuses(&c, None)[0].clone()?;
+        (!s.recovering && s.snapshot_index >= 20).then_some(())
+    });
+    for i in 0..60 {
+        assert_eq!(
+            get(&c, &format!("k{i}")),
+            Some(i.to_string()),
+            "k{i} was lost"
+        );
+    }
 }
