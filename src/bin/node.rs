@@ -93,6 +93,13 @@ struct Args {
     /// Accept server messages from any source address (e.g. behind a proxy).
     #[arg(long)]
     no_source_check: bool,
+    /// This node may have lost state that no file shows: its data directory was deleted or
+    /// its disk replaced (a missing directory looks like a new node's). It starts recovering:
+    /// it neither votes nor stands for election until a leader has repaired its log, so it
+    /// cannot vote twice in a term or help elect a leader that lacks acknowledged writes.
+    /// Damage that a file shows (a bad checksum, a missing or cut file) needs no flag.
+    #[arg(long)]
+    recover: bool,
     /// Exit when standard input reaches end of file (so a parent's death stops the node).
     #[arg(long)]
     exit_on_stdin_eof: bool,
@@ -200,6 +207,7 @@ fn run(args: Args) -> Result<(), String> {
         client_key,
         config,
         check_source: !args.no_source_check,
+        recover: args.recover,
         trace: args
             .trace
             .as_ref()

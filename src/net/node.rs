@@ -12,7 +12,7 @@ use crate::net::wire::{
     CLIENT_ID_MIN,
 };
 use crate::net::world::{Clock, Disk, Network, RealDisk, SystemClock, UdpNet};
-use crate::protocol::server::{RaftServer, ServerConfig, ServerState};
+use crate::protocol::server::{RaftServer, ServerConfig, ServerState, Storage};
 use crate::protocol::trace::{Restored, TraceEvent, TracedConfig};
 use crate::protocol::types::Msg;
 use stateright::actor::Id;
@@ -64,6 +64,10 @@ pub struct NodeOptions {
     /// Append them to this list instead (the simulator's `--emit-model`: every node of a run
     /// writes to one list, in the order the run took them).
     pub trace_to: Option<TraceLog>,
+    /// `node --recover`: this node may have lost state that no file shows (its data directory
+    /// was deleted or replaced), so it starts recovering whatever it finds: it neither votes
+    /// nor stands until a leader has repaired it (`protocol::server::Recovery`).
+    pub recover: bool,
 }
 
 /// Trace events held in memory, shared by the nodes of one simulated run.
@@ -141,7 +145,19 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         check_id(&opts)?;
         let cluster = wire::cluster_id(&opts.peers);
         let mut storage = DurableStorage::open_on(disk, &opts.data, opts.id as u64, cluster)?;
-        let saved = storage.load()?;
+        let mut saved = storage.load()?;
+        if opts.recover && !saved.as_ref().is_some_and(|s| s.recovering) {
+            // Marked durably at once: a crash before the first save recovers again.
+            let mut marked = saved.unwrap_or_else(Storage::wiped);
+            marked.recovering = true;
+            storage.save(marked.clone())?;
+            tracing::warn!(
+                node = opts.id,
+                "--recover: starting recovering; not voting or standing until a leader has \
+                 repaired this node's log"
+            );
+            saved = Some(marked);
+        }
         if storage.torn_bytes() > 0 {
             // Usually an append whose fsync never returned, so its save was never acknowledged;
             // but damage to the end of the file looks the same, and then this node may lack

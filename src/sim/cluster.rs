@@ -385,6 +385,7 @@ impl Sim {
     /// Starts server `i` from its disk, as `node` does (a refusal is a failure of the run).
     fn boot(&mut self, i: usize) {
         let opts = NodeOptions {
+            recover: false,
             id: i,
             peers: self.peers.clone(),
             bind: None,
