@@ -656,6 +656,7 @@ enum Event {
 }
 
 use raft_checked::model::ghost::KvSpec;
+use raft_checked::sim::linearizability::HistoryOp;
 use raft_checked::net::client::{ClientOptions, Session};
 use raft_checked::protocol::types::{Op, OpResult};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
@@ -754,6 +755,150 @@ fn lossy_duplicating_reordering_network_with_leader_crash_stays_linearizable() {
         dropped > 0 && duplicated > 0,
         "the proxy injected no faults"
     );
+}
+
+/// Damages node `i`'s storage (it is down) in one of three ways, by `round`: a flipped bit in
+/// the middle of its log, its state file deleted, its state file cut short.
+fn damage_storage(c: &LocalCluster, i: usize, round: usize) {
+    let meta = c.data_dir(i).join(META_FILE);
+    match round % 3 {
+        0 => flip_middle(&log_file(c, i)),
+        1 => std::fs::remove_file(&meta).unwrap(),
+        _ => {
+            let bytes = std::fs::read(&meta).unwrap();
+            std::fs::write(&meta, &bytes[..bytes.len() / 2]).unwrap();
+        }
+    }
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to node `i`'s process.
+fn signal(c: &LocalCluster, i: usize, signal: &str) {
+    let pid = c.children[i].as_ref().expect("node is running").id();
+    let ok = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} {pid}");
+}
+
+/// The nemesis of issue #13: on a lossy, duplicating, reordering network, three clients write
+/// and read two keys while, one node at a time (a minority), a node is killed with SIGKILL and
+/// its storage damaged (a flipped bit in its log, its state file deleted or cut short) before
+/// it restarts, a node is paused with SIGSTOP, and a node is cut off by a partition. The client
+/// history, final reads included, must be linearizable (so no acknowledged write was lost), and
+/// every damaged node must have been repaired.
+#[test]
+fn nemesis_with_disk_damage_on_a_minority_stays_linearizable() {
+    use proxy::Faults;
+    let faults = Faults {
+        drop: 0.05,
+        duplicate: 0.05,
+        max_delay: Duration::from_millis(10),
+    };
+    let (mut c, proxies, fronts) = proxied_cluster("nemesis", faults);
+    c.extra_args.extend(["--snapshot-after".to_string(), "16".to_string()]);
+    c.kill_all();
+    c.start_all().unwrap();
+    wait_leader(&c, None, None);
+
+    // Each operation as its client saw it, timed from here (for the per-key checker).
+    let start = Instant::now();
+    let history = Arc::new(Mutex::new(Vec::<HistoryOp>::new()));
+    let invoke = move |client: usize, op: Op| HistoryOp {
+        client,
+        op,
+        call: start.elapsed(),
+        ret: None,
+    };
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| {
+            let (peers, history) = (fronts.clone(), history.clone());
+            std::thread::spawn(move || {
+                let ops: Vec<Op> = (0..16u64)
+                    .map(|i| {
+                        let key = ["a", "b"][((t + i) % 2) as usize].to_string();
+                        let value = format!("{t}.{i};");
+                        match (t + i) % 3 {
+                            0 => Op::Put { key, value },
+                            1 => Op::Append { key, value },
+                            _ => Op::Get { key },
+                        }
+                    })
+                    .collect();
+                let opts = ClientOptions::new(peers, None, Duration::from_secs(60));
+                let mut session = Session::new(opts).unwrap();
+                let mut mine = vec![invoke(t as usize, ops[0].clone())];
+                let next_ops = ops.clone();
+                session
+                    .run_until(ops, None, |i, result, _| {
+                        mine[i].ret = Some((start.elapsed(), result));
+                        std::thread::sleep(Duration::from_millis(400));
+                        if let Some(op) = next_ops.get(i + 1) {
+                            mine.push(invoke(t as usize, op.clone()));
+                        }
+                        true
+                    })
+                    .unwrap();
+                history.lock().unwrap().extend(mine);
+            })
+        })
+        .collect();
+
+    // The nemesis, while the clients run: one fault at a time, on one node at a time.
+    let mut round = 0;
+    let mut repaired = 0;
+    while threads.iter().any(|t| !t.is_finished()) && round < 9 {
+        let i = round % 3;
+        match round % 3 {
+            0 => {
+                c.kill(i);
+                damage_storage(&c, i, round / 3);
+                c.start(i).unwrap();
+                wait_until(30, "the damaged node to be repaired", || {
+                    let s = statuses(&c, None)[i].clone()?;
+                    (!s.recovering).then_some(())
+                });
+                repaired += 1;
+            }
+            1 => {
+                signal(&c, i, "STOP");
+                std::thread::sleep(Duration::from_millis(1200));
+                signal(&c, i, "CONT");
+            }
+            _ => {
+                proxies.isolate(Some(i));
+                std::thread::sleep(Duration::from_millis(1200));
+                proxies.isolate(None);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        round += 1;
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(repaired >= 2, "the clients finished before the nemesis damaged two nodes");
+
+    // Final reads: every acknowledged write must show.
+    let opts = ClientOptions::new(fronts.clone(), None, Duration::from_secs(60));
+    let mut session = Session::new(opts).unwrap();
+    for key in ["a", "b"] {
+        let mut read = invoke(9, Op::Get { key: key.into() });
+        session
+            .run_until(vec![read.op.clone()], None, |_, result, _| {
+                read.ret = Some((start.elapsed(), result));
+                true
+            })
+            .unwrap();
+        history.lock().unwrap().push(read);
+    }
+    let history = history.lock().unwrap();
+    assert_eq!(history.len(), 50);
+    assert!(history.iter().all(|h| h.ret.is_some()));
+    let verdict = raft_checked::sim::linearizability::check(&history);
+    assert!(verdict.is_none(), "{verdict:?}: {history:#?}");
 }
 
 /// Sends one put straight to server `to` (no redirects, no retries) and collects every answer

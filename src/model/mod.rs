@@ -444,6 +444,9 @@ impl RaftModel {
     /// The timing assumptions: only one server stands for an uncontested term (the final one,
     /// behind `eventually`, or every one), the first to reach it.
     fn election_allowed(&self, state: &SystemState, i: usize) -> bool {
+        if state.servers[i].recovery.is_some() {
+            return true; // A recovering server never stands: its timer only asks again.
+        }
         let timing = &self.cfg.file.timing;
         let next_term = state.servers[i].term() + 1;
         let uncontested = timing.all_elections_uncontested

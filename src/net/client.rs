@@ -79,6 +79,11 @@ pub struct Session {
     buf: Vec<u8>,
     /// Replies too large for one datagram (a Get of a large value) arrive in fragments.
     reassembler: Reassembler,
+    /// Whether a run has used `session`: its request ids start over with each run, so a later
+    /// run takes a new session id (the servers would otherwise answer it from their
+    /// deduplication table with the earlier run's results) and a new socket (a late or
+    /// duplicated answer to the earlier run would otherwise be taken for this one's).
+    used: bool,
 }
 
 impl Session {
@@ -95,6 +100,7 @@ impl Session {
             socket,
             buf: vec![0u8; 65_536],
             reassembler: Reassembler::new(),
+            used: false,
         })
     }
 
@@ -136,8 +142,19 @@ impl Session {
         }
     }
 
-    /// Starts a [`KvClient`] actor for `ops` under this session's id and the run's clocks.
-    fn start_run(&self, ops: Vec<Op>, stop_at: Option<Instant>) -> Run {
+    /// Starts a [`KvClient`] actor for `ops` under this session's id (a new one after the first
+    /// run) and the run's clocks.
+    fn start_run(&mut self, ops: Vec<Op>, stop_at: Option<Instant>) -> Run {
+        if self.used {
+            // Replies carry only a request id, which starts over: late answers to the earlier
+            // run must not reach this one, so it gets its own socket too.
+            if let Ok(socket) = bind_for(&self.opts.peers) {
+                self.socket = socket;
+            }
+            let port = self.socket.local_addr().map_or(0, |a| a.port() as u64);
+            self.session = new_session(port);
+        }
+        self.used = true;
         let total = ops.len();
         let actor = KvClient {
             cfg: ClientConfig {

@@ -17,8 +17,10 @@
 //!    in that term its vote counts as given to that leader (who has won it already), and in later
 //!    terms, where it never promised anything, as any server's.
 //!
-//! A leader that hears a `RecoveryQuery` also stops counting the asker's earlier
-//! acknowledgements (matchIndex back to 0): they may be gone.
+//! While recovering it takes AppendEntries and InstallSnapshot only once it knows its floor,
+//! and then refuses every leader below it (its term is at least the floor): before the damage it
+//! may have refused older leaders, and its acknowledgement must not help one of them commit. A leader that hears a `RecoveryQuery` also
+//! stops counting the asker's earlier acknowledgements (matchIndex back to 0): they may be gone.
 //!
 //! With damage on a majority, no term above the floor can gather a majority of votes, so no
 //! leader is elected and the cluster serves nothing rather than a history missing acknowledged
@@ -143,18 +145,27 @@ impl Handler<'_, '_> {
         }
     }
 
+    /// Whether it may take AppendEntries or InstallSnapshot of `term` at all: not while it
+    /// recovers and does not know its floor yet. Before the damage it may have reached a later
+    /// term than a stale leader's and refused it; acknowledging that leader now could help it
+    /// commit an entry that a later leader lacks (the checker found that run: a lossy network,
+    /// 19 steps). Once the floor is known its term is at least the floor, so Figure 2's rule 1
+    /// refuses every leader below it, and that refusal's term deposes it.
+    pub(super) fn takes_leader_of(&self, _term: Term) -> bool {
+        self.s.recovery.is_none() || self.known_floor().is_some()
+    }
+
     /// The follower side of replication while recovering: its log now matches the leader of its
-    /// term through `index`. Once the floor is known it asks that leader whether this is all,
-    /// rather than wait for a timer: a follower of a live leader need never time out.
+    /// term through `index`. It asks that leader whether this is all, at each AppendEntries
+    /// taken: heartbeats keep its election timer from firing, and an answer may be lost.
     pub(super) fn note_matched(&mut self, index: LogIndex) {
         let Some(r) = &self.s.recovery else {
             return;
         };
-        if r.matched.is_some_and(|m| m >= index) {
-            return;
+        if r.matched.is_none_or(|m| m < index) {
+            self.s.to_mut().recovery.as_mut().expect("checked").matched = Some(index);
         }
-        self.s.to_mut().recovery.as_mut().expect("checked").matched = Some(index);
-        if let (Some(_), Some(leader)) = (self.known_floor(), self.s.leader) {
+        if let Some(leader) = self.s.leader {
             self.send(leader, Msg::RecoveryQuery);
         }
     }

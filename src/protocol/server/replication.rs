@@ -30,6 +30,9 @@ impl Handler<'_, '_> {
         entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
+        if !self.takes_leader_of(term) {
+            return; // Recovering: see `Recovery`.
+        }
         // Rule 1: "Reply false if term < currentTerm (§5.1)"; our term tells it to step down.
         if term < self.s.term {
             let first_index = self.s.log.last_index() + 1;

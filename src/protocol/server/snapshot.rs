@@ -9,6 +9,9 @@ impl Handler<'_, '_> {
     // ---- InstallSnapshot (Figure 13). ----
 
     pub(super) fn on_install_snapshot(&mut self, leader: u64, term: Term, snapshot: Snapshot) {
+        if !self.takes_leader_of(term) {
+            return; // Recovering: see `Recovery`.
+        }
         // Rule 1: "Reply immediately if term < currentTerm".
         if term < self.s.term {
             let term = self.s.term;
