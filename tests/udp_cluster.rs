@@ -656,9 +656,9 @@ enum Event {
 }
 
 use raft_checked::model::ghost::KvSpec;
-use raft_checked::sim::linearizability::HistoryOp;
 use raft_checked::net::client::{ClientOptions, Session};
 use raft_checked::protocol::types::{Op, OpResult};
+use raft_checked::sim::linearizability::HistoryOp;
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use std::sync::{Arc, Mutex};
 
@@ -798,7 +798,8 @@ fn nemesis_with_disk_damage_on_a_minority_stays_linearizable() {
         max_delay: Duration::from_millis(10),
     };
     let (mut c, proxies, fronts) = proxied_cluster("nemesis", faults);
-    c.extra_args.extend(["--snapshot-after".to_string(), "16".to_string()]);
+    c.extra_args
+        .extend(["--snapshot-after".to_string(), "16".to_string()]);
     c.kill_all();
     c.start_all().unwrap();
     wait_leader(&c, None, None);
@@ -879,7 +880,10 @@ fn nemesis_with_disk_damage_on_a_minority_stays_linearizable() {
     for t in threads {
         t.join().unwrap();
     }
-    assert!(repaired >= 2, "the clients finished before the nemesis damaged two nodes");
+    assert!(
+        repaired >= 2,
+        "the clients finished before the nemesis damaged two nodes"
+    );
 
     // Final reads: every acknowledged write must show.
     let opts = ClientOptions::new(fronts.clone(), None, Duration::from_secs(60));

@@ -103,7 +103,7 @@ impl Handler<'_, '_> {
     }
 
     /// Phase 1: count the answer towards the floor. Phase 2: repaired once the leader of a term
-    /// above the floor says its log ends where ours is known to match it.
+    /// at or above the floor says its log ends where ours is known to match it.
     pub(super) fn on_recovery_reply(
         &mut self,
         from: u64,
@@ -145,13 +145,13 @@ impl Handler<'_, '_> {
         }
     }
 
-    /// Whether it may take AppendEntries or InstallSnapshot of `term` at all: not while it
+    /// Whether it may take AppendEntries or InstallSnapshot at all: not while it
     /// recovers and does not know its floor yet. Before the damage it may have reached a later
     /// term than a stale leader's and refused it; acknowledging that leader now could help it
     /// commit an entry that a later leader lacks (the checker found that run: a lossy network,
     /// 19 steps). Once the floor is known its term is at least the floor, so Figure 2's rule 1
     /// refuses every leader below it, and that refusal's term deposes it.
-    pub(super) fn takes_leader_of(&self, _term: Term) -> bool {
+    pub(super) fn takes_leaders(&self) -> bool {
         self.s.recovery.is_none() || self.known_floor().is_some()
     }
 

@@ -30,7 +30,7 @@ impl Handler<'_, '_> {
         entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
-        if !self.takes_leader_of(term) {
+        if !self.takes_leaders() {
             return; // Recovering: see `Recovery`.
         }
         // Rule 1: "Reply false if term < currentTerm (§5.1)"; our term tells it to step down.

@@ -9,7 +9,7 @@ impl Handler<'_, '_> {
     // ---- InstallSnapshot (Figure 13). ----
 
     pub(super) fn on_install_snapshot(&mut self, leader: u64, term: Term, snapshot: Snapshot) {
-        if !self.takes_leader_of(term) {
+        if !self.takes_leaders() {
             return; // Recovering: see `Recovery`.
         }
         // Rule 1: "Reply immediately if term < currentTerm".

@@ -640,3 +640,91 @@ fn a_retry_from_an_expired_session_is_refused_not_applied_twice() {
     assert_eq!(s.kv.data["k"], "abd");
     assert_eq!(s.kv.sessions.len(), 1, "the table stays within its bound");
 }
+
+/// A server that restarts from damaged storage (here: its term and vote lost, its log kept).
+fn recovering(a: &RaftServer, log: Vec<Entry>) -> (ServerState, Vec<String>) {
+    let storage = Storage {
+        term: 0,
+        voted_for: None,
+        log: follower(0, log).log,
+        snapshot: None,
+        recovering: true,
+    };
+    let mut out = Out::new();
+    let s = a.on_start(Id::from(0), &Some(storage), &mut out);
+    (s, out.iter().map(|c| format!("{c:?}")).collect())
+}
+
+/// Protocol-aware recovery (Alagappan et al., FAST '18; README, Damaged storage): a server that
+/// lost its vote asks every peer for its term, refuses votes and ignores leaders until it knows
+/// the floor, and is repaired once the leader of a term at or above it says its log ends where
+/// the server's is known to match it; its vote in that term then counts as the leader's.
+#[test]
+fn a_damaged_server_abstains_until_repaired_from_its_peers() {
+    let a = server(None);
+    let (s, cmds) = recovering(&a, vec![entry(1, "1")]);
+    assert!(cmds.contains(&send(1, Msg::RecoveryQuery)), "{cmds:?}");
+    assert!(cmds.contains(&send(2, Msg::RecoveryQuery)), "{cmds:?}");
+    let vote = Msg::RequestVote {
+        term: 5,
+        last_log_index: 9,
+        last_log_term: 4,
+    };
+    let (s2, cmds) = deliver(&a, &s, 1, vote);
+    let refused = Msg::RequestVoteReply {
+        term: 5,
+        granted: false,
+    };
+    assert!(cmds.contains(&send(1, refused)), "{cmds:?}");
+    assert_eq!(s2.voted_for, None);
+    // A leader heard before the floor is known is ignored: no reply, nothing appended.
+    let (s2, cmds) = deliver(&a, &s, 1, append_entries(1, (1, 1), vec![entry(1, "2")], 2));
+    assert_eq!((s2.log.last_index(), cmds.len()), (1, 0), "{cmds:?}");
+    // Both peers answer: the floor is 3; S1 leads term 3.
+    let reply = |term, leader_last| Msg::RecoveryReply {
+        term,
+        recovering: false,
+        leader_last,
+    };
+    let (s, _) = deliver(&a, &s, 2, reply(2, None));
+    let (s, cmds) = deliver(&a, &s, 1, reply(3, Some(2)));
+    assert_eq!(s.recovery.as_ref().map(|r| r.floor), Some(3));
+    assert!(cmds.contains(&send(1, Msg::RecoveryQuery)), "{cmds:?}");
+    // A stale leader is refused by rule 1, which deposes it.
+    let (_, cmds) = deliver(&a, &s, 2, append_entries(2, (1, 1), vec![], 1));
+    assert!(cmds
+        .iter()
+        .any(|c| c.contains("AppendEntriesReply") && c.contains("term: 3")));
+    // Not yet repaired: its log ends at 1, the leader's at 2.
+    let (s, cmds) = deliver(&a, &s, 1, append_entries(3, (1, 1), vec![], 1));
+    assert!(cmds.contains(&send(1, Msg::RecoveryQuery)), "{cmds:?}");
+    let (s, _) = deliver(&a, &s, 1, reply(3, Some(2)));
+    assert!(s.recovery.is_some());
+    let (s, _) = deliver(&a, &s, 1, append_entries(3, (1, 1), vec![entry(3, "2")], 1));
+    let (s, cmds) = deliver(&a, &s, 1, reply(3, Some(2)));
+    assert!(s.recovery.is_none(), "repaired");
+    assert_eq!(s.voted_for, Some(1));
+    assert!(
+        cmds[0].contains("recovering: false"),
+        "saved first: {cmds:?}"
+    );
+}
+
+/// The zoo bug `recover_as_new`: the same damaged storage, trusted as it is.
+#[test]
+fn with_the_bug_a_damaged_server_votes_at_once() {
+    let a = server(Some(Bug::RecoverAsNew));
+    let (s, cmds) = recovering(&a, vec![]);
+    assert!(s.recovery.is_none());
+    assert!(
+        !cmds.iter().any(|c| c.contains("RecoveryQuery")),
+        "{cmds:?}"
+    );
+    let vote = Msg::RequestVote {
+        term: 1,
+        last_log_index: 0,
+        last_log_term: 0,
+    };
+    let (s, _) = deliver(&a, &s, 1, vote);
+    assert_eq!(s.voted_for, Some(1));
+}
