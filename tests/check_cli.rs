@@ -64,7 +64,7 @@ fn json_has_the_documented_shape() {
     assert_eq!(v["checker"], "bfs");
     assert_eq!(v["complete"], true);
     let props = v["properties"].as_array().unwrap();
-    assert_eq!(props.len(), 16);
+    assert_eq!(props.len(), 17);
     for p in props {
         let kinds = ["always", "sometimes", "eventually", "leads_to"];
         assert!(kinds.contains(&p["kind"].as_str().unwrap()));
@@ -377,8 +377,8 @@ fn every_bug_model_is_in_the_zoo_suite() {
     }
     // One model per bug of the zoo, and accept_stale_replies_fresh: the same bug with nothing
     // given, for the swarm.
-    assert_eq!(bugs.len(), 9, "{bugs:?}");
-    assert_eq!(models, 10);
+    assert_eq!(bugs.len(), 10, "{bugs:?}");
+    assert_eq!(models, 11);
 }
 
 #[test]
@@ -441,7 +441,7 @@ fn liveness_counterexamples_are_lassos_in_json() {
         .iter()
         .filter(|p| p["kind"] == "eventually" || p["kind"] == "leads_to")
         .collect();
-    assert_eq!(live.len(), 4);
+    assert_eq!(live.len(), 5);
     // Election has no client and no log entry: all but the leader property hold vacuously.
     assert!(
         live.iter()
@@ -688,7 +688,7 @@ fn a_model_that_declares_symmetry_is_checked_with_it_without_a_flag() {
         .iter()
         .filter(|p| p["kind"] == "eventually" || p["kind"] == "leads_to")
         .collect();
-    assert_eq!(live.len(), 4);
+    assert_eq!(live.len(), 5);
     assert!(live.iter().all(|p| p["status"] == "unknown"), "{v}");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -1045,8 +1045,8 @@ fn cross(a: &DrawnArrow, b: &DrawnArrow) -> bool {
 }
 
 /// `check --svg` on the zoo's no_step_down: a well-formed SVG, a lane per server, and each
-/// arrow from the step that sent its message to the one that delivered it, so that S2's
-/// Vote(t1), delivered after S2 has timed out into term 2, is an arrow two rows long.
+/// arrow from the step that sent its message to the one that delivered it, so that S1's
+/// Vote(t1), delivered after S1 has timed out into term 2, is an arrow two rows long.
 #[test]
 fn svg_draws_no_step_down_with_the_delayed_vote() {
     let path = temp_file("no_step_down.svg");
@@ -1059,19 +1059,19 @@ fn svg_draws_no_step_down_with_the_delayed_vote() {
         let name = format!("text-anchor=\"middle\">{lane}</text>");
         assert_eq!(svg.matches(&name).count(), 1, "{lane}");
     }
-    assert!(svg.contains("two leaders in term 2: S0 and S2"), "{svg}");
+    assert!(svg.contains("two leaders in term 2: S0 and S1"), "{svg}");
     let arrows = drawn_arrows(&svg);
     let delivered: Vec<&DrawnArrow> = arrows.iter().filter(|a| a.fate == "delivered").collect();
     let steps: Vec<(usize, usize)> = delivered.iter().map(|a| (a.sent, a.ended)).collect();
     assert_eq!(steps, [(1, 2), (2, 4), (3, 5), (5, 6)]);
     let row = delivered[0].ends[3] - delivered[0].ends[1];
     let vote = delivered[1];
-    assert!(vote.label.starts_with("S2 → S0: Vote(t1, yes)"), "{vote:?}");
-    assert_eq!((vote.src.as_str(), vote.dst.as_str()), ("S2", "S0"));
+    assert!(vote.label.starts_with("S1 → S0: Vote(t1, yes)"), "{vote:?}");
+    assert_eq!((vote.src.as_str(), vote.dst.as_str()), ("S1", "S0"));
     assert_eq!(vote.ends[3] - vote.ends[1], 2.0 * row, "{vote:?}");
-    // S2 timed out between sending it and its delivery: its timer mark sits on S2's lane,
+    // S1 timed out between sending it and its delivery: its timer mark sits on S1's lane,
     // within the arrow's rows.
-    let timeout = svg.find("<title>S2: election timeout</title>").unwrap();
+    let timeout = svg.find("<title>S1: election timeout</title>").unwrap();
     let mark = &svg[svg[..timeout].rfind("<circle").unwrap()..timeout];
     let at = |name: &str| {
         let from = mark.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
@@ -1196,7 +1196,7 @@ fn traces_name_what_breaks_and_show_the_network_on_request() {
     let (code, out, _) = check(&["bugs/commit_previous_term_entries"]);
     assert_eq!(code, 1);
     assert!(
-        out.contains("why: S1 (its log could win the next election, log [2:x=1]) lacks entry 1 (1:x=2), committed in term 3"),
+        out.contains("why: S1 (its log could win the next election, log [2:x=2]) lacks entry 1 (1:x=1), committed in term 3"),
         "{out}"
     );
     assert!(!out.contains("in flight:"), "{out}");
@@ -1204,7 +1204,7 @@ fn traces_name_what_breaks_and_show_the_network_on_request() {
     let (code, out, _) = check(&["bugs/no_step_down", "--show-network"]);
     assert_eq!(code, 1);
     assert!(
-        out.contains("why: two leaders in term 2: S0 and S2"),
+        out.contains("why: two leaders in term 2: S0 and S1"),
         "{out}"
     );
     let line = |step: &str| {
@@ -1212,9 +1212,9 @@ fn traces_name_what_breaks_and_show_the_network_on_request() {
         out.lines().nth(at + 1).unwrap().trim().to_string()
     };
     assert_eq!(line("0  initial state"), "in flight: nothing");
-    // S2's vote for term 1 is in flight from step 2 until step 4 delivers it.
+    // S1's vote for term 1 is in flight from step 2 until step 4 delivers it.
     for step in ["2  ", "3  "] {
-        assert!(line(step).contains("S2 → S0: Vote(t1, yes)"), "{out}");
+        assert!(line(step).contains("S1 → S0: Vote(t1, yes)"), "{out}");
     }
     assert!(!line("4  ").contains("Vote(t1, yes)"), "{out}");
 
@@ -1226,7 +1226,7 @@ fn traces_name_what_breaks_and_show_the_network_on_request() {
         .iter()
         .find(|p| p["status"] == "violated")
         .unwrap();
-    assert_eq!(p["explanation"][0], "two leaders in term 2: S0 and S2");
+    assert_eq!(p["explanation"][0], "two leaders in term 2: S0 and S1");
     let flights: Vec<usize> = p["trace"]
         .as_array()
         .unwrap()
