@@ -347,8 +347,8 @@ fn a_closed_stdout_ends_sim_quietly() {
 /// in 6.5840. A candidate that ignores the leader of its term times out and starts a new term
 /// with no failure around (`initial_election`: "term changed with no failure"). Followers that
 /// reset their timers on refused votes let servers with stale logs keep the others from
-/// standing: `figure8_unreliable` seed 2 goes twenty terms without agreement on a command
-/// within 10 s. Correct Raft passes the same seeds.
+/// standing: in `figure8_unreliable` some seed of 1-100 goes without a leader or without
+/// agreement too long. Correct Raft passes the same seeds.
 #[test]
 fn timing_traps_are_caught_by_the_simulator() {
     let initial = scenarios::find("initial_election").unwrap();
@@ -364,14 +364,21 @@ fn timing_traps_are_caught_by_the_simulator() {
         assert!(o.failures.is_empty(), "{}", o.text);
     }
     let figure8 = scenarios::find("figure8_unreliable").unwrap();
-    let o = scenarios::run(figure8, 2, Some(Bug::ResetTimerOnRefusedVote), false);
-    assert_eq!(o.failures.len(), 1, "{}", o.text);
-    assert!(
-        o.failures[0].detail.contains("did not reach agreement"),
-        "{}",
-        o.text
-    );
-    assert!(scenarios::run(figure8, 2, None, false).failures.is_empty());
+    let failed: Vec<u64> = (1..=100)
+        .filter(|&seed| {
+            let o = scenarios::run(figure8, seed, Some(Bug::ResetTimerOnRefusedVote), false);
+            // Only progress fails: no agreement, or no leader after the last heal.
+            let stalls = |d: &str| d.contains("did not reach agreement") || d.contains("no leader");
+            assert!(o.failures.iter().all(|f| stalls(&f.detail)), "{}", o.text);
+            !o.failures.is_empty()
+        })
+        .collect();
+    assert!(!failed.is_empty(), "no seed of 1..=100 failed");
+    for &seed in &failed {
+        assert!(scenarios::run(figure8, seed, None, false)
+            .failures
+            .is_empty());
+    }
 }
 
 /// From a field failure to the checker: `--emit-model` writes a failing seed's protocol events
@@ -420,7 +427,7 @@ fn emit_model_hands_a_failing_seed_to_the_checker() {
     // The text report counts every given step and loss, folded rows included.
     let (_, out, _) = check(&[f]);
     let lost = out
-        .split("Election Safety violated in 0 steps after 970 given steps and the loss of ")
+        .split("Election Safety violated in 0 steps after 944 given steps and the loss of ")
         .nth(1)
         .unwrap_or_else(|| panic!("{out}"));
     assert!(

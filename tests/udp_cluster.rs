@@ -229,6 +229,24 @@ fn start_node_expecting_failure_with(c: &LocalCluster, i: usize, args: &[&str]) 
 }
 
 /// The log file node `i`'s meta file names (read while the node is down).
+/// Cuts a log file's last record off, exactly at its start: what looks like a shorter log (or,
+/// when the log is its checkpoint record alone, cuts that in half).
+fn cut_last_record(log: &Path) {
+    let bytes = std::fs::read(log).unwrap();
+    // Header: magic, version, node, cluster, generation, SHA-256; a record: length,
+    // its complement, SHA-256, payload.
+    let head = 8 + 4 + 8 + 8 + 8 + 32;
+    let (mut pos, mut last) = (head, head);
+    while pos < bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        last = pos;
+        pos += 4 + 4 + 32 + len;
+    }
+    assert_eq!(pos, bytes.len(), "a whole number of records");
+    let cut = if last > head { last } else { (head + pos) / 2 };
+    std::fs::write(log, &bytes[..cut]).unwrap();
+}
+
 fn log_file(c: &LocalCluster, i: usize) -> PathBuf {
     let mut st =
         DurableStorage::open(&c.data_dir(i), i as u64, wire::cluster_id(&c.peers)).unwrap();
@@ -287,9 +305,10 @@ fn damaged_state_is_repaired_from_the_peers() {
     std::fs::write(&meta0, &own).unwrap();
 
     // One node at a time (a minority): a flipped bit in the middle of its log, its state file
-    // cut short, a flipped bit in its state file.
+    // cut short, a flipped bit in its state file, its log cut at a record boundary (finding 6:
+    // acknowledged records cut away, which once passed for a torn append).
     type Damage = fn(&LocalCluster) -> (usize, PathBuf, &'static str);
-    let damages: [Damage; 3] = [
+    let damages: [Damage; 4] = [
         |c| {
             let log = log_file(c, 0);
             flip_middle(&log);
@@ -305,6 +324,11 @@ fn damaged_state_is_repaired_from_the_peers() {
             let meta = c.data_dir(2).join(META_FILE);
             flip_middle(&meta);
             (2, meta, "unusable")
+        },
+        |c| {
+            let log = log_file(c, 0);
+            cut_last_record(&log);
+            (0, log, "cut short")
         },
     ];
     for (round, damage) in damages.into_iter().enumerate() {
@@ -328,11 +352,13 @@ fn damaged_state_is_repaired_from_the_peers() {
         assert!(file.with_file_name(format!("{name}.damaged")).exists());
     }
 
-    // A torn final log record (an append whose fsync never returned) is cut off, and the node
-    // starts and answers, not recovering.
+    // A torn final log record (an append whose fsync never returned, so no sync mark covers
+    // it: the first bytes of a record header) is cut off, and the node starts and answers, not
+    // recovering.
     let log2 = log_file(&c, 2);
-    let bytes = std::fs::read(&log2).unwrap();
-    std::fs::write(&log2, &bytes[..bytes.len() - 7]).unwrap();
+    let mut bytes = std::fs::read(&log2).unwrap();
+    bytes.extend_from_slice(&[200, 0, 0, 0, !200, 255, 255]);
+    std::fs::write(&log2, &bytes).unwrap();
     let mut child = spawn_node(&c, 2);
     let deadline = Instant::now() + Duration::from_secs(10);
     let up = loop {
@@ -757,17 +783,15 @@ fn lossy_duplicating_reordering_network_with_leader_crash_stays_linearizable() {
     );
 }
 
-/// Damages node `i`'s storage (it is down) in one of three ways, by `round`: a flipped bit in
-/// the middle of its log, its state file deleted, its state file cut short.
+/// Damages node `i`'s storage (it is down) in one of three ways, by `round`: its log cut at a
+/// record boundary (its last save lost whole), its state file deleted, a flipped bit in the
+/// middle of its log.
 fn damage_storage(c: &LocalCluster, i: usize, round: usize) {
     let meta = c.data_dir(i).join(META_FILE);
     match round % 3 {
-        0 => flip_middle(&log_file(c, i)),
+        0 => cut_last_record(&log_file(c, i)),
         1 => std::fs::remove_file(&meta).unwrap(),
-        _ => {
-            let bytes = std::fs::read(&meta).unwrap();
-            std::fs::write(&meta, &bytes[..bytes.len() / 2]).unwrap();
-        }
+        _ => flip_middle(&log_file(c, i)),
     }
 }
 
@@ -785,7 +809,8 @@ fn signal(c: &LocalCluster, i: usize, signal: &str) {
 
 /// The nemesis of issue #13: on a lossy, duplicating, reordering network, three clients write
 /// and read two keys while, one node at a time (a minority), a node is killed with SIGKILL and
-/// its storage damaged (a flipped bit in its log, its state file deleted or cut short) before
+/// its storage damaged (its log cut at a record boundary, its state file deleted, a flipped bit
+/// in its log) before
 /// it restarts, a node is paused with SIGSTOP, and a node is cut off by a partition. The client
 /// history, final reads included, must be linearizable (so no acknowledged write was lost), and
 /// every damaged node must have been repaired.

@@ -159,16 +159,13 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             saved = Some(marked);
         }
         if storage.torn_bytes() > 0 {
-            // Usually an append whose fsync never returned, so its save was never acknowledged;
-            // but damage to the end of the file looks the same, and then this node may lack
-            // entries it acknowledged. The message says both, not the comforting one alone.
+            // Past the last sync mark: a save that never returned, so nothing depended on it.
+            // (A cut into what was synced is damage, and the node recovers instead.)
             tracing::warn!(
                 node = opts.id,
                 bytes = storage.torn_bytes(),
-                "cut a torn final record off {}: an append whose fsync never returned (never \
-                 acknowledged), unless the end of the file was damaged (then entries this node \
-                 acknowledged may be missing here; the other nodes still hold them if a \
-                 majority is intact)",
+                "cut a torn final record off {}: an append past the last sync mark, whose save \
+                 never returned (never acknowledged)",
                 storage
                     .log_path()
                     .map_or(String::new(), |p| p.display().to_string())

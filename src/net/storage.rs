@@ -1,6 +1,6 @@
-//! Durable storage of what the server actor `Save`s: a small meta file written atomically, and an
-//! append-only log file of checksummed records, so that a save costs one append and one fsync
-//! instead of a rewrite of the whole state.
+//! Durable storage of what the server actor `Save`s: a small meta file written atomically, an
+//! append-only log file of checksummed records, and beside it a file of sync marks, so that a
+//! save costs two appends and two `fdatasync`s instead of a rewrite of the whole state.
 //!
 //! ```text
 //! raft-meta      "RAFTMETA" | version u32 | node id u64 | cluster id u64 | payload length u64
@@ -10,6 +10,9 @@
 //!                | SHA-256 (of those fields), then records:
 //!                length u32 | !length u32 | SHA-256 (length and payload) | payload: JSON {term,
 //!                voted_for, start, entries}
+//! raft-synced.<g> "RAFTSYNC" | version u32 | node id u64 | cluster id u64 | generation g u64
+//!                | SHA-256 (of those fields), then marks: log file length u64 | the first 24
+//!                bytes of SHA-256 (g, length)
 //! ```
 //!
 //! (Integers little-endian.) Replaying a record sets the term and vote, deletes the log from index
@@ -23,26 +26,34 @@
 //! - nothing changed: no I/O (what is asked for is already durable);
 //! - the same snapshot boundary and snapshot: one record holding the entries from the first index
 //!   where the old and new logs differ (every overlapping entry is compared, so a conflict that
-//!   replaced a suffix is never mistaken for an append), appended and `fdatasync`ed;
+//!   replaced a suffix is never mistaken for an append), appended and `fdatasync`ed; then a mark
+//!   of the log's new length appended to the sync marks and `fdatasync`ed. The save returns
+//!   (and anything depending on it may be sent) only after both;
 //! - otherwise (the first save, compaction, a snapshot install, or once truncated entries and
 //!   entry-less records outnumber the live entries and 4096): a rewrite. A new generation
-//!   `raft-log.<g+1>` is written with one checkpoint record holding the whole log, fsynced, the
-//!   directory fsynced; then the meta file naming generation g+1 is written to a temporary file,
+//!   `raft-log.<g+1>` is written with one checkpoint record holding the whole log, fsynced,
+//!   `raft-synced.<g+1>` with one mark of its length, fsynced, the directory fsynced; then the
+//!   meta file naming generation g+1 is written to a temporary file,
 //!   fsynced, renamed over `raft-meta`, and the directory fsynced; only then is `raft-log.<g>`
-//!   deleted. The rename is the commit point: a crash before it leaves the old meta and old log.
+//!   deleted (with its marks). The rename is the commit point: a crash before it leaves the old
+//!   meta and old log.
 //!
 //! Recovery (`load`): a directory with neither meta nor log file is a fresh node. A meta file
-//! must be intact and name this node and cluster, and its generation's log file must exist with
-//! an intact header and an intact first (checkpoint) record, which was fsynced before the meta
-//! rename. Every later record must be intact, with one exception: if the file ends inside its
-//! last record (fewer bytes than the record header, or than the length that the header, with its
-//! length complement matching, announces), that record is a torn append whose `fdatasync` never
-//! returned, so its save was never acknowledged and no message depending on it was sent; it is
-//! cut off (the file truncated to the last complete record and fsynced). A missing meta file with
-//! a log that starts at index 1 (no snapshot was lost) is recovered from that log.
+//! must be intact and name this node and cluster, and its generation's log and sync marks files
+//! must exist with intact headers. The last intact mark says how far the log was synced before
+//! any save that wrote it returned (Protocol-Aware Recovery's persist records, FAST '18): every
+//! record up to there must be there, intact, ending exactly at the mark. A log shorter than its
+//! mark (cut, even at a record boundary) or with a bad record before it is damage. Past the last
+//! mark is a save that never returned, so nothing depending on it was sent: an intact record
+//! there is kept (and marked), and from the first incomplete or failing one on, the rest is a
+//! torn append and is cut off (the file truncated and fsynced). The last mark itself may be torn
+//! (cut short or failing its checksum) and is cut off; any earlier bad mark is damage. A missing
+//! meta file with a log that starts at index 1 (no snapshot was lost) is recovered from that log,
+//! checked against its marks (without them, the log must be its checkpoint record alone: a
+//! rewrite that crashed before its commit point).
 //!
-//! Anything else is damage (a bad checksum or length complement anywhere, a complete last record
-//! that fails its checksum, bad meta, a missing log file, a record whose start index does not
+//! Anything else is damage (a bad checksum or length complement in the synced part, a log cut
+//! short of its mark, bad meta, a missing log or marks file, a record whose start index does not
 //! fit, a lost meta whose log continues a snapshot): the node may have voted or acknowledged
 //! entries it no longer has, so it neither trusts what is left nor starts as new. The damaged
 //! files are renamed `*.damaged`, a wiped state marked `recovering` is saved, and the server
@@ -52,9 +63,9 @@
 //! cluster or format version, or one the system will not let the node read, is not damage: the
 //! node refuses to start and moves nothing.
 //!
-//! What no local check can tell: damage that cuts the log exactly at a record boundary, or
-//! inside the last record, looks like a shorter log or a torn append. Telling those apart would
-//! need a record of each sync outside the file, written and fsynced at every save.
+//! What no local check can tell: damage to the log and its marks that agrees (both cut back to
+//! the same earlier save) looks like a node that crashed there; so does a sync that the disk
+//! acknowledged and then lost on both files (a lying `fdatasync`).
 
 use crate::net::world::{Disk, DiskFile, RealDisk};
 use crate::protocol::log::Log;
@@ -66,12 +77,16 @@ use std::path::{Path, PathBuf};
 
 const META_MAGIC: &[u8; 8] = b"RAFTMETA";
 const LOG_MAGIC: &[u8; 8] = b"RAFTLOG\0";
-const VERSION: u32 = 2;
+const SYNC_MAGIC: &[u8; 8] = b"RAFTSYNC";
+/// 3: the sync marks file (`raft-synced.<g>`) came in.
+const VERSION: u32 = 3;
 /// magic | version | node | cluster | payload length (meta) or generation (log).
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 8;
 const DIGEST_LEN: usize = 32;
 /// length | !length | SHA-256.
 const RECORD_HEADER_LEN: usize = 4 + 4 + DIGEST_LEN;
+/// A sync mark: durable log length u64 | the first 24 bytes of SHA-256(generation, length).
+const MARK_LEN: usize = 8 + 24;
 /// Rewrite the log once dead weight (truncated entries, entry-less records) exceeds both the live
 /// entries and this.
 const GARBAGE_MIN: u64 = if cfg!(test) { 16 } else { 4096 };
@@ -82,6 +97,9 @@ pub const META_FILE: &str = "raft-meta";
 /// Log files are `raft-log.<generation>`: a rewrite writes the next generation beside the
 /// current one, so a crash mid-rewrite leaves the current one intact.
 pub const LOG_FILE_PREFIX: &str = "raft-log.";
+/// Sync marks files are `raft-synced.<generation>`, one beside each log file: each save appends
+/// the length its log file was synced through, so a log cut short is told from a torn append.
+pub const SYNC_FILE_PREFIX: &str = "raft-synced.";
 
 #[derive(Serialize)]
 struct MetaOut<'a> {
@@ -135,6 +153,10 @@ struct OnDisk<F> {
     generation: u64,
     log: F,
     log_path: PathBuf,
+    /// Bytes of the log file, all synced and marked.
+    log_len: u64,
+    /// This generation's sync marks file, open for appends.
+    marks: F,
     /// Entries written to this generation's file, counting those truncated away since.
     written: u64,
     /// Records without entries (term or vote changes, pure truncations).
@@ -220,6 +242,10 @@ impl<D: Disk> DurableStorage<D> {
         self.dir.join(format!("{LOG_FILE_PREFIX}{generation}"))
     }
 
+    fn marks_path_for(&self, generation: u64) -> PathBuf {
+        self.dir.join(format!("{SYNC_FILE_PREFIX}{generation}"))
+    }
+
     /// Why the last `load` found the saved state damaged, if it did: it then returned a wiped,
     /// recovering state (`Storage::recovering`) and kept the damaged files as `*.damaged`.
     pub fn damage(&self) -> Option<&str> {
@@ -251,11 +277,7 @@ impl<D: Disk> DurableStorage<D> {
     /// a crash from here on restarts recovering again, never as a new server.
     fn recover_from_damage(&mut self, why: String) -> Result<Option<Storage>, String> {
         let mut names = vec![META_FILE.to_string()];
-        names.extend(
-            self.log_generations()
-                .into_iter()
-                .map(|g| format!("{LOG_FILE_PREFIX}{g}")),
-        );
+        names.extend(self.generation_files().into_iter().map(|(name, _)| name));
         for name in names {
             let from = self.dir.join(&name);
             let to = self.dir.join(format!("{name}.damaged"));
@@ -302,25 +324,28 @@ impl<D: Disk> DurableStorage<D> {
                 _ => format!("{NOT_DAMAGE}{}", unusable(&log_path, &why)),
             }
         })?;
+        let marks_path = self.marks_path_for(meta.generation);
+        let marks = match self.fs.read(&marks_path) {
+            Ok(m) => read_marks(&m, self.node, self.cluster, meta.generation)
+                .map_err(|why| unusable(&marks_path, &why))?,
+            Err(e) => {
+                let why = format!("cannot read it ({e}), yet {META_FILE} refers to it");
+                return Err(match e.kind() {
+                    std::io::ErrorKind::NotFound => unusable(&marks_path, &why),
+                    _ => format!("{NOT_DAMAGE}{}", unusable(&marks_path, &why)),
+                });
+            }
+        };
         let r = replay(
             &bytes,
             self.node,
             self.cluster,
             meta.generation,
             meta.base_index,
+            marks.durable,
         )
         .map_err(|why| unusable(&log_path, &why))?;
-        let ctx = |what: &str, e: std::io::Error| format!("{what} {}: {e}", log_path.display());
-        let mut log = self
-            .fs
-            .open_append(&log_path)
-            .map_err(|e| ctx("cannot open", e))?;
-        if r.valid_len < bytes.len() {
-            log.set_len(r.valid_len as u64)
-                .map_err(|e| ctx("cannot cut the torn final record of", e))?;
-            log.sync_all().map_err(|e| ctx("cannot fsync", e))?;
-            self.torn_bytes = (bytes.len() - r.valid_len) as u64;
-        }
+        let (log, marks) = self.open_checked(meta.generation, &bytes, &r, &marks)?;
         let storage = Storage {
             term: r.term,
             voted_for: r.voted_for,
@@ -338,10 +363,51 @@ impl<D: Disk> DurableStorage<D> {
             generation: meta.generation,
             log,
             log_path,
+            log_len: r.valid_len as u64,
+            marks,
             written: r.written,
             bare_records: r.bare_records,
         });
         Ok(Some(storage))
+    }
+
+    /// Opens generation `generation`'s log and marks files for appends once `load` has checked
+    /// them: cuts a torn tail off each, and when the log holds intact records past its last
+    /// mark (synced, but the mark after them was not), marks them, as they are part of the
+    /// state the node goes on from.
+    fn open_checked(
+        &mut self,
+        generation: u64,
+        bytes: &[u8],
+        r: &Replayed,
+        marks: &Marks,
+    ) -> Result<(D::File, D::File), String> {
+        let log_path = self.log_path_for(generation);
+        let marks_path = self.marks_path_for(generation);
+        let ctx =
+            |what: &str, path: &Path, e: std::io::Error| format!("{what} {}: {e}", path.display());
+        let mut log =
+            (self.fs.open_append(&log_path)).map_err(|e| ctx("cannot open", &log_path, e))?;
+        if r.valid_len < bytes.len() {
+            log.set_len(r.valid_len as u64)
+                .map_err(|e| ctx("cannot cut the torn final record of", &log_path, e))?;
+            log.sync_all()
+                .map_err(|e| ctx("cannot fsync", &log_path, e))?;
+            self.torn_bytes = (bytes.len() - r.valid_len) as u64;
+        }
+        let mut file =
+            (self.fs.open_append(&marks_path)).map_err(|e| ctx("cannot open", &marks_path, e))?;
+        if marks.valid_len < marks.file_len {
+            file.set_len(marks.valid_len as u64)
+                .map_err(|e| ctx("cannot cut the torn final mark of", &marks_path, e))?;
+        }
+        if marks.valid_len < marks.file_len || r.valid_len as u64 != marks.durable {
+            file.append(&encode_mark(generation, r.valid_len as u64))
+                .map_err(|e| ctx("cannot append to", &marks_path, e))?;
+            file.sync_all()
+                .map_err(|e| ctx("cannot fsync", &marks_path, e))?;
+        }
+        Ok((log, file))
     }
 
     /// `load` with no meta file. A fresh directory has no log file either. Otherwise the meta
@@ -366,11 +432,35 @@ impl<D: Disk> DurableStorage<D> {
         };
         let bytes = (self.fs.read(&path))
             .map_err(|e| format!("{NOT_DAMAGE}{}", lost(format!("cannot be read: {e}"))))?;
-        let r = replay(&bytes, self.node, self.cluster, newest, 0).map_err(|why| {
+        // Its marks, when they are there, say how much of it was made durable. Without them (a
+        // rewrite that crashed before its commit point, which writes them first) it must be its
+        // checkpoint alone: appends come only after a commit.
+        let durable = match self.fs.read(&self.marks_path_for(newest)) {
+            Ok(m) => {
+                read_marks(&m, self.node, self.cluster, newest)
+                    .map_err(|why| lost(format!("has unusable sync marks ({why})")))?
+                    .durable
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => {
+                return Err(format!(
+                    "{NOT_DAMAGE}{}",
+                    lost(format!("has sync marks that cannot be read: {e}"))
+                ))
+            }
+        };
+        let r = replay(&bytes, self.node, self.cluster, newest, 0, durable).map_err(|why| {
             lost(format!(
                 "cannot stand alone ({why}): the snapshot or entries it continues are lost"
             ))
         })?;
+        if durable == 0 && (r.records > 1 || r.valid_len < bytes.len()) {
+            return Err(lost(format!(
+                "holds more than its checkpoint record ({} bytes), but its sync marks are \
+                 missing too",
+                bytes.len()
+            )));
+        }
         let storage = Storage {
             term: r.term,
             voted_for: r.voted_for,
@@ -392,11 +482,27 @@ impl<D: Disk> DurableStorage<D> {
     /// Best effort: log files of other generations are left over from a rewrite that crashed
     /// before its meta rename, or whose old generation could not be deleted.
     fn remove_other_logs(&self, keep: u64) {
-        for g in self.log_generations() {
+        for (name, g) in self.generation_files() {
             if g != keep {
-                let _ = self.fs.remove_file(&self.log_path_for(g));
+                let _ = self.fs.remove_file(&self.dir.join(name));
             }
         }
+    }
+
+    /// The log and sync marks files in the directory, with their generations.
+    fn generation_files(&self) -> Vec<(String, u64)> {
+        let Ok(names) = self.fs.list_dir(&self.dir) else {
+            return Vec::new();
+        };
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let g = [LOG_FILE_PREFIX, SYNC_FILE_PREFIX]
+                    .iter()
+                    .find_map(|prefix| name.strip_prefix(prefix)?.parse().ok())?;
+                Some((name, g))
+            })
+            .collect()
     }
 
     fn log_generations(&self) -> Vec<u64> {
@@ -478,6 +584,18 @@ impl<D: Disk> DurableStorage<D> {
             .append(&record)
             .map_err(|e| ctx("cannot append to", e))?;
         disk.log.sync_data().map_err(|e| ctx("cannot fsync", e))?;
+        // Only now, the record durable, its mark: a crash between the two leaves a record past
+        // the last mark, intact (kept) or torn (cut), never acknowledged either way.
+        disk.log_len += record.len() as u64;
+        let marks_ctx = |what: &str, e: std::io::Error| {
+            format!("{what} the sync marks of {}: {e}", path.display())
+        };
+        (disk.marks)
+            .append(&encode_mark(disk.generation, disk.log_len))
+            .map_err(|e| marks_ctx("cannot append to", e))?;
+        (disk.marks)
+            .sync_data()
+            .map_err(|e| marks_ctx("cannot fsync", e))?;
         disk.written += entries.len() as u64;
         disk.bare_records += u64::from(entries.is_empty());
         disk.storage = new;
@@ -489,15 +607,20 @@ impl<D: Disk> DurableStorage<D> {
             Some(d) => d.generation + 1,
             None => self.log_generations().into_iter().max().unwrap_or(0) + 1,
         };
-        let (log, log_path) = self.write_log_generation(generation, &new)?;
-        // The new log file's directory entry must be durable before the meta names it.
+        let (log, log_path, log_len) = self.write_log_generation(generation, &new)?;
+        let mut first_mark = sync_header(self.node, self.cluster, generation);
+        first_mark.extend_from_slice(&encode_mark(generation, log_len));
+        let marks = write_synced(&self.fs, &self.marks_path_for(generation), &first_mark)?;
+        // The new files' directory entries must be durable before the meta names them.
         self.sync_dir()?;
         self.replace_meta(generation, &new)?;
 
         // Committed: the previous generation is garbage now.
         if let Some(old) = self.disk.take() {
             drop(old.log);
+            drop(old.marks);
             let _ = self.fs.remove_file(&old.log_path);
+            let _ = self.fs.remove_file(&self.marks_path_for(old.generation));
         }
         self.disk = Some(OnDisk {
             written: new.log.entries.len() as u64,
@@ -505,18 +628,20 @@ impl<D: Disk> DurableStorage<D> {
             generation,
             log,
             log_path,
+            log_len,
+            marks,
             bare_records: 0,
         });
         Ok(())
     }
 
     /// Writes and fsyncs log file `generation`: its header and one checkpoint record holding the
-    /// whole of `new`'s log. Returns it open for appends, with its path.
+    /// whole of `new`'s log. Returns it open for appends, with its path and length.
     fn write_log_generation(
         &self,
         generation: u64,
         new: &Storage,
-    ) -> Result<(D::File, PathBuf), String> {
+    ) -> Result<(D::File, PathBuf, u64), String> {
         let log_path = self.log_path_for(generation);
         let mut bytes = log_header(self.node, self.cluster, generation);
         bytes.extend_from_slice(&encode_record(&RecordOut {
@@ -527,7 +652,7 @@ impl<D: Disk> DurableStorage<D> {
             recovering: new.recovering,
         })?);
         let log = write_synced(&self.fs, &log_path, &bytes)?;
-        Ok((log, log_path))
+        Ok((log, log_path, bytes.len() as u64))
     }
 
     /// Points the meta file at `generation` (with `new`'s snapshot boundary): written to a
@@ -689,10 +814,78 @@ fn decode_framed<'a>(
 }
 
 fn log_header(node: u64, cluster: u64, generation: u64) -> Vec<u8> {
-    let mut out = header(LOG_MAGIC, VERSION, node, cluster, generation);
+    generation_header(LOG_MAGIC, node, cluster, generation)
+}
+
+fn sync_header(node: u64, cluster: u64, generation: u64) -> Vec<u8> {
+    generation_header(SYNC_MAGIC, node, cluster, generation)
+}
+
+/// The header of a log or sync marks file: its fields and their SHA-256.
+fn generation_header(magic: &[u8; 8], node: u64, cluster: u64, generation: u64) -> Vec<u8> {
+    let mut out = header(magic, VERSION, node, cluster, generation);
     let digest = Sha256::digest(&out);
     out.extend_from_slice(&digest);
     out
+}
+
+/// The mark a save appends once its log record is synced: the log file's length then.
+fn encode_mark(generation: u64, log_len: u64) -> [u8; MARK_LEN] {
+    let mut out = [0u8; MARK_LEN];
+    out[..8].copy_from_slice(&log_len.to_le_bytes());
+    let digest = Sha256::new()
+        .chain_update(generation.to_le_bytes())
+        .chain_update(log_len.to_le_bytes())
+        .finalize();
+    out[8..].copy_from_slice(&digest[..MARK_LEN - 8]);
+    out
+}
+
+/// What a sync marks file says.
+struct Marks {
+    /// The log file's length at its last intact mark: every byte before it was synced before
+    /// any save that wrote it returned.
+    durable: u64,
+    /// Bytes up to the end of the last intact mark.
+    valid_len: usize,
+    /// The file's length.
+    file_len: usize,
+}
+
+/// Reads a sync marks file. Its last mark may be torn (cut short, or failing its checksum: the
+/// save it marks never returned, so nothing depends on it); any other bad mark, or marks that
+/// go backwards, are damage.
+fn read_marks(bytes: &[u8], node: u64, cluster: u64, generation: u64) -> Result<Marks, String> {
+    let head = check_generation_header(bytes, SYNC_MAGIC, node, cluster, generation)?;
+    let mut marks = Marks {
+        durable: 0,
+        valid_len: head,
+        file_len: bytes.len(),
+    };
+    let mut pos = head;
+    while pos + MARK_LEN <= bytes.len() {
+        let len = le_u64(&bytes[pos..pos + 8]);
+        let last = pos + MARK_LEN == bytes.len();
+        if bytes[pos..pos + MARK_LEN] != encode_mark(generation, len) {
+            if last {
+                break;
+            }
+            return Err(format!("corrupted sync mark at byte {pos}"));
+        }
+        if len < marks.durable {
+            return Err(format!(
+                "the sync mark at byte {pos} says {len} bytes, after one that said {}",
+                marks.durable
+            ));
+        }
+        marks.durable = len;
+        pos += MARK_LEN;
+        marks.valid_len = pos;
+    }
+    if marks.valid_len == head {
+        return Err("truncated: no sync mark after the header".into());
+    }
+    Ok(marks)
 }
 
 fn encode_record(record: &RecordOut) -> Result<Vec<u8>, String> {
@@ -719,6 +912,8 @@ struct Replayed {
     entries: Vec<Entry>,
     /// Bytes up to the end of the last complete record.
     valid_len: usize,
+    /// Records replayed, the checkpoint included.
+    records: u64,
     written: u64,
     bare_records: u64,
 }
@@ -757,44 +952,75 @@ impl Replayed {
     }
 }
 
-/// Replays a log file (see the module docs for what is refused and what is cut off).
+/// Replays a log file whose saves were synced through byte `durable` (see the module docs for
+/// what is refused and what is cut off).
 fn replay(
     bytes: &[u8],
     node: u64,
     cluster: u64,
     generation: u64,
     base_index: LogIndex,
+    durable: u64,
 ) -> Result<Replayed, String> {
-    let head = check_log_header(bytes, node, cluster, generation)?;
+    let head = check_generation_header(bytes, LOG_MAGIC, node, cluster, generation)?;
     let mut r = Replayed {
         term: 0,
         voted_for: None,
         recovering: false,
         entries: Vec::new(),
         valid_len: head,
+        records: 0,
         written: 0,
         bare_records: 0,
     };
     let mut pos = head;
     while pos < bytes.len() {
         let first = pos == head;
-        let Some((rec, len)) = read_record(&bytes[pos..], pos, first)? else {
-            break;
+        let was_synced = (pos as u64) < durable;
+        let (rec, len) = match read_record(&bytes[pos..], pos) {
+            Ok(Some(found)) => found,
+            // Past the last mark: a torn append, whose save never returned.
+            Ok(None) | Err(_) if !was_synced && !first => break,
+            Ok(None) if first => {
+                return Err(format!(
+                    "truncated: the checkpoint record at byte {pos} is incomplete"
+                ))
+            }
+            Ok(None) => {
+                return Err(format!(
+                    "cut short: it ends inside the record at byte {pos}, yet its saves were \
+                     synced through byte {durable}"
+                ))
+            }
+            Err(why) => return Err(why),
         };
+        if was_synced && (pos + len) as u64 > durable {
+            return Err(format!(
+                "its sync marks say byte {durable}, inside the record at byte {pos}"
+            ));
+        }
         r.apply(rec, base_index, pos, first)?;
         pos += len;
         r.valid_len = pos;
+        r.records += 1;
     }
     if r.valid_len == head {
         return Err("truncated: no checkpoint record after the header".into());
     }
+    if (r.valid_len as u64) < durable {
+        return Err(format!(
+            "cut short: {} bytes of records, yet its saves were synced through byte {durable}",
+            r.valid_len
+        ));
+    }
     Ok(r)
 }
 
-/// Checks a log file's header names this node, cluster and `generation`; returns its length
-/// (where the records start).
-fn check_log_header(
+/// Checks a log or sync marks file's header names this node, cluster and `generation`; returns
+/// its length (where the records start).
+fn check_generation_header(
     bytes: &[u8],
+    magic: &[u8; 8],
     node: u64,
     cluster: u64,
     generation: u64,
@@ -806,7 +1032,7 @@ fn check_log_header(
             bytes.len()
         ));
     }
-    let file_generation = check_header(bytes, LOG_MAGIC, VERSION, node, cluster, &[])?;
+    let file_generation = check_header(bytes, magic, VERSION, node, cluster, &[])?;
     if file_generation != generation {
         return Err(format!(
             "it is generation {file_generation}, {META_FILE} expects {generation}"
@@ -816,20 +1042,10 @@ fn check_log_header(
 }
 
 /// Reads the record at byte `pos` of a log file (`rest` is the file from there on): the record
-/// and its length in bytes, or `None` when the file ends inside it (a torn append, unless it is
-/// the `first`, checkpoint record: an error then), or an error when it is damaged.
-fn read_record(rest: &[u8], pos: usize, first: bool) -> Result<Option<(RecordIn, usize)>, String> {
-    let torn = |what: String| {
-        if first {
-            Err(format!(
-                "truncated: the checkpoint record at byte {pos} is incomplete ({what})"
-            ))
-        } else {
-            Ok(None)
-        }
-    };
+/// and its length in bytes, `None` when the file ends inside it, or an error when it is bad.
+fn read_record(rest: &[u8], pos: usize) -> Result<Option<(RecordIn, usize)>, String> {
     if rest.len() < 8 {
-        return torn(format!("{} of 8 length bytes", rest.len()));
+        return Ok(None);
     }
     let len = le_u32(&rest[..4]);
     if le_u32(&rest[4..8]) != !len {
@@ -839,7 +1055,7 @@ fn read_record(rest: &[u8], pos: usize, first: bool) -> Result<Option<(RecordIn,
     }
     let end = RECORD_HEADER_LEN + len as usize;
     if rest.len() < end {
-        return torn(format!("{} of {end} bytes", rest.len()));
+        return Ok(None);
     }
     let payload = &rest[RECORD_HEADER_LEN..end];
     let digest = Sha256::new()
@@ -1016,36 +1232,24 @@ mod tests {
         (st, states, ends)
     }
 
+    /// Every save of `three_appends` returned, so its marks cover the whole log: any cut of it,
+    /// at a record boundary too (finding 6: acknowledged records cut away), and any flipped
+    /// byte is damage.
     #[test]
-    fn a_torn_final_record_is_cut_off_and_everything_else_is_damage() {
-        let dir = temp("torn");
-        let (st, states, ends) = three_appends(&dir);
+    fn a_log_cut_anywhere_in_what_was_synced_is_damage() {
+        let dir = temp("cut");
+        let (st, _, ends) = three_appends(&dir);
         let log = st.log_path().unwrap().to_path_buf();
         let name = file_name(&log);
         let good = fs::read(&log).unwrap();
         assert_eq!(good.len() as u64, ends[3]);
         for cut in 0..good.len() {
-            // The last complete record before the cut.
-            match ends.iter().rposition(|&e| e <= cut as u64) {
-                None => {
-                    let err = damage_reason(&dir, &name, Some(&good[..cut]));
-                    assert!(err.contains(&name) && err.contains("truncated"), "{err}");
-                }
-                Some(k) => {
-                    fs::write(&log, &good[..cut]).unwrap();
-                    let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
-                    assert_eq!(st.load().unwrap().as_ref(), Some(&states[k]), "cut {cut}");
-                    assert_eq!(st.torn_bytes(), cut as u64 - ends[k]);
-                    // The torn tail is gone from the file, and appends go after the last
-                    // complete record.
-                    assert_eq!(fs::metadata(&log).unwrap().len(), ends[k]);
-                    let mut more = states[k].clone();
-                    more.log.entries.push(entry(7, 70));
-                    save_and_check(&mut st, &dir, &more);
-                }
+            let err = damage_reason(&dir, &name, Some(&good[..cut]));
+            assert!(err.contains(&name), "cut {cut}: {err}");
+            if ends.contains(&(cut as u64)) {
+                assert!(err.contains("cut short"), "cut {cut}: {err}");
             }
         }
-        fs::write(&log, &good).unwrap();
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x01;
@@ -1061,6 +1265,86 @@ mod tests {
         bad[mid] ^= 0x40;
         let err = damage_reason(&dir, &name, Some(&bad[..good.len() - 3]));
         assert!(err.contains("checksum mismatch"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A crash between a record's fsync and its mark's, or inside the record's write: the
+    /// record past the last mark is kept when intact (and marked then), cut off when torn,
+    /// whatever the tear looks like; a torn last mark is cut off too. The save never returned,
+    /// so nothing was acknowledged on either.
+    #[test]
+    fn a_torn_append_past_the_last_mark_is_cut_off() {
+        let dir = temp("torn");
+        let (mut st, mut states, ends) = three_appends(&dir);
+        let log = st.log_path().unwrap().to_path_buf();
+        let marks = dir.join(format!(
+            "{SYNC_FILE_PREFIX}{}",
+            &file_name(&log)[LOG_FILE_PREFIX.len()..]
+        ));
+        let marks3 = fs::read(&marks).unwrap();
+        let mut four = states[3].clone();
+        four.log.entries.push(entry(3, 6));
+        four.term = 3;
+        st.save(four.clone()).unwrap();
+        states.push(four);
+        let good = fs::read(&log).unwrap();
+        let end4 = good.len();
+        let mut torn = vec![];
+        for cut in ends[3] as usize..=end4 {
+            torn.push(good[..cut].to_vec());
+        }
+        // A complete record that fails its checksum: a tear inside it.
+        let mut flipped = good.clone();
+        flipped[end4 - 2] ^= 0x10;
+        torn.push(flipped);
+        for (n, bytes) in torn.iter().enumerate() {
+            fs::write(&log, bytes).unwrap();
+            fs::write(&marks, &marks3).unwrap();
+            let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
+            let kept = if bytes == &good { 4 } else { 3 };
+            assert_eq!(st.load().unwrap().as_ref(), Some(&states[kept]), "case {n}");
+            assert_eq!(st.damage(), None);
+            let left = if kept == 4 { end4 } else { ends[3] as usize };
+            assert_eq!(st.torn_bytes(), (bytes.len() - left) as u64, "case {n}");
+            assert_eq!(fs::metadata(&log).unwrap().len(), left as u64);
+            // What is kept is marked now: a later cut of it is damage; appends go on.
+            if kept == 4 {
+                let err = damage_reason(&dir, &file_name(&log), Some(&good[..ends[3] as usize]));
+                assert!(err.contains("cut short"), "{err}");
+            }
+            let mut more = states[kept].clone();
+            more.log.entries.push(entry(7, 70));
+            save_and_check(&mut st, &dir, &more);
+        }
+        // The last mark torn (cut short or flipped): the one before it holds; the log is intact.
+        fs::write(&log, &good[..ends[3] as usize]).unwrap();
+        for cut in [marks3.len() - 1, marks3.len() - MARK_LEN, marks3.len() - 5] {
+            fs::write(&marks, &marks3[..cut]).unwrap();
+            let mut st = DurableStorage::open(&dir, 1, 99).unwrap();
+            assert_eq!(
+                st.load().unwrap().as_ref(),
+                Some(&states[3]),
+                "mark cut {cut}"
+            );
+        }
+        let mut bad = marks3.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        fs::write(&marks, &bad).unwrap();
+        assert_eq!(
+            DurableStorage::open(&dir, 1, 99)
+                .unwrap()
+                .load()
+                .unwrap()
+                .as_ref(),
+            Some(&states[3])
+        );
+        // An earlier mark flipped, or the marks file gone: damage.
+        let mut bad = marks3.clone();
+        bad[marks3.len() - MARK_LEN - 1] ^= 1;
+        let err = damage_reason(&dir, &file_name(&marks), Some(&bad));
+        assert!(err.contains("corrupted sync mark"), "{err}");
+        let err = damage_reason(&dir, &file_name(&marks), None);
+        assert!(err.contains(SYNC_FILE_PREFIX), "{err}");
         let _ = fs::remove_dir_all(&dir);
     }
 
