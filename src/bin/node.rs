@@ -69,14 +69,15 @@ struct Args {
     /// Compact the log into a snapshot (the key/value map and the client dedup table) once this
     /// many applied entries sit in the log; 0 never compacts. Compaction keeps each save and each
     /// handler's work bounded as the log grows. A snapshot too large for one datagram travels in
-    /// fragments (up to 16 MiB encoded; a larger one is not sent, counted as oversize_out).
+    /// fragments, acknowledged one by one (up to 256 MiB encoded; a larger one is not sent,
+    /// counted as oversize_out).
     #[arg(long, default_value_t = 1000)]
     snapshot_after: u64,
     /// Refuse writes (put, append) that would grow the keys and values past this many bytes,
     /// as etcd's NOSPACE alarm does: the client gets "no space" (exit 5), nothing changes, and
     /// reads and writes that shrink a value still work. Decided as each entry is applied, so
-    /// every node decides alike: give every node the same value. The default, 8 MiB, keeps a
-    /// snapshot of the store within the 16 MiB a snapshot may take on the wire, so a follower
+    /// every node decides alike: give every node the same value. The default, 128 MiB, keeps a
+    /// snapshot of the store within the 256 MiB a snapshot may take on the wire, so a follower
     /// that needs one can still catch up; 0 removes the quota.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_DB_BYTES)]
     max_db_bytes: u64,

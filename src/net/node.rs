@@ -36,6 +36,39 @@ const MAX_CLIENTS: usize = 10_000;
 /// asks for it on every heartbeat and every client request while the follower lags, and a large
 /// one takes a while to arrive and install. A lost one is resent once this passes.
 const SNAPSHOT_RESEND: Duration = Duration::from_millis(250);
+/// Fragments of a message to a server in flight beyond what it acknowledged (about 1.9 MB,
+/// within the receive buffer asked for).
+const TRANSFER_WINDOW: usize = 32;
+/// Fragments not acknowledged within this are sent again, from the first unacknowledged one.
+const TRANSFER_RESEND: Duration = Duration::from_millis(50);
+/// Acknowledgements that repeat the same count (fragments past a gap arriving) before the
+/// fragment at the gap is resent at once, as TCP's fast retransmit does after three.
+const TRANSFER_DUP_ACKS: u32 = 3;
+/// A fragmented message to a server is given up after this long without an acknowledgement
+/// (the server is down or cut off; the protocol asks again later).
+const TRANSFER_GIVE_UP: Duration = Duration::from_secs(10);
+
+/// A message to a server that travels in fragments (Figure 13's chunked InstallSnapshot): sent
+/// a window at a time beyond the fragments the server acknowledged, and resent from the first
+/// unacknowledged one when acknowledgements stop, so a lost fragment costs a resend, not the
+/// message, and a message of any size within `wire::MAX_MESSAGE` gets through a lossy network.
+struct Transfer {
+    msg_id: u64,
+    addr: SocketAddr,
+    datagrams: Vec<Vec<u8>>,
+    /// Fragments `0..acked` are held by the server.
+    acked: usize,
+    /// Fragments `0..sent` were sent (since the last resend from `acked`).
+    sent: usize,
+    /// The snapshot it carries (term, last index), if any: the same one is not sent anew.
+    snapshot: Option<(u64, u64)>,
+    /// When fragments were last sent after an acknowledgement or a resend.
+    sent_at: Instant,
+    /// When the server last acknowledged something new (or the transfer began).
+    acked_at: Instant,
+    /// Acknowledgements since the last new one that repeated `acked`.
+    dup_acks: u32,
+}
 
 /// How to run one server: its place in the cluster, its data, its key and the protocol's tuning.
 #[derive(Clone, Debug)]
@@ -104,6 +137,8 @@ pub struct Node<C: Clock = SystemClock, N: Network = UdpNet, D: Disk = RealDisk>
     next_msg_id: u64,
     /// Per server: the last snapshot sent to it, (term, last index, when).
     snapshot_sent: HashMap<usize, (u64, u64, Instant)>,
+    /// Per server: the fragmented message being sent to it.
+    transfers: HashMap<usize, Transfer>,
     /// What the log last reported of the server (role, term, commit, snapshot).
     seen: Seen,
     /// `--trace`: the file, and the round's events not yet written.
@@ -233,6 +268,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             reassembler: Reassembler::new(),
             next_msg_id,
             snapshot_sent: HashMap::new(),
+            transfers: HashMap::new(),
             seen: Seen::of(&ServerState::restore(None)),
             trace,
             recovering_peers: Default::default(),
@@ -292,7 +328,6 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
     pub fn round(&mut self) -> Result<(), String> {
         let now = self.clock.now();
         let wait = self
-            .driver
             .next_deadline()
             .map_or(Duration::from_millis(200), |d| {
                 d.saturating_duration_since(now)
@@ -315,6 +350,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         self.buf = buf;
         let now = self.clock.now();
         self.reassembler.expire(now);
+        self.resend_transfers(now);
         let fired = self.driver.fire_due(now, &mut self.fx);
         if let Some((_, events)) = &mut self.trace {
             let node = self.opts.id;
@@ -346,9 +382,18 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         }
     }
 
-    /// When the node next has something to do without a datagram: its earliest timer.
+    /// When the node next has something to do without a datagram: its earliest timer, or a
+    /// fragment to resend.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.driver.next_deadline()
+        let resend = self
+            .transfers
+            .values()
+            .map(|t| t.sent_at + TRANSFER_RESEND)
+            .min();
+        match (self.driver.next_deadline(), resend) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// How many saves reached the disk so far (one per round that changed durable state).
@@ -397,7 +442,18 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             self.counters.frag_unknown_sender += 1;
             return None;
         }
-        match self.reassembler.insert(frag, self.clock.now()) {
+        let msg_id = frag.msg_id;
+        let outcome = self.reassembler.insert(frag, self.clock.now());
+        if let Some(have) = self.reassembler.held(sender, msg_id) {
+            let ack = Envelope {
+                cluster: self.cluster,
+                from: self.opts.id as u64,
+                body: Body::FragmentAck { msg_id, have },
+            };
+            self.counters.frag_acks_out += 1;
+            self.send(from, &ack, Some(sender as usize));
+        }
+        match outcome {
             FragmentOutcome::Complete(payload) => {
                 match wire::decode_envelope(&payload, self.cluster) {
                     Ok(env) if env.from == sender => {
@@ -498,6 +554,87 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
                 self.replies.push((from, reply));
             }
             Body::StatusResponse { .. } => self.counters.unknown_sender += 1,
+            Body::FragmentAck { msg_id, have } => {
+                if !self.is_peer(env.from, from) {
+                    self.counters.unknown_sender += 1;
+                    return;
+                }
+                self.on_fragment_ack(env.from as usize, msg_id, have as usize);
+            }
+        }
+    }
+
+    /// The server holds fragments `0..have` of the message `msg_id` being sent to it: the
+    /// window moves on, and a transfer it holds whole is done.
+    fn on_fragment_ack(&mut self, peer: usize, msg_id: u64, have: usize) {
+        let Some(t) = self.transfers.get_mut(&peer) else {
+            return;
+        };
+        if t.msg_id != msg_id || have < t.acked {
+            return;
+        }
+        if have == t.acked {
+            // Fragments past a gap are arriving: resend the one at the gap without waiting,
+            // again every few repeats if that one is lost too.
+            t.dup_acks += 1;
+            if t.dup_acks % 8 == TRANSFER_DUP_ACKS && have < t.sent {
+                match self.net.send_to(&t.datagrams[have], t.addr) {
+                    Ok(_) => self.counters.sent += 1,
+                    Err(_) => self.counters.send_errors += 1,
+                }
+                self.counters.fragments_out += 1;
+                self.counters.frag_resent += 1;
+            }
+            return;
+        }
+        t.dup_acks = 0;
+        if have >= t.datagrams.len() {
+            self.transfers.remove(&peer);
+            return;
+        }
+        t.acked = have;
+        t.sent = t.sent.max(have);
+        let now = self.clock.now();
+        t.acked_at = now;
+        self.pump(peer, now);
+    }
+
+    /// Sends the fragments of `peer`'s transfer that the window allows and were not sent yet.
+    fn pump(&mut self, peer: usize, now: Instant) {
+        let Some(t) = self.transfers.get_mut(&peer) else {
+            return;
+        };
+        let end = (t.acked + TRANSFER_WINDOW).min(t.datagrams.len());
+        if t.sent < end {
+            t.sent_at = now;
+        }
+        for bytes in &t.datagrams[t.sent.min(end)..end] {
+            match self.net.send_to(bytes, t.addr) {
+                Ok(_) => self.counters.sent += 1,
+                Err(_) => self.counters.send_errors += 1,
+            }
+            self.counters.fragments_out += 1;
+        }
+        t.sent = t.sent.max(end);
+    }
+
+    /// Resends, from the first unacknowledged fragment, the transfers whose window went
+    /// unacknowledged for [`TRANSFER_RESEND`]; gives up those unacknowledged for
+    /// [`TRANSFER_GIVE_UP`].
+    fn resend_transfers(&mut self, now: Instant) {
+        let before = self.transfers.len();
+        self.transfers
+            .retain(|_, t| now.saturating_duration_since(t.acked_at) < TRANSFER_GIVE_UP);
+        self.counters.transfers_abandoned += (before - self.transfers.len()) as u64;
+        let due: Vec<usize> = (self.transfers.iter())
+            .filter(|(_, t)| now.saturating_duration_since(t.sent_at) >= TRANSFER_RESEND)
+            .map(|(&peer, _)| peer)
+            .collect();
+        for peer in due {
+            let t = self.transfers.get_mut(&peer).expect("due transfers exist");
+            self.counters.frag_resent += (t.sent - t.acked) as u64;
+            t.sent = t.acked;
+            self.pump(peer, now);
         }
     }
 
@@ -534,9 +671,17 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         let now = self.clock.now();
         for (to, msg) in sends.0 {
             let idx = usize::from(to);
+            let mut snapshot_key = None;
             if let Msg::InstallSnapshot { term, snapshot } = &msg {
                 let key = (*term, snapshot.last_index);
+                snapshot_key = Some(key);
+                // Still on its way in fragments: the transfer resends what is lost.
+                let in_transfer = self.transfers.get(&idx).and_then(|t| t.snapshot) == Some(key);
                 match self.snapshot_sent.get(&idx) {
+                    _ if in_transfer => {
+                        self.counters.snapshot_throttled += 1;
+                        continue;
+                    }
                     Some(&(t, i, at))
                         if (t, i) == key && now.saturating_duration_since(at) < SNAPSHOT_RESEND =>
                     {
@@ -570,10 +715,18 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
                 from: self.opts.id as u64,
                 body: Body::Raft(msg),
             };
-            self.send(addr, &env, idx < n);
+            let peer = (idx < n).then_some(idx);
+            if let Some(datagrams) = self.encode(&env, peer) {
+                match peer {
+                    Some(peer) if datagrams.len() > 1 => {
+                        self.start_transfer(peer, addr, datagrams, snapshot_key, now);
+                    }
+                    _ => self.send_datagrams(addr, datagrams),
+                }
+            }
         }
         for (addr, env) in std::mem::take(&mut self.replies) {
-            self.send(addr, &env, false);
+            self.send(addr, &env, None);
         }
         Ok(())
     }
@@ -603,20 +756,62 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             .map_err(|e| format!("cannot write the trace: {e}"))
     }
 
-    /// Sends one message: one datagram, or fragments when it does not fit in one; under the
-    /// peer key to a server, under the client key to a client.
-    fn send(&mut self, addr: SocketAddr, env: &Envelope, to_peer: bool) {
-        let key = match to_peer {
-            true => self.opts.key.as_ref(),
-            false => self.opts.client_key.as_ref().or(self.opts.key.as_ref()),
+    /// Sends one message at once: one datagram, or all its fragments when it does not fit in
+    /// one; under the peer key to a server (`peer`), under the client key to a client.
+    fn send(&mut self, addr: SocketAddr, env: &Envelope, peer: Option<usize>) {
+        if let Some(datagrams) = self.encode(env, peer) {
+            self.send_datagrams(addr, datagrams);
+        }
+    }
+
+    /// The datagrams of one message (`None`, counted, if it exceeds `wire::MAX_MESSAGE`).
+    fn encode(&mut self, env: &Envelope, peer: Option<usize>) -> Option<Vec<Vec<u8>>> {
+        let key = match peer {
+            Some(_) => self.opts.key.as_ref(),
+            None => self.opts.client_key.as_ref().or(self.opts.key.as_ref()),
         };
         let Some(datagrams) = wire::encode_message(env, key, self.next_msg_id) else {
             self.counters.oversize_out += 1;
-            return;
+            return None;
         };
         if datagrams.len() > 1 {
             self.next_msg_id = self.next_msg_id.wrapping_add(1);
             self.counters.fragmented_out += 1;
+        }
+        Some(datagrams)
+    }
+
+    /// Starts sending a fragmented message to `peer` a window at a time (see [`Transfer`]);
+    /// it replaces one still under way to that server, which a newer message supersedes.
+    fn start_transfer(
+        &mut self,
+        peer: usize,
+        addr: SocketAddr,
+        datagrams: Vec<Vec<u8>>,
+        snapshot: Option<(u64, u64)>,
+        now: Instant,
+    ) {
+        let msg_id = self.next_msg_id.wrapping_sub(1);
+        let transfer = Transfer {
+            msg_id,
+            addr,
+            datagrams,
+            acked: 0,
+            sent: 0,
+            snapshot,
+            sent_at: now,
+            acked_at: now,
+            dup_acks: 0,
+        };
+        if self.transfers.insert(peer, transfer).is_some() {
+            self.counters.transfers_abandoned += 1;
+        }
+        self.pump(peer, now);
+    }
+
+    /// Sends datagrams as they are.
+    fn send_datagrams(&mut self, addr: SocketAddr, datagrams: Vec<Vec<u8>>) {
+        if datagrams.len() > 1 {
             self.counters.fragments_out += datagrams.len() as u64;
         }
         for bytes in datagrams {

@@ -26,9 +26,17 @@
 //! MAC'd like any other; the chunks, in index order, are the JSON envelope. The receiver
 //! ([`Reassembler`]) keeps partial messages per sender under strict bounds (total size at most
 //! [`MAX_MESSAGE`], at most [`MAX_FRAGMENTS`] fragments, [`MAX_PARTIALS`] partial messages and
-//! [`MAX_MESSAGE`] buffered bytes per sender, partials dropped after [`FRAGMENT_TTL`]); a fragment
-//! that contradicts the others of its message drops the whole partial message. A lost fragment
-//! loses the message, like a lost datagram: the protocol retries.
+//! [`MAX_MESSAGE`] buffered bytes per sender, partials dropped when no new piece came for
+//! [`FRAGMENT_TTL`]); a fragment that contradicts the others of its message drops the whole
+//! partial message.
+//!
+//! Between servers (an InstallSnapshot of any size, Figure 13's chunks) the transfer is
+//! acknowledged per fragment: the receiver answers each fragment with a
+//! [`Body::FragmentAck`] naming how many of the message's fragments it holds from the first on,
+//! and the sender (`net::node`) keeps a window of fragments in flight beyond that, resending
+//! from the first unacknowledged one when no acknowledgement came for a while. A lost fragment
+//! costs one resend, not the message. (Client replies, which are rarely fragmented, are not
+//! acknowledged: a lost fragment loses the reply and the client retries.)
 
 use crate::protocol::types::{Command, Msg};
 use hmac::{Hmac, Mac};
@@ -54,13 +62,14 @@ pub const MAX_DATAGRAM: usize = 60 * 1024;
 const FRAGMENT_HEADER_LEN: usize = 8 + 8 + 8 + 8 + 4 + 2 + 2;
 /// The most message bytes one fragment carries.
 pub const MAX_CHUNK: usize = MAX_DATAGRAM - HEADER_LEN - FRAGMENT_HEADER_LEN - MAC_LEN;
-/// No message (its JSON envelope) larger than this is sent or reassembled.
-pub const MAX_MESSAGE: usize = 16 << 20;
+/// No message (its JSON envelope) larger than this is sent or reassembled: 256 MiB, so a
+/// snapshot of the default store quota (half of it) and its session table always fit.
+pub const MAX_MESSAGE: usize = 256 << 20;
 /// The most fragments of one message: enough for [`MAX_MESSAGE`] in full chunks.
 pub const MAX_FRAGMENTS: usize = MAX_MESSAGE.div_ceil(MAX_CHUNK);
 /// Partial messages kept per sender; beyond this the oldest is dropped.
 pub const MAX_PARTIALS: usize = 4;
-/// A partial message not completed within this is dropped.
+/// A partial message that gets no new piece for this long is dropped.
 pub const FRAGMENT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Largest client command (its JSON encoding) a server accepts: with
 /// [`MAX_ENTRIES_PER_APPEND`] of them an AppendEntries still fits in [`MAX_DATAGRAM`].
@@ -167,6 +176,13 @@ pub struct Counters {
     pub frag_expired: u64,
     /// Partial messages dropped unfinished, pushed out by newer ones of the same sender.
     pub frag_evicted: u64,
+    /// Fragment acknowledgements sent (one per fragment received from a server).
+    pub frag_acks_out: u64,
+    /// Fragments sent again because the receiver had not acknowledged them in time.
+    pub frag_resent: u64,
+    /// Fragmented messages to a server given up (no acknowledgement for a long while, or
+    /// replaced by a newer message to that server before it was through).
+    pub transfers_abandoned: u64,
     /// InstallSnapshot messages not sent because the same snapshot went to the same server
     /// moments before (it is still in flight or being installed).
     pub snapshot_throttled: u64,
@@ -223,6 +239,15 @@ pub enum Body {
         nonce: u64,
         /// The answering node's state and counters.
         status: NodeStatus,
+    },
+    /// Runtime-level, between servers: the receiver of a fragmented message holds its
+    /// fragments `0..have` (all of them once `have` is their count), so the sender sends on
+    /// from `have`.
+    FragmentAck {
+        /// The message's id, as its fragments carry it.
+        msg_id: u64,
+        /// How many of its fragments, from the first on, are held.
+        have: u32,
     },
 }
 
@@ -571,8 +596,11 @@ struct Partial {
     total: u32,
     chunks: Vec<Option<Vec<u8>>>,
     have: usize,
+    /// Pieces held from the first on (what an acknowledgement reports).
+    prefix: usize,
     bytes: usize,
-    started: std::time::Instant,
+    /// When the last new piece came.
+    touched: std::time::Instant,
 }
 
 /// Reassembles fragmented messages, per sender, under the bounds of the module doc.
@@ -585,6 +613,9 @@ pub struct Reassembler {
     /// Partial messages dropped unfinished so far to keep a sender within [`MAX_PARTIALS`] and
     /// [`MAX_MESSAGE`] bytes (reported as `frag_evicted`).
     pub evicted: u64,
+    /// Per sender, its last [`MAX_PARTIALS`] completed messages (id, fragment count): a late
+    /// or resent fragment of one is a duplicate, acknowledged as complete, not a new partial.
+    completed: std::collections::HashMap<u64, std::collections::VecDeque<(u64, u16)>>,
 }
 
 impl Reassembler {
@@ -603,17 +634,38 @@ impl Reassembler {
         let mut expired = 0;
         self.partials.retain(|_, list| {
             let before = list.len();
-            list.retain(|p| now.saturating_duration_since(p.started) < FRAGMENT_TTL);
+            list.retain(|p| now.saturating_duration_since(p.touched) < FRAGMENT_TTL);
             expired += (before - list.len()) as u64;
             !list.is_empty()
         });
         self.expired += expired;
     }
 
+    /// How many fragments of `from`'s message `msg_id`, from the first on, are held (all of
+    /// them when it was completed lately): what a [`Body::FragmentAck`] reports.
+    pub fn held(&self, from: u64, msg_id: u64) -> Option<u32> {
+        if let Some(&(_, count)) =
+            (self.completed.get(&from)).and_then(|done| done.iter().find(|(id, _)| *id == msg_id))
+        {
+            return Some(u32::from(count));
+        }
+        let p = self
+            .partials
+            .get(&from)?
+            .iter()
+            .find(|p| p.msg_id == msg_id)?;
+        Some(p.prefix as u32)
+    }
+
     /// Takes a fragment (already authenticated, its `from` a sender allowed to fragment).
     pub fn insert(&mut self, frag: Fragment, now: std::time::Instant) -> FragmentOutcome {
         if let Some(refused) = refuse_fields(&frag) {
             return refused;
+        }
+        if (self.completed.get(&frag.from))
+            .is_some_and(|done| done.iter().any(|(id, _)| *id == frag.msg_id))
+        {
+            return FragmentOutcome::Duplicate;
         }
         self.expire(now);
         let Some(pos) = self.partial_for(&frag, now) else {
@@ -631,7 +683,17 @@ impl Reassembler {
             .iter()
             .position(|p| p.msg_id == frag.msg_id)
             .expect("this message's partial is kept");
-        self.insert_at(frag, pos)
+        self.partials.get_mut(&frag.from).expect("kept")[pos].touched = now;
+        let (from, msg_id, count) = (frag.from, frag.msg_id, frag.count);
+        let outcome = self.insert_at(frag, pos);
+        if matches!(outcome, FragmentOutcome::Complete(_)) {
+            let done = self.completed.entry(from).or_default();
+            if done.len() >= MAX_PARTIALS {
+                done.pop_front();
+            }
+            done.push_back((msg_id, count));
+        }
+        outcome
     }
 
     /// The position of `frag`'s partial message among its sender's, started if new (the
@@ -660,8 +722,9 @@ impl Reassembler {
             total: frag.total,
             chunks: vec![None; frag.count as usize],
             have: 0,
+            prefix: 0,
             bytes: 0,
-            started: now,
+            touched: now,
         });
         Some(list.len() - 1)
     }
@@ -692,6 +755,9 @@ impl Reassembler {
         p.bytes += frag.data.len();
         p.have += 1;
         p.chunks[frag.index as usize] = Some(frag.data);
+        while p.prefix < p.chunks.len() && p.chunks[p.prefix].is_some() {
+            p.prefix += 1;
+        }
         if p.have < p.chunks.len() {
             return FragmentOutcome::Pending;
         }
@@ -1055,15 +1121,34 @@ mod tests {
         let mut r = Reassembler::new();
         let now = std::time::Instant::now();
         let last = fs.len() - 1;
+        // Received in the order [n-2, n-1, n-3, ..., 1, 0]: the acknowledged prefix stays 0
+        // until fragment 0 is in.
         for f in &fs[..last] {
             assert_eq!(r.insert(f.clone(), now), FragmentOutcome::Pending);
             assert_eq!(r.insert(f.clone(), now), FragmentOutcome::Duplicate);
+            assert_eq!(r.held(f.from, f.msg_id), Some(0));
+        }
+        // In order, the prefix follows each fragment.
+        let mut in_order = Reassembler::new();
+        let seq = frags(&big, None, 8);
+        for (k, f) in seq[..seq.len() - 1].iter().enumerate() {
+            in_order.insert(f.clone(), now);
+            assert_eq!(in_order.held(f.from, f.msg_id), Some(k as u32 + 1));
         }
         assert_eq!(complete(r.insert(fs[last].clone(), now)), big);
-        // A duplicate of a delivered message starts a partial that is never completed...
-        assert_eq!(r.insert(fs[0].clone(), now), FragmentOutcome::Pending);
-        // ...and expires.
+        assert_eq!(r.held(fs[0].from, fs[0].msg_id), Some(fs.len() as u32));
+        // A late or resent fragment of a delivered message is a duplicate, acknowledged whole,
+        // and starts no partial.
+        assert_eq!(r.insert(fs[0].clone(), now), FragmentOutcome::Duplicate);
+        assert_eq!(r.pending(), 0);
+        assert_eq!(r.held(fs[0].from, fs[0].msg_id), Some(fs.len() as u32));
+        // A partial that gets no new piece expires; one that keeps getting pieces does not.
+        let slow = frags(&big_env(200_000), None, 9);
+        r.insert(slow[0].clone(), now);
+        r.insert(slow[1].clone(), now + FRAGMENT_TTL / 2);
         r.expire(now + FRAGMENT_TTL);
+        assert_eq!((r.pending(), r.expired), (1, 0));
+        r.expire(now + FRAGMENT_TTL / 2 + FRAGMENT_TTL);
         assert_eq!((r.pending(), r.expired), (0, 1));
         // Interleaved messages of one sender reassemble independently.
         let other = big_env(150_000);
