@@ -139,6 +139,16 @@ where
         self.absorb(out, now, fx);
     }
 
+    /// Moves `timer`, if armed, to `at` when that is later: the runtime's way to say "the
+    /// leader is still talking" while a message too large for a datagram is on its way in
+    /// acknowledged fragments (Figure 13's chunks each reset the election timer). Only delays a
+    /// timer, which no safety property depends on.
+    pub fn postpone(&mut self, timer: A::Timer, at: Instant) {
+        if let Some(due) = self.timers.get_mut(&timer) {
+            *due = (*due).max(at);
+        }
+    }
+
     /// The earliest armed timer's deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.timers.values().min().copied()

@@ -14,7 +14,7 @@ use crate::net::wire::{
 use crate::net::world::{Clock, Disk, Network, RealDisk, SystemClock, UdpNet};
 use crate::protocol::server::{RaftServer, ServerConfig, ServerState, Storage};
 use crate::protocol::trace::{Restored, TraceEvent, TracedConfig};
-use crate::protocol::types::Msg;
+use crate::protocol::types::{Msg, ServerTimer};
 use stateright::actor::Id;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -443,7 +443,14 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             return None;
         }
         let msg_id = frag.msg_id;
-        let outcome = self.reassembler.insert(frag, self.clock.now());
+        let now = self.clock.now();
+        let outcome = self.reassembler.insert(frag, now);
+        if outcome == FragmentOutcome::Pending && self.driver.state().leader == Some(sender) {
+            // A new chunk from the leader this node follows: as Figure 13's chunk RPCs do, it
+            // holds off the election a large snapshot would otherwise outlast.
+            let wait = self.opts.config.election_timeout.start;
+            self.driver.postpone(ServerTimer::Election, now + wait);
+        }
         if let Some(have) = self.reassembler.held(sender, msg_id) {
             let ack = Envelope {
                 cluster: self.cluster,
