@@ -97,6 +97,7 @@ scenario_tests!(
     snapshot_install,
     snapshot_install_unreliable,
     snapshot_install_crash,
+    snapshot_install_large,
     snapshot_init,
     kv_basic,
     kv_concurrent,
