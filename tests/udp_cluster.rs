@@ -696,6 +696,22 @@ use raft_checked::sim::linearizability::HistoryOp;
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use std::sync::{Arc, Mutex};
 
+/// Client `t`'s `count` operations on two shared keys: puts, appends and gets in turn, each
+/// value unique, so a history has one linearization at most.
+fn two_key_ops(t: u64, count: u64) -> Vec<Op> {
+    (0..count)
+        .map(|i| {
+            let key = ["a", "b"][((t + i) % 2) as usize].to_string();
+            let value = format!("{t}.{i};");
+            match (t + i) % 3 {
+                0 => Op::Put { key, value },
+                1 => Op::Append { key, value },
+                _ => Op::Get { key },
+            }
+        })
+        .collect()
+}
+
 /// A 3-node cluster whose nodes talk to each other only through fault-injecting proxies:
 /// `fronts` are the addresses peers and clients use, each forwarded to the node's real socket.
 fn proxied_cluster(
@@ -733,17 +749,7 @@ fn lossy_duplicating_reordering_network_with_leader_crash_stays_linearizable() {
         .map(|t| {
             let (peers, history) = (fronts.clone(), history.clone());
             std::thread::spawn(move || {
-                let ops: Vec<Op> = (0..12u64)
-                    .map(|i| {
-                        let key = ["a", "b"][((t + i) % 2) as usize].to_string();
-                        let value = format!("{t}.{i};");
-                        match (t + i) % 3 {
-                            0 => Op::Put { key, value },
-                            1 => Op::Append { key, value },
-                            _ => Op::Get { key },
-                        }
-                    })
-                    .collect();
+                let ops = two_key_ops(t, 12);
                 let opts = ClientOptions::new(peers, None, Duration::from_secs(40));
                 let mut session = Session::new(opts).unwrap();
                 history
@@ -852,17 +858,7 @@ fn nemesis_with_disk_damage_on_a_minority_stays_linearizable() {
         .map(|t| {
             let (peers, history) = (fronts.clone(), history.clone());
             std::thread::spawn(move || {
-                let ops: Vec<Op> = (0..16u64)
-                    .map(|i| {
-                        let key = ["a", "b"][((t + i) % 2) as usize].to_string();
-                        let value = format!("{t}.{i};");
-                        match (t + i) % 3 {
-                            0 => Op::Put { key, value },
-                            1 => Op::Append { key, value },
-                            _ => Op::Get { key },
-                        }
-                    })
-                    .collect();
+                let ops = two_key_ops(t, 16);
                 let opts = ClientOptions::new(peers, None, Duration::from_secs(60));
                 let mut session = Session::new(opts).unwrap();
                 let mut mine = vec![invoke(t as usize, ops[0].clone())];
