@@ -602,7 +602,10 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         t.acked = have;
         t.sent = t.sent.max(have);
         let now = self.clock.now();
+        // Progress restarts the resend timer, as in TCP: only a window that stays
+        // unacknowledged is sent again.
         t.acked_at = now;
+        t.sent_at = now;
         self.pump(peer, now);
     }
 
