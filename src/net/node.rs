@@ -70,6 +70,38 @@ struct Transfer {
     dup_acks: u32,
 }
 
+impl Transfer {
+    /// The fragments of message `msg_id` to `addr`, none sent yet.
+    fn new(
+        msg_id: u64,
+        addr: SocketAddr,
+        datagrams: Vec<Vec<u8>>,
+        snapshot: Option<(u64, u64)>,
+        now: Instant,
+    ) -> Transfer {
+        Transfer {
+            msg_id,
+            addr,
+            datagrams,
+            acked: 0,
+            sent: 0,
+            snapshot,
+            sent_at: now,
+            acked_at: now,
+            dup_acks: 0,
+        }
+    }
+}
+
+/// Sends one fragment of a transfer, counted as sent (or failed) and as a fragment out.
+fn send_fragment<N: Network>(net: &mut N, counters: &mut Counters, bytes: &[u8], to: SocketAddr) {
+    match net.send_to(bytes, to) {
+        Ok(_) => counters.sent += 1,
+        Err(_) => counters.send_errors += 1,
+    }
+    counters.fragments_out += 1;
+}
+
 /// How to run one server: its place in the cluster, its data, its key and the protocol's tuning.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -585,11 +617,12 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             // again every few repeats if that one is lost too.
             t.dup_acks += 1;
             if t.dup_acks % 8 == TRANSFER_DUP_ACKS && have < t.sent {
-                match self.net.send_to(&t.datagrams[have], t.addr) {
-                    Ok(_) => self.counters.sent += 1,
-                    Err(_) => self.counters.send_errors += 1,
-                }
-                self.counters.fragments_out += 1;
+                send_fragment(
+                    &mut self.net,
+                    &mut self.counters,
+                    &t.datagrams[have],
+                    t.addr,
+                );
                 self.counters.frag_resent += 1;
             }
             return;
@@ -619,11 +652,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             t.sent_at = now;
         }
         for bytes in &t.datagrams[t.sent.min(end)..end] {
-            match self.net.send_to(bytes, t.addr) {
-                Ok(_) => self.counters.sent += 1,
-                Err(_) => self.counters.send_errors += 1,
-            }
-            self.counters.fragments_out += 1;
+            send_fragment(&mut self.net, &mut self.counters, bytes, t.addr);
         }
         t.sent = t.sent.max(end);
     }
@@ -726,10 +755,12 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
                 body: Body::Raft(msg),
             };
             let peer = (idx < n).then_some(idx);
+            let msg_id = self.next_msg_id;
             if let Some(datagrams) = self.encode(&env, peer) {
                 match peer {
                     Some(peer) if datagrams.len() > 1 => {
-                        self.start_transfer(peer, addr, datagrams, snapshot_key, now);
+                        let t = Transfer::new(msg_id, addr, datagrams, snapshot_key, now);
+                        self.start_transfer(peer, t, now);
                     }
                     _ => self.send_datagrams(addr, datagrams),
                 }
@@ -793,26 +824,7 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
 
     /// Starts sending a fragmented message to `peer` a window at a time (see [`Transfer`]);
     /// it replaces one still under way to that server, which a newer message supersedes.
-    fn start_transfer(
-        &mut self,
-        peer: usize,
-        addr: SocketAddr,
-        datagrams: Vec<Vec<u8>>,
-        snapshot: Option<(u64, u64)>,
-        now: Instant,
-    ) {
-        let msg_id = self.next_msg_id.wrapping_sub(1);
-        let transfer = Transfer {
-            msg_id,
-            addr,
-            datagrams,
-            acked: 0,
-            sent: 0,
-            snapshot,
-            sent_at: now,
-            acked_at: now,
-            dup_acks: 0,
-        };
+    fn start_transfer(&mut self, peer: usize, transfer: Transfer, now: Instant) {
         if self.transfers.insert(peer, transfer).is_some() {
             self.counters.transfers_abandoned += 1;
         }
