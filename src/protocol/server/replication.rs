@@ -54,7 +54,9 @@ impl Handler<'_, '_> {
             return;
         };
         let last_new = prev_log_index + entries.len() as LogIndex;
-        self.append_new_entries(prev_log_index, entries);
+        if !self.append_new_entries(prev_log_index, entries) {
+            return;
+        }
         // Rule 5: "If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of
         // last new entry)".
         let known_good = if self.bug(Bug::CommitWithoutMin) {
@@ -128,11 +130,25 @@ impl Handler<'_, '_> {
     /// Rule 3: "If an existing entry conflicts with a new one (same index but different
     /// terms), delete the existing entry and all that follow it"; rule 4: "Append any new
     /// entries not already in the log". A matching entry is never deleted...
-    fn append_new_entries(&mut self, prev_log_index: LogIndex, entries: Vec<Entry>) {
+    ///
+    /// ...and neither is a committed one: no leader's log conflicts with an entry committed
+    /// before it (§5.4.3, Leader Completeness), so entries that would replace one are forged or
+    /// corrupt, and the whole message is dropped (false) rather than let the commit index pass
+    /// the end of the log. (Found by the arbitrary-fields property test: two AppendEntries of
+    /// one term with contradicting logs.)
+    fn append_new_entries(&mut self, prev_log_index: LogIndex, entries: Vec<Entry>) -> bool {
         if self.bug(Bug::TruncateOnEveryAppend) && self.s.log.last_index() > prev_log_index {
             // BUG: ...but here a stale or reordered AppendEntries cuts off what it does not carry.
             self.s.to_mut().log.truncate_from(prev_log_index + 1);
             self.persist = true;
+        }
+        let commit = self.s.commit_index;
+        let replaces_committed = (entries.iter().enumerate()).any(|(offset, entry)| {
+            let index = prev_log_index + 1 + offset as LogIndex;
+            index <= commit && self.s.log.term_at(index).is_some_and(|t| t != entry.term)
+        });
+        if replaces_committed {
+            return false;
         }
         for (offset, entry) in entries.into_iter().enumerate() {
             let index = prev_log_index + 1 + offset as LogIndex;
@@ -144,6 +160,7 @@ impl Handler<'_, '_> {
             self.s.to_mut().log.push(entry);
             self.persist = true;
         }
+        true
     }
 
     pub(super) fn reply_append(&mut self, leader: u64, outcome: AppendOutcome) {
