@@ -1547,8 +1547,10 @@ fn forged_terms_and_acknowledgements_change_nothing() {
 
 /// The audit's finding 3 (issue #13), on real processes: a follower whose data directory is
 /// wiped comes back empty and catches up under the current leader, within 10 s, holding every
-/// acknowledged write (before the fix it stayed at commit 0 until a leader change). Started with
-/// `--recover`, it is repaired before it votes again.
+/// acknowledged write (before the fix it stayed at commit 0 until a leader change). Restarted
+/// with no flag, as a new server would be, it asks its peers first, finds that the cluster holds
+/// entries, and is repaired before it votes again (before, only `--recover` did that; without it
+/// the node started as new and could vote twice in a term).
 #[test]
 fn a_wiped_follower_catches_up_under_the_current_leader() {
     let mut c = cluster("wiped", None);
@@ -1560,8 +1562,7 @@ fn a_wiped_follower_catches_up_under_the_current_leader() {
     c.kill(follower);
     std::fs::remove_dir_all(c.data_dir(follower)).unwrap();
     put(&c, "after", "wipe");
-    // A deleted directory looks like a new node's: `--recover` says it is not one.
-    let mut wiped_node = spawn_node_with(&c, follower, &["--recover"]);
+    let mut wiped_node = spawn_node_with(&c, follower, &[]);
     let commit = statuses(&c, None)[leader].clone().unwrap().commit_index;
     let started = Instant::now();
     wait_until(10, "the wiped follower to catch up", || {
@@ -1584,11 +1585,71 @@ fn a_wiped_follower_catches_up_under_the_current_leader() {
     let _ = wiped_node.kill();
     let _ = wiped_node.wait();
     let stderr = read_stderr(&mut wiped_node);
+    assert!(stderr.contains("asks every peer first"), "{stderr}");
+    assert!(stderr.contains("recovered: its log matches"), "{stderr}");
+    assert!(!stderr.contains("starting as a new server"), "{stderr}");
+}
+
+/// `--recover` says outright that an empty directory was deleted: the node recovers, and would
+/// not start as new even if nothing had been written.
+#[test]
+fn recover_marks_an_empty_directory_as_damaged() {
+    let mut c = cluster("recover-flag", None);
+    let leader = wait_leader(&c, None, None);
+    put(&c, "k", "v");
+    let follower = (leader + 1) % 3;
+    c.kill(follower);
+    std::fs::remove_dir_all(c.data_dir(follower)).unwrap();
+    let mut node = spawn_node_with(&c, follower, &["--recover"]);
+    wait_until(10, "the follower to be repaired", || {
+        let f = statuses(&c, None)[follower].clone()?;
+        (f.last_applied >= 1 && !f.recovering).then_some(())
+    });
+    let _ = node.kill();
+    let _ = node.wait();
+    let stderr = read_stderr(&mut node);
     assert!(
         stderr.contains("--recover: starting recovering"),
         "{stderr}"
     );
-    assert!(stderr.contains("recovered: its log matches"), "{stderr}");
+}
+
+/// A brand-new cluster asks too: every node starts from an empty directory, hears from every
+/// peer that nothing was written, and starts as new (a cluster started together elects a leader
+/// as before). With a node that never starts, the others cannot tell a new cluster from one whose
+/// directories were deleted, so they wait and say so; `--initial-cluster-state new` starts them.
+#[test]
+fn a_new_cluster_starts_by_asking_and_with_a_server_down_needs_the_flag() {
+    let c = cluster("fresh", None);
+    wait_leader(&c, None, None);
+    put(&c, "k", "v");
+    drop(c);
+
+    let c = LocalCluster::new(PathBuf::from(NODE), 3, &temp_dir("fresh-down"), None).unwrap();
+    let mut waiting: Vec<_> = [0, 1].map(|i| spawn_node_with(&c, i, &[])).into();
+    std::thread::sleep(Duration::from_secs(3));
+    let st = statuses(&c, None);
+    assert!(
+        st.iter()
+            .flatten()
+            .all(|s| s.recovering && s.role != "leader"),
+        "{st:?}"
+    );
+    for child in &mut waiting {
+        let _ = child.kill();
+        let _ = child.wait();
+        let stderr = read_stderr(child);
+        assert!(stderr.contains("--initial-cluster-state new"), "{stderr}");
+    }
+    let flag = ["--initial-cluster-state", "new"];
+    let mut started: Vec<_> = [0, 1].map(|i| spawn_node_with(&c, i, &flag)).into();
+    let leader = wait_leader(&c, None, None);
+    assert!(leader < 2);
+    put(&c, "k", "v");
+    for child in &mut started {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 /// Finding 4 of the reliability audit: each client process is a new session, and the

@@ -102,11 +102,24 @@ pub enum Damage {
     LoseVote,
     /// The last log entry, though it was made durable (and maybe acknowledged).
     LoseLastEntry,
+    /// Everything, undetected: the data directory was deleted and the server restarts empty,
+    /// as a new server would (`Storage::maybe_new`); `node` without `--recover`.
+    Delete,
 }
 
 impl Damage {
     /// Every kind, in the order the checker tries them.
-    pub const ALL: [Damage; 3] = [Damage::Wipe, Damage::LoseVote, Damage::LoseLastEntry];
+    pub const ALL: [Damage; 4] = [
+        Damage::Wipe,
+        Damage::LoseVote,
+        Damage::LoseLastEntry,
+        Damage::Delete,
+    ];
+
+    /// The kind a model file or trace names.
+    pub fn from_word(word: &str) -> Option<Damage> {
+        Damage::ALL.into_iter().find(|d| d.word() == word)
+    }
 
     /// The word model files and traces use.
     pub fn word(self) -> &'static str {
@@ -114,6 +127,7 @@ impl Damage {
             Damage::Wipe => "wipe",
             Damage::LoseVote => "lose-vote",
             Damage::LoseLastEntry => "lose-last-entry",
+            Damage::Delete => "delete",
         }
     }
 
@@ -122,6 +136,7 @@ impl Damage {
     pub fn apply(self, storage: &Storage) -> Option<Storage> {
         let mut left = match self {
             Damage::Wipe => Storage::wiped(),
+            Damage::Delete => return Some(Storage::unknown()),
             Damage::LoseVote => Storage {
                 term: 0,
                 voted_for: None,
@@ -546,7 +561,10 @@ impl Model for RaftModel {
                 actions.push(Action::Restart(i as u8));
                 if damage_left {
                     let storage = state.storage[i].as_deref();
-                    for kind in Damage::ALL {
+                    let kinds = self.cfg.file.faults.damage.as_ref();
+                    let allowed =
+                        |k: Damage| kinds.is_none_or(|ws| ws.iter().any(|w| w == k.word()));
+                    for kind in Damage::ALL.into_iter().filter(|&k| allowed(k)) {
                         if storage.and_then(|s| kind.apply(s)).is_some() {
                             actions.push(Action::Damage(i as u8, kind));
                         }

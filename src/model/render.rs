@@ -191,13 +191,16 @@ pub fn message(msg: &Msg) -> String {
             term,
             recovering,
             leader_last,
+            holds_entries,
+            ..
         } => {
             let who = match (recovering, leader_last) {
                 (true, _) => " recovering".to_string(),
                 (false, Some(last)) => format!(" leader, last={last}"),
                 (false, None) => String::new(),
             };
-            format!("RecoveryReply(t{term}{who})")
+            let holds = if *holds_entries { "" } else { ", empty" };
+            format!("RecoveryReply(t{term}{who}{holds})")
         }
         Msg::ClientRequest(c) => format!("Request#{}({})", c.request_id, c.op),
         Msg::ClientResponse { request_id, reply } => match reply {

@@ -131,6 +131,11 @@ pub struct FaultsFile {
     /// term and vote, or its last entry (`Damage`), and restarts recovering.
     #[serde(default)]
     pub max_damage: u8,
+    /// Which damage a damage event may do, by the words traces use: "wipe", "lose-vote",
+    /// "lose-last-entry" (damage the server detects) and "delete" (its data directory deleted:
+    /// it restarts empty, unable to tell whether it is new). Default: all four.
+    #[serde(default)]
+    pub damage: Option<Vec<String>>,
 }
 
 /// The `[bounds]` table: limits that make the state space finite; the checker does not explore past
@@ -328,6 +333,15 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<ModelConfig, ConfigE
             "faults.max_crashes",
             "above 10 is not a checkable bound without bounds.max_depth".into(),
         ));
+    }
+    for (i, word) in file.faults.damage.iter().flatten().enumerate() {
+        if crate::model::Damage::from_word(word).is_none() {
+            let words = crate::model::Damage::ALL.map(|d| d.word()).join(", ");
+            return Err(at(
+                &format!("faults.damage[{i}]"),
+                format!("\"{word}\" is not a kind of damage ({words})"),
+            ));
+        }
     }
     if file.snapshot.after == Some(0) {
         return Err(at("snapshot.after", "must be at least 1".into()));

@@ -17,6 +17,8 @@ pub struct Seen {
     leader: Option<u64>,
     /// While recovering: the peers heard from, and the floor.
     recovery: Option<(u32, u64)>,
+    /// It holds no entry and no snapshot.
+    empty: bool,
 }
 
 impl Seen {
@@ -32,6 +34,7 @@ impl Seen {
                 .recovery
                 .as_ref()
                 .map(|r| (r.heard.count_ones(), r.floor)),
+            empty: state.log().last_index() == 0,
         }
     }
 }
@@ -72,6 +75,14 @@ fn log_recovery(node: usize, before: &Seen, after: &Seen) {
             floor,
             "recovering: {now} peer(s) answered; it may have promised something in any term \
              up to {floor}, so it abstains through it"
+        ),
+        (Some(_), None) if after.empty => tracing::info!(
+            node,
+            term = after.term,
+            "every peer answered and none holds an entry or a snapshot: nothing was ever \
+             written, so nothing can be lost; starting as a new server in term {} (its vote in \
+             that term counted as given)",
+            after.term
         ),
         (Some(_), None) => tracing::info!(
             node,
@@ -114,6 +125,7 @@ mod tests {
             snapshot,
             leader: None,
             recovery: None,
+            empty: true,
         }
     }
 

@@ -133,6 +133,12 @@ pub struct NodeOptions {
     /// was deleted or replaced), so it starts recovering whatever it finds: it neither votes
     /// nor stands until a leader has repaired it (`protocol::server::Recovery`).
     pub recover: bool,
+    /// `node --initial-cluster-state new`: an empty data directory starts as a new server at
+    /// once. Without it, an empty data directory (a new server's, or a deleted one's: they look
+    /// the same) starts recovering, asks every peer, and starts as new only once every peer has
+    /// answered and none holds an entry or a snapshot (`protocol::server::Recovery`); a brand-new
+    /// cluster bootstrapped with a server down needs this to start.
+    pub bootstrap: bool,
 }
 
 /// Trace events held in memory, shared by the nodes of one simulated run.
@@ -213,6 +219,17 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         let cluster = wire::cluster_id(&opts.peers);
         let mut storage = DurableStorage::open_on(disk, &opts.data, opts.id as u64, cluster)?;
         let mut saved = storage.load()?;
+        if saved.is_none() && !opts.bootstrap && !opts.recover {
+            // Not saved: until its first save a restart finds the directory empty again.
+            saved = Some(Storage::unknown());
+            tracing::info!(
+                node = opts.id,
+                "no saved state: a new server's data directory and a deleted one look the same, \
+                 so it asks every peer first; it starts as new once every peer has answered and \
+                 none holds an entry (nothing was ever written), and otherwise recovers from them \
+                 (bootstrapping a new cluster with a server down: --initial-cluster-state new)"
+            );
+        }
         if opts.recover && !saved.as_ref().is_some_and(|s| s.recovering) {
             // Marked durably at once: a crash before the first save recovers again.
             let mut marked = saved.unwrap_or_else(Storage::wiped);
@@ -543,10 +560,11 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             tracing::warn!(
                 node = self.opts.id,
                 peer,
-                "S{peer} is recovering from damaged storage too: this node cannot learn from it \
-                 what it may have promised, so it waits for S{peer} to be repaired; if a \
-                 majority of the cluster is damaged, no leader can be elected and the cluster \
-                 serves nothing rather than a history missing acknowledged writes"
+                "S{peer} is recovering from damaged or missing storage too: its term bounds \
+                 nothing, so this node waits for a leader elected by the servers that are not \
+                 recovering; if a majority of the cluster is damaged and anything was ever \
+                 written, no leader can be elected and the cluster serves nothing rather than a \
+                 history missing acknowledged writes"
             );
         }
     }

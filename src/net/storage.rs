@@ -356,6 +356,7 @@ impl<D: Disk> DurableStorage<D> {
             },
             snapshot: meta.snapshot.map(std::sync::Arc::new),
             recovering: r.recovering,
+            maybe_new: false, // Never kept: see `Storage::maybe_new`.
         };
         self.remove_other_logs(meta.generation);
         self.disk = Some(OnDisk {
@@ -471,6 +472,7 @@ impl<D: Disk> DurableStorage<D> {
             },
             snapshot: None,
             recovering: r.recovering,
+            maybe_new: false, // Never kept: see `Storage::maybe_new`.
         };
         self.rewrite(storage.clone())?;
         let kept = self.disk.as_ref().map_or(0, |d| d.generation);
@@ -1110,6 +1112,7 @@ mod tests {
             },
             snapshot: None,
             recovering: false,
+            maybe_new: false,
         }
     }
 

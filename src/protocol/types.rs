@@ -349,7 +349,23 @@ pub enum Msg {
         /// The leader's last log index, when the peer leads `term`: the asker is repaired once
         /// its log matches the leader's through it.
         leader_last: Option<LogIndex>,
+        /// True when the peer holds an entry or a snapshot. When no peer does, nothing was ever
+        /// written, so nothing can have been acknowledged, and an asker that holds nothing either
+        /// (a data directory deleted, or a brand-new server: they look the same) starts as new.
+        /// (Missing, as from an older build: taken as true, which can only keep the asker recovering.)
+        #[serde(default = "assume_entries")]
+        holds_entries: bool,
+        /// True when the peer is recovering from an empty data directory, not from damage it
+        /// detected: it may be new. (Missing, as from an older build: false, the safe answer.)
+        #[serde(default)]
+        maybe_new: bool,
     },
+}
+
+/// A `RecoveryReply` without `holds_entries` says nothing about the peer's log: assume the safe
+/// answer, that it holds entries.
+fn assume_entries() -> bool {
+    true
 }
 
 /// Terms and log indexes a server accepts from outside are below this. A real cluster never

@@ -212,8 +212,12 @@ impl Symmetric for Storage {
             log,
             snapshot,
             recovering,
+            maybe_new,
         } = self;
         (term, log, snapshot, voted_for.is_some(), recovering).hash(h);
+        if *maybe_new {
+            maybe_new.hash(h); // Hashed only when set, as `Storage`'s own hash does.
+        }
     }
 
     fn hash_ids<H: Hasher>(&self, r: &Renaming, h: &mut H) {

@@ -145,6 +145,9 @@ struct Server {
     inbox_ids: VecDeque<u64>,
     /// Its disk is stalled until then: an fsync issued before it returns only then.
     stalled_until: Duration,
+    /// It has started once: later starts are restarts, as `node` without
+    /// `--initial-cluster-state new`.
+    booted: bool,
 }
 
 /// A client: the `KvClient` actor in a driver, its inbox, and its place in the history.
@@ -260,6 +263,7 @@ impl Sim {
                 last_view: None,
                 inbox_ids: VecDeque::new(),
                 stalled_until: Duration::ZERO,
+                booted: false,
             });
         }
         if let Some(keep) = sim.cfg.diagram {
@@ -386,6 +390,9 @@ impl Sim {
     fn boot(&mut self, i: usize) {
         let opts = NodeOptions {
             recover: false,
+            // The deployment script's first start: a brand-new cluster (`node
+            // --initial-cluster-state new`); a restart, after a wiped disk too, asks its peers.
+            bootstrap: !self.servers[i].booted,
             id: i,
             peers: self.peers.clone(),
             bind: None,
@@ -405,6 +412,7 @@ impl Sim {
             Ok(node) => {
                 s.node = Some(node);
                 s.restarted = true;
+                s.booted = true;
                 s.dying = false;
                 self.after_round(i, "starts", |n| n.start());
             }

@@ -8,6 +8,7 @@
 pub use crate::protocol::bug::Bug;
 use crate::protocol::log::Log;
 use crate::protocol::types::*;
+use recovery::Answer;
 pub use recovery::Recovery;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
@@ -67,7 +68,7 @@ impl ServerConfig {
 }
 
 /// What Figure 2 says is "updated on stable storage before responding to RPCs", plus the snapshot.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Storage {
     /// currentTerm: the latest term this server has seen (Figure 2).
     pub term: Term,
@@ -81,6 +82,27 @@ pub struct Storage {
     /// (`Recovery`): a restart in between recovers again rather than trusting what is left.
     #[serde(default)]
     pub recovering: bool,
+    /// Set, with `recovering`, when the server holds nothing and cannot tell whether it ever
+    /// held anything: an empty data directory is a new server's or a deleted one's. Unlike
+    /// damage it detected, it may start as new when no peer holds anything (`Recovery`). Not
+    /// kept on disk: a restart after any save recovers as damaged, which can only make it wait.
+    #[serde(default)]
+    pub maybe_new: bool,
+}
+
+/// Hashed as the derived hash would be, but `maybe_new` only when set: the states of models
+/// without it hash (so fingerprint, and are explored) exactly as before it existed.
+impl std::hash::Hash for Storage {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.term.hash(h);
+        self.voted_for.hash(h);
+        self.log.hash(h);
+        self.snapshot.hash(h);
+        self.recovering.hash(h);
+        if self.maybe_new {
+            self.maybe_new.hash(h);
+        }
+    }
 }
 
 impl Storage {
@@ -92,6 +114,16 @@ impl Storage {
             log: Log::default(),
             snapshot: None,
             recovering: true,
+            maybe_new: false,
+        }
+    }
+
+    /// What a server starts from when its data directory is empty: nothing, and no knowledge of
+    /// whether it ever held anything (`maybe_new`).
+    pub fn unknown() -> Self {
+        Storage {
+            maybe_new: true,
+            ..Storage::wiped()
         }
     }
 }
@@ -155,6 +187,7 @@ impl ServerState {
             log: Log::default(),
             snapshot: None,
             recovering: false,
+            maybe_new: false,
         });
         let kv = storage
             .snapshot
@@ -175,6 +208,7 @@ impl ServerState {
             // Damaged storage: it may have promised what it no longer remembers.
             recovery: storage.recovering.then(|| Recovery {
                 floor: storage.term,
+                maybe_new: storage.maybe_new,
                 ..Recovery::default()
             }),
         }
@@ -333,7 +367,18 @@ impl Actor for RaftServer {
                 term,
                 recovering,
                 leader_last,
-            } => step.on_recovery_reply(from, term, recovering, leader_last),
+                holds_entries,
+                maybe_new,
+            } => step.on_recovery_reply(
+                from,
+                term,
+                Answer {
+                    recovering,
+                    leader_last,
+                    holds_entries,
+                    maybe_new,
+                },
+            ),
             // No server sends one to a server; over UDP any holder of the key can, and the
             // message is ignored (untrusted input, not an unreachable case).
             Msg::ClientResponse { .. } => {}
@@ -398,6 +443,8 @@ impl Handler<'_, '_> {
                 log: self.s.log.clone(),
                 snapshot: self.s.snapshot.clone(),
                 recovering: self.s.recovery.is_some(),
+                // Not kept, as on disk: a restart after a save recovers as damaged.
+                maybe_new: false,
             });
         }
         let mut out = self.out;

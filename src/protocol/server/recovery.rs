@@ -6,21 +6,35 @@
 //! that lacks a committed entry it had held. So it restarts *recovering*:
 //!
 //! 1. It neither votes nor stands for election. It asks every peer for its term (`RecoveryQuery`)
-//!    until each peer that is not itself recovering has answered. Every vote it may have given
-//!    went to a candidate that saved that term first, and every entry it acknowledged came from
-//!    a leader whose voters saved that term, so the highest term it hears is a *floor*: it may
-//!    have promised something in any term up to it, and in none above it (with damage on a
-//!    minority, some undamaged server knows each of those terms).
+//!    until every peer has answered. Every vote that helped elect a leader went to a candidate
+//!    that a majority of voters had saved that term for, and every entry it acknowledged came
+//!    from such a leader; with damage on a minority, at least one of those voters is undamaged
+//!    and answers that term or a later one. So the highest term a peer that is not recovering
+//!    itself answers is a *floor*: it may have promised something in any term up to it, and in
+//!    none above it. (A recovering peer's answer counts as an answer, so two damaged servers of
+//!    five do not wait for each other forever, but its term bounds nothing: it lost it too.)
 //! 2. It stays recovering until it holds the log of a leader of a term at or above the floor,
 //!    through that leader's last index: that log holds every committed entry (Leader
 //!    Completeness), so it holds again everything it may have acknowledged. Then it votes again:
 //!    in that term its vote counts as given to that leader (who has won it already), and in later
 //!    terms, where it never promised anything, as any server's.
 //!
+//! A server that starts from an empty data directory (a new server's or a deleted one's: they
+//! look the same, `Storage::maybe_new`) recovers too, with one more way out: if every peer has
+//! answered, none holds an entry or a snapshot, none recovers from damage it detected, and it
+//! holds nothing either, then nothing was ever written (a committed entry stays on an undamaged
+//! server of its majority, in its log or under its snapshot), so nothing can be lost, and it
+//! starts as new, at the floor, its vote in that term counted as given (to itself): any vote it
+//! gave before was in a term no higher. Without this a brand-new cluster, whose servers all start
+//! this way, would wait forever for a leader to repair them. Deleted directories on a majority,
+//! where the rest never received an entry, look like a new cluster: the one loss of state it
+//! cannot refuse (README, Damaged storage).
+//!
 //! While recovering it takes AppendEntries and InstallSnapshot only once it knows its floor,
 //! and then refuses every leader below it (its term is at least the floor): before the damage it
-//! may have refused older leaders, and its acknowledgement must not help one of them commit. A leader that hears a `RecoveryQuery` also
-//! stops counting the asker's earlier acknowledgements (matchIndex back to 0): they may be gone.
+//! may have refused older leaders, and its acknowledgement must not help one of them commit. A
+//! leader that hears a `RecoveryQuery` also stops counting the asker's earlier acknowledgements
+//! (matchIndex back to 0): they may be gone.
 //!
 //! With damage on a majority, no term above the floor can gather a majority of votes, so no
 //! leader is elected and the cluster serves nothing rather than a history missing acknowledged
@@ -34,13 +48,30 @@ use serde::{Deserialize, Serialize};
 /// What a recovering server knows so far; `None` in `ServerState::recovery` once repaired.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Recovery {
-    /// Bit `i` set: peer `i`, not recovering itself, answered a `RecoveryQuery`.
+    /// Bit `i` set: peer `i` answered a `RecoveryQuery`.
     pub heard: u64,
     /// The highest term heard (and its own saved term, if it kept it): it abstains through it.
     pub floor: Term,
     /// How far its log is known to match the leader of its current term: the last index it
     /// accepted from that leader (None: nothing yet in this term).
     pub matched: Option<LogIndex>,
+    /// It started from an empty data directory (`Storage::maybe_new`): it may be new.
+    pub maybe_new: bool,
+    /// Some peer that answered holds an entry or a snapshot, or is recovering from damage it
+    /// detected: something was written, and this server may not start as new.
+    pub written: bool,
+}
+
+/// A peer's answer to a `RecoveryQuery`, beyond its term (`Msg::RecoveryReply`).
+pub(super) struct Answer {
+    /// The peer is recovering too: its term bounds nothing.
+    pub recovering: bool,
+    /// The leader's last index, when the peer leads its term.
+    pub leader_last: Option<LogIndex>,
+    /// The peer holds an entry or a snapshot.
+    pub holds_entries: bool,
+    /// The peer recovers from an empty data directory, not from detected damage.
+    pub maybe_new: bool,
 }
 
 impl Handler<'_, '_> {
@@ -48,7 +79,7 @@ impl Handler<'_, '_> {
         self.peers().iter().fold(0, |mask, p| mask | 1 << p)
     }
 
-    /// The floor, once every peer that is not recovering has answered; None before.
+    /// The floor, once every peer has answered; None before.
     fn known_floor(&self) -> Option<Term> {
         let r = self.s.recovery.as_ref()?;
         (r.heard == self.peer_mask()).then_some(r.floor)
@@ -95,6 +126,8 @@ impl Handler<'_, '_> {
             term: self.s.term,
             recovering: self.s.recovery.is_some(),
             leader_last,
+            holds_entries: self.s.log.last_index() > 0,
+            maybe_new: self.s.recovery.as_ref().is_some_and(|r| r.maybe_new),
         };
         self.send(from, reply);
         if resend {
@@ -104,13 +137,7 @@ impl Handler<'_, '_> {
 
     /// Phase 1: count the answer towards the floor. Phase 2: repaired once the leader of a term
     /// at or above the floor says its log ends where ours is known to match it.
-    pub(super) fn on_recovery_reply(
-        &mut self,
-        from: u64,
-        term: Term,
-        recovering: bool,
-        leader_last: Option<LogIndex>,
-    ) {
+    pub(super) fn on_recovery_reply(&mut self, from: u64, term: Term, answer: Answer) {
         if self.s.recovery.is_none() {
             return; // Repaired already: the answer is stale.
         }
@@ -119,21 +146,31 @@ impl Handler<'_, '_> {
         let r = self.s.recovery.as_ref().expect("checked above");
         match floor {
             None => {
-                if recovering || r.heard & 1 << from != 0 {
-                    return; // A recovering peer lost its term too: its answer bounds nothing.
+                if r.heard & 1 << from != 0 {
+                    return;
                 }
                 let r = self.s.to_mut().recovery.as_mut().expect("checked above");
                 r.heard |= 1 << from;
-                r.floor = r.floor.max(term);
+                // A peer that detected damage held something, and may have lost it all.
+                r.written |= answer.holds_entries || (answer.recovering && !answer.maybe_new);
+                if !answer.recovering {
+                    r.floor = r.floor.max(term); // A recovering peer lost its term too.
+                }
                 if self.known_floor().is_some() {
-                    self.ask_peers();
+                    if self.nothing_was_written() {
+                        self.start_as_new();
+                    } else {
+                        self.ask_peers();
+                    }
                 }
             }
             Some(floor) => {
                 let repaired = term == self.s.term
                     && term >= floor
                     && self.s.leader == Some(from)
-                    && leader_last.is_some_and(|last| r.matched.is_some_and(|m| m >= last));
+                    && answer
+                        .leader_last
+                        .is_some_and(|last| r.matched.is_some_and(|m| m >= last));
                 if repaired {
                     // It may have voted in this term before the damage (if it is the floor):
                     // counting its vote as the leader's, who has won already, gives none away.
@@ -143,6 +180,30 @@ impl Handler<'_, '_> {
                 }
             }
         }
+    }
+
+    /// This server started from an empty data directory, every peer has answered, and none
+    /// holds an entry or a snapshot or detected damage: nothing was ever written (with damage on
+    /// a minority), so nothing can have been committed.
+    fn nothing_was_written(&self) -> bool {
+        self.s
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.maybe_new && !r.written && self.s.log.last_index() == 0)
+    }
+
+    /// Ends a recovery with nothing to repair: the server starts as new at the floor, its vote in
+    /// that term counted as given (to itself), since it may have voted in it before.
+    fn start_as_new(&mut self) {
+        let floor = self.known_floor().expect("every peer answered");
+        self.observe_term(floor);
+        let me = self.me;
+        let s = self.s.to_mut();
+        s.voted_for = Some(me);
+        s.recovery = None;
+        self.persist = true;
+        self.out
+            .set_timer(ServerTimer::Election, self.cfg.election_timeout.clone());
     }
 
     /// Whether it may take AppendEntries or InstallSnapshot at all: not while it

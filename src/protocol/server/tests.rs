@@ -70,6 +70,7 @@ fn storage_of(s: &ServerState) -> String {
             log: s.log.clone(),
             snapshot: s.snapshot.clone(),
             recovering: s.recovery.is_some(),
+            maybe_new: false,
         })
     )
 }
@@ -649,6 +650,7 @@ fn recovering(a: &RaftServer, log: Vec<Entry>) -> (ServerState, Vec<String>) {
         log: follower(0, log).log,
         snapshot: None,
         recovering: true,
+        maybe_new: false,
     };
     let mut out = Out::new();
     let s = a.on_start(Id::from(0), &Some(storage), &mut out);
@@ -685,6 +687,8 @@ fn a_damaged_server_abstains_until_repaired_from_its_peers() {
         term,
         recovering: false,
         leader_last,
+        holds_entries: true,
+        maybe_new: false,
     };
     let (s, _) = deliver(&a, &s, 2, reply(2, None));
     let (s, cmds) = deliver(&a, &s, 1, reply(3, Some(2)));
@@ -727,4 +731,98 @@ fn with_the_bug_a_damaged_server_votes_at_once() {
     };
     let (s, _) = deliver(&a, &s, 1, vote);
     assert_eq!(s.voted_for, Some(1));
+}
+
+/// A peer's answer to a `RecoveryQuery`: its term, and what it holds.
+fn recovery_reply(term: Term, holds_entries: bool, recovering: bool, maybe_new: bool) -> Msg {
+    Msg::RecoveryReply {
+        term,
+        recovering,
+        leader_last: None,
+        holds_entries,
+        maybe_new,
+    }
+}
+
+/// Server 0 of `a`'s cluster starting from `storage`.
+fn started(a: &RaftServer, storage: Storage) -> ServerState {
+    a.on_start(Id::from(0), &Some(storage), &mut Out::new())
+}
+
+/// A vote request of `term` from server 1 with an empty log: whether server 0 grants it.
+fn grants(a: &RaftServer, s: &ServerState, term: Term) -> bool {
+    let vote = Msg::RequestVote {
+        term,
+        last_log_index: 0,
+        last_log_term: 0,
+    };
+    let (_, cmds) = deliver(a, s, 1, vote);
+    cmds.iter().any(|c| c.contains("granted: true"))
+}
+
+/// An empty data directory (README, Damaged storage): a new server's or a deleted one's. Once
+/// every peer has answered and none holds anything, nothing was ever written: it starts as new at
+/// the highest term heard, abstaining in that term (it may have voted in it before the deletion),
+/// and votes in the next.
+#[test]
+fn an_empty_server_starts_as_new_once_every_peer_says_nothing_was_written() {
+    let a = server(None);
+    let s = started(&a, Storage::unknown());
+    assert!(s.recovery.is_some());
+    let (s, _) = deliver(&a, &s, 1, recovery_reply(2, false, false, false));
+    assert!(s.recovery.is_some(), "S2 has not answered yet");
+    assert!(!grants(&a, &s, 2), "it abstains while it asks");
+    let (s, cmds) = deliver(&a, &s, 2, recovery_reply(0, false, true, true));
+    assert!(s.recovery.is_none(), "every peer answered: nothing written");
+    assert_eq!((s.term, s.voted_for), (2, Some(0)));
+    assert!(cmds[0].contains("Save"), "saved first: {cmds:?}");
+    assert!(!grants(&a, &s, 2), "its vote in term 2 counts as given");
+    assert!(grants(&a, &s, 3));
+}
+
+/// If any peer holds an entry, or recovers from damage it detected (it held something), the empty
+/// server recovers as a damaged one does, repaired by a leader; a damaged server that finds
+/// nothing anywhere does not start as new either: it knows it lost something.
+#[test]
+fn an_empty_server_recovers_if_anything_was_written() {
+    let a = server(None);
+    let empty = started(&a, Storage::unknown());
+    let answers = [
+        recovery_reply(1, true, false, false), // holds entries
+        recovery_reply(1, false, true, false), // detected damage
+        recovery_reply(1, true, true, true),   // empty-started, but got entries since
+    ];
+    for answer in answers {
+        let (s, _) = deliver(&a, &empty, 1, answer.clone());
+        let (s, _) = deliver(&a, &s, 2, recovery_reply(1, false, false, false));
+        assert!(s.recovery.is_some(), "{answer:?}");
+        assert!(!grants(&a, &s, 2), "{answer:?}");
+    }
+    let damaged = started(&a, Storage::wiped());
+    let (s, _) = deliver(&a, &damaged, 1, recovery_reply(1, false, false, false));
+    let (s, _) = deliver(&a, &s, 2, recovery_reply(1, false, false, false));
+    assert!(
+        s.recovery.is_some(),
+        "detected damage is repaired, never new"
+    );
+}
+
+/// Two damaged servers of five (a minority): each answers the other "recovering", which bounds
+/// nothing but counts as an answer, so each learns its floor from the other three and takes the
+/// leader's entries (before, each waited for the other to be repaired first: forever).
+#[test]
+fn two_damaged_servers_of_five_do_not_wait_for_each_other() {
+    let a = RaftServer::new(ServerConfig::new(5));
+    let s = started(&a, Storage::wiped());
+    let (s, _) = deliver(&a, &s, 1, recovery_reply(0, false, true, false));
+    let (s, _) = deliver(&a, &s, 2, recovery_reply(3, true, false, false));
+    let (s, _) = deliver(&a, &s, 3, recovery_reply(3, true, false, false));
+    let (s, _) = deliver(&a, &s, 4, recovery_reply(2, true, false, false));
+    assert_eq!(s.recovery.as_ref().map(|r| r.floor), Some(3));
+    let (s, cmds) = deliver(&a, &s, 2, append_entries(3, (0, 0), vec![entry(3, "1")], 1));
+    assert_eq!(s.log.last_index(), 1, "{cmds:?}");
+    assert!(
+        s.recovery.is_some(),
+        "repaired only when the leader confirms"
+    );
 }
