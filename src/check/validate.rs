@@ -13,7 +13,7 @@
 use crate::check::explain;
 use crate::check::properties;
 use crate::model::shared::Shared;
-use crate::model::{spec, Action, Envelope, RaftModel, SystemState};
+use crate::model::{spec, Action, Damage, Envelope, RaftModel, SystemState};
 use crate::protocol::server::{RaftServer, ServerConfig};
 use crate::protocol::trace::{Restored, TraceEvent, TracedConfig};
 use crate::protocol::types::{Msg, Timer};
@@ -185,11 +185,23 @@ fn take(
     match event {
         TraceEvent::Start { node, restored, .. } => {
             let mut next = state.clone();
-            if started {
-                // A restart: the process died and came back from its disk.
-                for action in [Action::Crash(*node as u8), Action::Restart(*node as u8)] {
-                    next = model.next_state(&next, action).unwrap_or(next);
-                }
+            let i = *node as u8;
+            let restart = [Action::Crash(i), Action::Restart(i)];
+            // A first start on an empty data directory (`node` without `--initial-cluster-state
+            // new`) asks its peers whether it is new, as a deleted one restarts. A *restart* that
+            // finds it empty stays a restart: its durable state was lost, and that is reported.
+            let empty = [
+                Action::Crash(i),
+                Action::Damage(i, Damage::Delete),
+                Action::Restart(i),
+            ];
+            let actions: &[Action] = match (started, restored.maybe_new) {
+                (true, _) => &restart, // The process died and came back from its disk.
+                (false, true) => &empty,
+                (false, false) => &[],
+            };
+            for action in actions {
+                next = model.next_state(&next, action.clone()).unwrap_or(next);
             }
             let model_has = Restored::of(&next.servers[*node]);
             if model_has != *restored {

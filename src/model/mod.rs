@@ -598,7 +598,11 @@ impl Model for RaftModel {
             Action::Damage(i, kind) => {
                 let mut state = last.clone();
                 let i = i as usize;
-                let left = kind.apply(state.storage[i].as_deref()?)?;
+                let left = match kind {
+                    // Nothing need be there to delete: a server that never saved loses nothing.
+                    Damage::Delete => Storage::unknown(),
+                    _ => kind.apply(state.storage[i].as_deref()?)?,
+                };
                 state.storage[i] = Some(Shared::new(left));
                 state.damaged += 1;
                 state

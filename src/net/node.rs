@@ -560,11 +560,11 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
             tracing::warn!(
                 node = self.opts.id,
                 peer,
-                "S{peer} is recovering from damaged or missing storage too: its term bounds \
-                 nothing, so this node waits for a leader elected by the servers that are not \
-                 recovering; if a majority of the cluster is damaged and anything was ever \
-                 written, no leader can be elected and the cluster serves nothing rather than a \
-                 history missing acknowledged writes"
+                "S{peer} is recovering from damaged storage too: its term bounds nothing, so \
+                 this node waits for a leader elected by the servers that are not recovering; \
+                 if a majority of the cluster is damaged (and anything was ever written), no \
+                 leader can be elected and the cluster serves nothing rather than a history \
+                 missing acknowledged writes"
             );
         }
     }

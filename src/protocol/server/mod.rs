@@ -461,7 +461,9 @@ impl Handler<'_, '_> {
             self.s.to_mut().voted_for = None;
             self.s.to_mut().leader = None;
             if let Some(r) = &mut self.s.to_mut().recovery {
-                r.matched = None; // It matched the leader of the old term, not of this one.
+                // It matched the leader of the old term, not of this one.
+                r.matched = None;
+                r.target = None;
             }
             self.persist = true;
             if self.bug(Bug::NoStepDown) {

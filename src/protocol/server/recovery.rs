@@ -55,6 +55,9 @@ pub struct Recovery {
     /// How far its log is known to match the leader of its current term: the last index it
     /// accepted from that leader (None: nothing yet in this term).
     pub matched: Option<LogIndex>,
+    /// The last index the leader of its current term said it had (after its election, so its
+    /// log through it holds every committed entry): repaired once `matched` reaches it.
+    pub target: Option<LogIndex>,
     /// It started from an empty data directory (`Storage::maybe_new`): it may be new.
     pub maybe_new: bool,
     /// Some peer that answered holds an entry or a snapshot, or is recovering from damage it
@@ -86,13 +89,19 @@ impl Handler<'_, '_> {
     }
 
     /// On start and on each election timeout while recovering: ask the peers not yet heard, or,
-    /// once the floor is known, the leader (every peer while none is known).
+    /// once the floor is known, the leader (every peer while none is known); or, once the floor
+    /// is known and nothing was written, start as new.
     pub(super) fn ask_peers(&mut self) {
         let Some(r) = &self.s.recovery else {
             return;
         };
         let unheard = !r.heard;
         let floor_known = self.known_floor().is_some();
+        if floor_known && self.nothing_was_written() {
+            // A server with no peers to ask (a one-server cluster) knows at once.
+            self.start_as_new();
+            return;
+        }
         let leader = self.s.leader;
         for peer in self.peers() {
             let ask = if floor_known {
@@ -133,6 +142,17 @@ impl Handler<'_, '_> {
         if resend {
             self.replicate_to(from);
         }
+        // A recovering server that has not heard from the asker asks it back at once: the
+        // asker is up now, and servers started together learn their floors in one round trip
+        // instead of one election timeout (a brand-new cluster then starts as new together).
+        let unheard = self
+            .s
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.heard & 1 << from == 0);
+        if unheard {
+            self.send(from, Msg::RecoveryQuery);
+        }
     }
 
     /// Phase 1: count the answer towards the floor. Phase 2: repaired once the leader of a term
@@ -157,26 +177,17 @@ impl Handler<'_, '_> {
                     r.floor = r.floor.max(term); // A recovering peer lost its term too.
                 }
                 if self.known_floor().is_some() {
-                    if self.nothing_was_written() {
-                        self.start_as_new();
-                    } else {
-                        self.ask_peers();
-                    }
+                    self.ask_peers(); // Or starts as new, if nothing was written.
                 }
             }
             Some(floor) => {
-                let repaired = term == self.s.term
-                    && term >= floor
-                    && self.s.leader == Some(from)
-                    && answer
-                        .leader_last
-                        .is_some_and(|last| r.matched.is_some_and(|m| m >= last));
-                if repaired {
-                    // It may have voted in this term before the damage (if it is the floor):
-                    // counting its vote as the leader's, who has won already, gives none away.
-                    self.s.to_mut().voted_for = Some(from);
-                    self.s.to_mut().recovery = None;
-                    self.persist = true;
+                let from_leader =
+                    term == self.s.term && term >= floor && self.s.leader == Some(from);
+                if let (true, Some(last), None) = (from_leader, answer.leader_last, r.target) {
+                    // The first answer of this term's leader is the target: later entries,
+                    // appended after, need not be waited for (under load they never stop).
+                    self.s.to_mut().recovery.as_mut().expect("checked").target = Some(last);
+                    self.repair_if_matched();
                 }
             }
         }
@@ -226,8 +237,30 @@ impl Handler<'_, '_> {
         if r.matched.is_none_or(|m| m < index) {
             self.s.to_mut().recovery.as_mut().expect("checked").matched = Some(index);
         }
-        if let Some(leader) = self.s.leader {
+        if self.s.recovery.as_ref().is_some_and(|r| r.target.is_some()) {
+            self.repair_if_matched();
+        } else if let Some(leader) = self.s.leader {
             self.send(leader, Msg::RecoveryQuery);
+        }
+    }
+
+    /// Repaired once its log matches the leader of its term through the target: that log holds
+    /// every committed entry (Leader Completeness), so it holds again all it may have
+    /// acknowledged.
+    fn repair_if_matched(&mut self) {
+        let Some(r) = &self.s.recovery else {
+            return;
+        };
+        let (Some(leader), Some(target)) = (self.s.leader, r.target) else {
+            return;
+        };
+        if r.matched.is_some_and(|m| m >= target) {
+            // It may have voted in this term before the damage (if it is the floor): counting
+            // its vote as the leader's, who has won already, gives none away.
+            let s = self.s.to_mut();
+            s.voted_for = Some(leader);
+            s.recovery = None;
+            self.persist = true;
         }
     }
 }

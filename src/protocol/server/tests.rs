@@ -704,8 +704,8 @@ fn a_damaged_server_abstains_until_repaired_from_its_peers() {
     assert!(cmds.contains(&send(1, Msg::RecoveryQuery)), "{cmds:?}");
     let (s, _) = deliver(&a, &s, 1, reply(3, Some(2)));
     assert!(s.recovery.is_some());
-    let (s, _) = deliver(&a, &s, 1, append_entries(3, (1, 1), vec![entry(3, "2")], 1));
-    let (s, cmds) = deliver(&a, &s, 1, reply(3, Some(2)));
+    // The leader's answer (its last index, 2) is the target: the entry through it repairs.
+    let (s, cmds) = deliver(&a, &s, 1, append_entries(3, (1, 1), vec![entry(3, "2")], 1));
     assert!(s.recovery.is_none(), "repaired");
     assert_eq!(s.voted_for, Some(1));
     assert!(
@@ -805,6 +805,32 @@ fn an_empty_server_recovers_if_anything_was_written() {
         s.recovery.is_some(),
         "detected damage is repaired, never new"
     );
+}
+
+/// Under load the leader's log keeps growing: the recovering server is repaired once it holds
+/// the leader's log through the last index the leader first answered, not its latest one (before,
+/// each answer named a later index than the entries then on their way, and it never caught up).
+#[test]
+fn repair_completes_while_the_leader_keeps_appending() {
+    let a = server(None);
+    let (s, _) = recovering(&a, vec![]);
+    let reply = |leader_last| Msg::RecoveryReply {
+        term: 2,
+        recovering: false,
+        leader_last,
+        holds_entries: true,
+        maybe_new: false,
+    };
+    let (s, _) = deliver(&a, &s, 2, reply(None));
+    let (s, _) = deliver(&a, &s, 1, reply(Some(3)));
+    let mut s = s;
+    for i in 1..=5u64 {
+        let prev = (i - 1, if i == 1 { 0 } else { 2 });
+        (s, _) = deliver(&a, &s, 1, append_entries(2, prev, vec![entry(2, "v")], 0));
+        // The leader now has two more entries than this one: it answers so.
+        (s, _) = deliver(&a, &s, 1, reply(Some(i + 2)));
+        assert_eq!(s.recovery.is_none(), i >= 3, "after entry {i}");
+    }
 }
 
 /// Two damaged servers of five (a minority): each answers the other "recovering", which bounds
