@@ -1194,6 +1194,7 @@ fn node_logs_the_election_it_wins() {
             .args(["--id", "0", "--data"])
             .arg(dir.join("data"))
             .args(["--log-format", format])
+            .args(["--initial-cluster-state", "new"])
             .env("RAFT_PEERS", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", filter)
             .stderr(std::process::Stdio::piped())
@@ -1206,8 +1207,10 @@ fn node_logs_the_election_it_wins() {
     };
     let text = run("text", "info");
     assert!(text.contains("election won: leader of term 1"), "{text}");
-    assert!(text.contains("no saved state"), "{text}");
-    assert!(text.contains("asks every peer first"), "{text}");
+    assert!(
+        text.contains("no saved state: starting as a new server"),
+        "{text}"
+    );
     let json = run("json", "info");
     let events: Vec<serde_json::Value> = json
         .lines()
@@ -1549,9 +1552,9 @@ fn forged_terms_and_acknowledgements_change_nothing() {
 /// The audit's finding 3 (issue #13), on real processes: a follower whose data directory is
 /// wiped comes back empty and catches up under the current leader, within 10 s, holding every
 /// acknowledged write (before the fix it stayed at commit 0 until a leader change). Restarted
-/// with no flag, as a new server would be, it asks its peers first, finds that the cluster holds
-/// entries, and is repaired before it votes again (before, only `--recover` did that; without it
-/// the node started as new and could vote twice in a term).
+/// with no flag, it takes its empty directory for lost state, not a new server's, and is
+/// repaired before it votes again (before, only `--recover` did that; without it the node
+/// started as new and could vote twice in a term).
 #[test]
 fn a_wiped_follower_catches_up_under_the_current_leader() {
     let mut c = cluster("wiped", None);
@@ -1586,7 +1589,7 @@ fn a_wiped_follower_catches_up_under_the_current_leader() {
     let _ = wiped_node.kill();
     let _ = wiped_node.wait();
     let stderr = read_stderr(&mut wiped_node);
-    assert!(stderr.contains("asks every peer first"), "{stderr}");
+    assert!(stderr.contains("may be a deleted one"), "{stderr}");
     assert!(stderr.contains("recovered: its log matches"), "{stderr}");
     assert!(!stderr.contains("starting as a new server"), "{stderr}");
 }
@@ -1615,12 +1618,13 @@ fn recover_marks_an_empty_directory_as_damaged() {
     );
 }
 
-/// A brand-new cluster asks too: every node starts from an empty directory, hears from every
-/// peer that nothing was written, and starts as new (a cluster started together elects a leader
-/// as before). With a node that never starts, the others cannot tell a new cluster from one whose
-/// directories were deleted, so they wait and say so; `--initial-cluster-state new` starts them.
+/// A brand-new cluster: started together with `--initial-cluster-state auto` (as `cluster` and
+/// `LocalCluster::start_all` start one), every node hears from every peer that nothing was
+/// written and starts as new. With no flag, empty directories are taken for deleted ones: the
+/// nodes recover, elect no one, and say which flag starts a new cluster; with a node that never
+/// starts, `--initial-cluster-state new` starts the others.
 #[test]
-fn a_new_cluster_starts_by_asking_and_with_a_server_down_needs_the_flag() {
+fn a_new_cluster_starts_with_a_flag_and_never_by_default() {
     let c = cluster("fresh", None);
     wait_leader(&c, None, None);
     put(&c, "k", "v");
@@ -1640,7 +1644,10 @@ fn a_new_cluster_starts_by_asking_and_with_a_server_down_needs_the_flag() {
         let _ = child.kill();
         let _ = child.wait();
         let stderr = read_stderr(child);
-        assert!(stderr.contains("--initial-cluster-state new"), "{stderr}");
+        assert!(
+            stderr.contains("Start every node with --initial-cluster-state auto"),
+            "{stderr}"
+        );
     }
     let flag = ["--initial-cluster-state", "new"];
     let mut started: Vec<_> = [0, 1].map(|i| spawn_node_with(&c, i, &flag)).into();

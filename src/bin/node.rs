@@ -4,7 +4,7 @@
 //! or storage fails while running; 2 for bad usage.
 
 use clap::{Parser, ValueEnum};
-use raft_checked::net::node::{Node, NodeOptions};
+use raft_checked::net::node::{EmptyDir, Node, NodeOptions};
 use raft_checked::net::wire::{self, Key, MAX_ENTRIES_PER_APPEND};
 use raft_checked::protocol::server::ServerConfig;
 use std::io::Read;
@@ -101,13 +101,14 @@ struct Args {
     /// Damage that a file shows (a bad checksum, a missing or cut file) needs no flag.
     #[arg(long)]
     recover: bool,
-    /// What an empty data directory means. `auto`: it may be a new server's or a deleted one's
-    /// (they look the same), so the node asks every peer first, starts as new once every peer
-    /// has answered and none holds an entry (nothing was ever written, so nothing can be lost),
-    /// and otherwise recovers from them as with --recover. `new`: this is a brand-new cluster's
-    /// first start; start as new at once (needed to bootstrap with a server down; never give
-    /// it to a server whose data was lost). `existing`: the same as --recover.
-    #[arg(long, value_enum, default_value_t = InitialClusterState::Auto)]
+    /// What an empty data directory means (a new server's and a deleted one's look the same).
+    /// `existing` (default): the server's data was lost; it recovers from its peers and never
+    /// starts as new. `auto`: it asks every peer first, starts as new once every peer has
+    /// answered and none holds an entry (nothing was ever written), and otherwise recovers:
+    /// start a brand-new cluster's nodes together with it. `new`: start as new at once, to
+    /// bootstrap with a server down (never for a server whose data was lost). A directory that
+    /// holds state ignores this.
+    #[arg(long, value_enum, default_value_t = InitialClusterState::Existing)]
     initial_cluster_state: InitialClusterState,
     /// Exit when standard input reaches end of file (so a parent's death stops the node).
     #[arg(long)]
@@ -120,15 +121,15 @@ struct Args {
 }
 
 /// `--initial-cluster-state`, after etcd's flag of that name (whose default is `new`; here it is
-/// `auto`, which cannot mistake a deleted data directory for a new server).
+/// `existing`, which never mistakes a deleted data directory for a new server).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum InitialClusterState {
+    /// An empty directory lost its state: recover from the peers.
+    Existing,
     /// Ask every peer: new if nothing was ever written, recovering otherwise.
     Auto,
     /// A brand-new cluster: an empty data directory starts as new at once.
     New,
-    /// The server may have lost its state: start recovering (`--recover`).
-    Existing,
 }
 
 /// The default `--max-db-bytes`: half of what one message (a snapshot) may take on the wire,
@@ -228,8 +229,12 @@ fn run(args: Args) -> Result<(), String> {
         client_key,
         config,
         check_source: !args.no_source_check,
-        recover: args.recover || args.initial_cluster_state == InitialClusterState::Existing,
-        bootstrap: args.initial_cluster_state == InitialClusterState::New,
+        recover: args.recover,
+        empty_dir: match args.initial_cluster_state {
+            InitialClusterState::Existing => EmptyDir::Lost,
+            InitialClusterState::Auto => EmptyDir::Ask,
+            InitialClusterState::New => EmptyDir::New,
+        },
         trace: args
             .trace
             .as_ref()

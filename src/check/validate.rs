@@ -187,18 +187,23 @@ fn take(
             let mut next = state.clone();
             let i = *node as u8;
             let restart = [Action::Crash(i), Action::Restart(i)];
-            // A first start on an empty data directory (`node` without `--initial-cluster-state
-            // new`) asks its peers whether it is new, as a deleted one restarts. A *restart* that
-            // finds it empty stays a restart: its durable state was lost, and that is reported.
-            let empty = [
-                Action::Crash(i),
-                Action::Damage(i, Damage::Delete),
-                Action::Restart(i),
-            ];
-            let actions: &[Action] = match (started, restored.maybe_new) {
-                (true, _) => &restart, // The process died and came back from its disk.
-                (false, true) => &empty,
-                (false, false) => &[],
+            // A first start on an empty data directory: `node --initial-cluster-state auto`
+            // asks its peers whether it is new, as the model's deleted server does; by default it
+            // recovers, as a wiped one does. A *restart* stays a restart: if it finds its state
+            // gone, that was lost, and it is reported.
+            let empty = |kind| {
+                [
+                    Action::Crash(i),
+                    Action::Damage(i, kind),
+                    Action::Restart(i),
+                ]
+            };
+            let (ask, lost) = (empty(Damage::Delete), empty(Damage::Wipe));
+            let actions: &[Action] = match (started, restored.maybe_new, restored.recovering) {
+                (true, ..) => &restart, // The process died and came back from its disk.
+                (false, true, _) => &ask,
+                (false, false, true) => &lost,
+                (false, false, false) => &[],
             };
             for action in actions {
                 next = model.next_state(&next, action.clone()).unwrap_or(next);

@@ -599,8 +599,10 @@ impl Model for RaftModel {
                 let mut state = last.clone();
                 let i = i as usize;
                 let left = match kind {
-                    // Nothing need be there to delete: a server that never saved loses nothing.
+                    // Nothing need be there to lose: a server that never saved still may not
+                    // know that it never did.
                     Damage::Delete => Storage::unknown(),
+                    Damage::Wipe => Storage::wiped(),
                     _ => kind.apply(state.storage[i].as_deref()?)?,
                 };
                 state.storage[i] = Some(Shared::new(left));

@@ -244,9 +244,18 @@ impl LocalCluster {
         self.data.join(format!("node{i}"))
     }
 
-    /// Starts node `i`; again after a kill, it recovers from its data directory.
+    /// Starts node `i`; again after a kill, it recovers from its data directory (and from its
+    /// peers if the directory was emptied).
     pub fn start(&mut self, i: usize) -> Result<(), String> {
+        self.start_node(i, false)
+    }
+
+    /// Starts node `i`, telling it, when `new_cluster`, that an empty directory may be new.
+    fn start_node(&mut self, i: usize, new_cluster: bool) -> Result<(), String> {
         let mut cmd = Command::new(&self.node_bin);
+        if new_cluster {
+            cmd.args(["--initial-cluster-state", "auto"]);
+        }
         cmd.arg("--id")
             .arg(i.to_string())
             .arg("--peers")
@@ -273,9 +282,13 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// Starts every node.
+    /// Starts every node. When no node has a data directory with anything in it yet, the
+    /// cluster is brand new: its nodes start with `--initial-cluster-state auto`, ask each other,
+    /// and start as new together (a directory emptied later is recovered, never new).
     pub fn start_all(&mut self) -> Result<(), String> {
-        (0..self.peers.len()).try_for_each(|i| self.start(i))
+        let is_empty = |d: PathBuf| std::fs::read_dir(d).map_or(true, |mut e| e.next().is_none());
+        let new_cluster = (0..self.peers.len()).all(|i| is_empty(self.data_dir(i)));
+        (0..self.peers.len()).try_for_each(|i| self.start_node(i, new_cluster))
     }
 
     /// SIGKILL (no chance to clean up) and reap.

@@ -133,12 +133,24 @@ pub struct NodeOptions {
     /// was deleted or replaced), so it starts recovering whatever it finds: it neither votes
     /// nor stands until a leader has repaired it (`protocol::server::Recovery`).
     pub recover: bool,
-    /// `node --initial-cluster-state new`: an empty data directory starts as a new server at
-    /// once. Without it, an empty data directory (a new server's, or a deleted one's: they look
-    /// the same) starts recovering, asks every peer, and starts as new only once every peer has
-    /// answered and none holds an entry or a snapshot (`protocol::server::Recovery`); a brand-new
-    /// cluster bootstrapped with a server down needs this to start.
-    pub bootstrap: bool,
+    /// What an empty data directory means (`node --initial-cluster-state`).
+    pub empty_dir: EmptyDir,
+}
+
+/// What an empty data directory means: a new server's and a deleted one's look the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EmptyDir {
+    /// Lost state (`existing`, the default): the server recovers from its peers and is never
+    /// taken for a new one, so a deleted directory can never cost an acknowledged write.
+    #[default]
+    Lost,
+    /// Maybe new (`auto`): the server asks every peer, and starts as new once every peer has
+    /// answered and none holds an entry or a snapshot or recovers from detected damage
+    /// (nothing was ever written); otherwise it recovers (`protocol::server::Recovery`). For
+    /// starting a brand-new cluster whose servers all start together.
+    Ask,
+    /// New (`new`): the server starts as new at once, for bootstrapping with a server down.
+    New,
 }
 
 /// Trace events held in memory, shared by the nodes of one simulated run.
@@ -219,16 +231,9 @@ impl<C: Clock, N: Network, D: Disk> Node<C, N, D> {
         let cluster = wire::cluster_id(&opts.peers);
         let mut storage = DurableStorage::open_on(disk, &opts.data, opts.id as u64, cluster)?;
         let mut saved = storage.load()?;
-        if saved.is_none() && !opts.bootstrap && !opts.recover {
+        if saved.is_none() && !opts.recover {
             // Not saved: until its first save a restart finds the directory empty again.
-            saved = Some(Storage::unknown());
-            tracing::info!(
-                node = opts.id,
-                "no saved state: a new server's data directory and a deleted one look the same, \
-                 so it asks every peer first; it starts as new once every peer has answered and \
-                 none holds an entry (nothing was ever written), and otherwise recovers from them \
-                 (bootstrapping a new cluster with a server down: --initial-cluster-state new)"
-            );
+            saved = empty_directory(&opts);
         }
         if opts.recover && !saved.as_ref().is_some_and(|s| s.recovering) {
             // Marked durably at once: a crash before the first save recovers again.
@@ -892,6 +897,36 @@ fn start_event(opts: &NodeOptions, state: &ServerState) -> TraceEvent {
             max_db_bytes: opts.config.max_db_bytes,
         },
         restored: Restored::of(state),
+    }
+}
+
+/// What a node starts from when its data directory is empty, said in its log.
+fn empty_directory(opts: &NodeOptions) -> Option<Storage> {
+    match opts.empty_dir {
+        EmptyDir::New => {
+            tracing::info!(node = opts.id, "no saved state: starting as a new server");
+            None
+        }
+        EmptyDir::Ask => {
+            tracing::info!(
+                node = opts.id,
+                "no saved state (--initial-cluster-state auto): a new server's data directory \
+                 and a deleted one look the same, so it asks every peer first; it starts as new \
+                 once every peer has answered and none holds an entry (nothing was ever \
+                 written), and otherwise recovers from them"
+            );
+            Some(Storage::unknown())
+        }
+        EmptyDir::Lost => {
+            tracing::warn!(
+                node = opts.id,
+                "no saved state: an empty data directory may be a deleted one, so this node \
+                 recovers from its peers (it neither votes nor stands until a leader has \
+                 repaired it). Starting a brand-new cluster? Start every node with \
+                 --initial-cluster-state auto (or new, with a server down)"
+            );
+            Some(Storage::wiped())
+        }
     }
 }
 

@@ -76,6 +76,9 @@ pub struct Restored {
     pub last_term: Term,
     /// The snapshot's last index (0: none).
     pub snapshot_index: LogIndex,
+    /// It restarted recovering from damaged or lost storage (`Storage::recovering`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovering: bool,
     /// It started from an empty data directory and asks its peers whether it is new
     /// (`Storage::maybe_new`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -91,6 +94,7 @@ impl Restored {
             last_index: state.log.last_index(),
             last_term: state.log.last_term(),
             snapshot_index: state.log.base_index,
+            recovering: state.recovery.is_some(),
             maybe_new: state.recovery.as_ref().is_some_and(|r| r.maybe_new),
         }
     }

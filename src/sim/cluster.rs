@@ -7,7 +7,7 @@
 use crate::check::report::{ServerView, TraceStep};
 use crate::model::diagram::Mark;
 use crate::net::driver::{Driver, Effects, Rng};
-use crate::net::node::{Node, NodeOptions, TraceLog};
+use crate::net::node::{EmptyDir, Node, NodeOptions, TraceLog};
 use crate::net::wire::{self, Body, Envelope, CLIENT_ID_MIN};
 use crate::net::world::Clock;
 use crate::protocol::client::{ClientConfig, KvClient};
@@ -391,8 +391,12 @@ impl Sim {
         let opts = NodeOptions {
             recover: false,
             // The deployment script's first start: a brand-new cluster (`node
-            // --initial-cluster-state new`); a restart, after a wiped disk too, asks its peers.
-            bootstrap: !self.servers[i].booted,
+            // --initial-cluster-state new`); a restart on a wiped disk recovers (the default).
+            empty_dir: if self.servers[i].booted {
+                EmptyDir::Lost
+            } else {
+                EmptyDir::New
+            },
             id: i,
             peers: self.peers.clone(),
             bind: None,
