@@ -94,11 +94,12 @@ struct Args {
     /// Accept server messages from any source address (e.g. behind a proxy).
     #[arg(long)]
     no_source_check: bool,
-    /// This node may have lost state that no file shows: its data directory was deleted or
-    /// its disk replaced (a missing directory looks like a new node's). It starts recovering:
-    /// it neither votes nor stands for election until a leader has repaired its log, so it
-    /// cannot vote twice in a term or help elect a leader that lacks acknowledged writes.
-    /// Damage that a file shows (a bad checksum, a missing or cut file) needs no flag.
+    /// This node may have lost state that no file shows (its directory was replaced by an
+    /// older copy, say). It starts recovering whatever it finds: it neither votes nor stands
+    /// for election until a leader has repaired its log, so it cannot vote twice in a term or
+    /// help elect a leader that lacks acknowledged writes. Damage that a file shows (a bad
+    /// checksum, a missing or cut file) and an empty directory (see --initial-cluster-state)
+    /// need no flag.
     #[arg(long)]
     recover: bool,
     /// What an empty data directory means (a new server's and a deleted one's look the same).

@@ -129,9 +129,9 @@ pub struct NodeOptions {
     /// Append them to this list instead (the simulator's `--emit-model`: every node of a run
     /// writes to one list, in the order the run took them).
     pub trace_to: Option<TraceLog>,
-    /// `node --recover`: this node may have lost state that no file shows (its data directory
-    /// was deleted or replaced), so it starts recovering whatever it finds: it neither votes
-    /// nor stands until a leader has repaired it (`protocol::server::Recovery`).
+    /// `node --recover`: this node may have lost state that no file shows (its directory was
+    /// replaced by an older copy, say), so it starts recovering whatever it finds: it neither
+    /// votes nor stands until a leader has repaired it (`protocol::server::Recovery`).
     pub recover: bool,
     /// What an empty data directory means (`node --initial-cluster-state`).
     pub empty_dir: EmptyDir,
