@@ -153,6 +153,19 @@ fn bad_model_files_exit_2_naming_file_and_field() {
     assert_eq!(code, 2);
     assert!(err.contains("bad.toml") && err.contains("servers"), "{err}");
 
+    std::fs::write(
+        &bad,
+        "servers = 3\n[faults]\nmax_crashes = 1\nmax_damage = 1\ndamage = [\"wipe\", \"bogus\"]\n\
+         [bounds]\nmax_term = 1\nmax_log_len = 0\n",
+    )
+    .unwrap();
+    let (code, _, err) = check(&[bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("faults.damage[1]") && err.contains("lose-last-entry"),
+        "{err}"
+    );
+
     let (code, _, err) = check(&["no-such-model"]);
     assert_eq!(code, 2);
     assert!(err.contains("no-such-model"), "{err}");
