@@ -717,6 +717,7 @@ fn two_key_ops(t: u64, count: u64) -> Vec<Op> {
 fn proxied_cluster(
     name: &str,
     faults: proxy::Faults,
+    args: &[&str],
 ) -> (LocalCluster, proxy::Proxies, Vec<std::net::SocketAddr>) {
     let fronts = raft_checked::net::cluster::free_local_addrs(3).unwrap();
     let backs = raft_checked::net::cluster::free_local_addrs(3).unwrap();
@@ -727,6 +728,7 @@ fn proxied_cluster(
     c.peers = fronts.clone();
     c.binds = Some(backs);
     c.extra_args = vec!["--no-source-check".into()];
+    c.extra_args.extend(args.iter().map(|a| a.to_string()));
     c.start_all().unwrap();
     (c, proxies, fronts)
 }
@@ -741,7 +743,7 @@ fn lossy_duplicating_reordering_network_with_leader_crash_stays_linearizable() {
         max_delay: Duration::from_millis(15),
         servers_only: false,
     };
-    let (mut c, proxies, fronts) = proxied_cluster("lossy", faults);
+    let (mut c, proxies, fronts) = proxied_cluster("lossy", faults, &[]);
     let leader = wait_leader(&c, None, None);
 
     let history = Arc::new(Mutex::new(Vec::<Event>::new()));
@@ -838,11 +840,7 @@ fn nemesis_with_disk_damage_on_a_minority_stays_linearizable() {
         max_delay: Duration::from_millis(10),
         servers_only: false,
     };
-    let (mut c, proxies, fronts) = proxied_cluster("nemesis", faults);
-    c.extra_args
-        .extend(["--snapshot-after".to_string(), "16".to_string()]);
-    c.kill_all();
-    c.start_all().unwrap();
+    let (mut c, proxies, fronts) = proxied_cluster("nemesis", faults, &["--snapshot-after", "16"]);
     wait_leader(&c, None, None);
 
     // Each operation as its client saw it, timed from here (for the per-key checker).
@@ -990,7 +988,7 @@ fn partitioned_leader_cannot_commit_and_the_majority_goes_on() {
         max_delay: Duration::ZERO,
         servers_only: false,
     };
-    let (c, proxies, fronts) = proxied_cluster("partition", faults);
+    let (c, proxies, fronts) = proxied_cluster("partition", faults, &[]);
     let old = wait_leader(&c, None, None);
     let mut acked = Vec::new();
     for i in 0..3 {
@@ -1824,13 +1822,10 @@ fn a_snapshot_past_16_mib_reaches_a_follower_over_a_lossy_network() {
         max_delay: Duration::from_millis(5),
         servers_only: true,
     };
-    let (mut c, _proxies, fronts) = proxied_cluster("bigsnap", faults);
     // The default election timeouts (300-600 ms), shorter than the transfer: each new chunk
     // from its leader holds off the follower's election, as Figure 13's chunk RPCs do.
-    c.extra_args
-        .extend(["--snapshot-after".to_string(), "500".to_string()]);
-    c.kill_all();
-    c.start_all().unwrap();
+    let (mut c, _proxies, fronts) =
+        proxied_cluster("bigsnap", faults, &["--snapshot-after", "500"]);
     let leader = wait_leader(&c, None, None);
     let behind = (leader + 1) % 3;
     c.kill(behind);
