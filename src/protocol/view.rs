@@ -261,3 +261,35 @@ impl Msg {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::server::Role;
+
+    /// The checker reads servers through the view, not the state's own methods (which the
+    /// compiler prefers when both are in scope): each role reads the same both ways.
+    #[test]
+    fn the_view_reads_each_role_as_the_state_does() {
+        let mut s = ServerState::restore(None);
+        let roles = [
+            (Role::Follower, "follower", false),
+            (Role::Candidate { votes: 1 }, "candidate", false),
+            (
+                Role::Leader {
+                    next_index: vec![1; 3],
+                    match_index: vec![0; 3],
+                },
+                "leader",
+                true,
+            ),
+        ];
+        for (role, name, leads) in roles {
+            s.role = role;
+            let view: &dyn ServerView = &s;
+            assert_eq!(view.role_name(), name);
+            assert_eq!(view.is_leader(), leads);
+            assert_eq!((view.term(), view.commit_index()), (0, 0));
+        }
+    }
+}
