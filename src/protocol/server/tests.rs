@@ -245,6 +245,39 @@ fn install_snapshot_edge_cases() {
 }
 
 #[test]
+fn append_entries_overlapping_the_snapshot() {
+    // §7: entries up to a snapshot's last index are committed, so they match the leader's.
+    // A follower compacted through index 2 holds entry 3; a leader that sends from an index
+    // inside the snapshot has the covered entries skipped, not refused.
+    let mut s = follower(1, vec![entry(1, "a"), entry(1, "b"), entry(1, "c")]);
+    s.commit_index = 2;
+    s.last_applied = 2;
+    s.log.compact_through(2, 1);
+    let a = server(None);
+    // Hearing from the leader restarts the election timer; the rest must be exact.
+    let deliver = |s: &ServerState, msg: Msg| {
+        let (next, mut cmds) = deliver(&a, s, 1, msg);
+        let timer = cmds.iter().position(|c| c.starts_with("SetTimer(Election"));
+        cmds.remove(timer.expect("the election timer restarts"));
+        (next, cmds)
+    };
+    let matched = |m: LogIndex| {
+        let outcome = AppendOutcome::Matched { match_index: m };
+        send(1, Msg::AppendEntriesReply { term: 1, outcome })
+    };
+    // prev = 1: entry 2 is covered, entry 3 matches, entry 4 is appended.
+    let three = vec![entry(1, "b"), entry(1, "c"), entry(1, "d")];
+    let (next, cmds) = deliver(&s, append_entries(1, (1, 1), three, 2));
+    assert_eq!(next.log.last_index(), 4);
+    assert_eq!(next.log.summary(), "[…2|1:x=c 1:x=d]");
+    assert_eq!(cmds, [storage_of(&next), matched(4)]);
+    // prev = 0 with one entry: all of it is covered; the reply vouches for index 1 only.
+    let (next, cmds) = deliver(&s, append_entries(1, (0, 0), vec![entry(1, "a")], 2));
+    assert_eq!(next.log, s.log);
+    assert_eq!(cmds, [matched(1)]);
+}
+
+#[test]
 fn leader_does_not_commit_an_earlier_term_entry_by_counting() {
     // §5.4.2, Figure 8.
     let mut s = follower(3, vec![entry(1, "a")]);
