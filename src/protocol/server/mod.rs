@@ -329,8 +329,14 @@ impl Actor for RaftServer {
     }
 
     fn on_msg(&self, id: Id, state: &mut Cow<ServerState>, src: Id, msg: Msg, o: &mut Out<Self>) {
-        let mut step = self.handler(id, state);
         let from = usize::from(src) as u64;
+        // Only servers speak the server protocol, and the handlers index per-server arrays
+        // (votes, nextIndex, matchIndex) by the sender. The real node drops such datagrams
+        // before they get here (`unknown_sender`); this keeps every handler total regardless.
+        if from >= self.cfg.servers as u64 && !matches!(msg, Msg::ClientRequest(_)) {
+            return;
+        }
+        let mut step = self.handler(id, state);
         match msg {
             Msg::RequestVote {
                 term,

@@ -123,7 +123,7 @@ impl Handler<'_, '_> {
         let f = from as usize;
         let mut resend = false;
         if let Role::Leader { match_index, .. } = &self.s.role {
-            if f < match_index.len() && match_index[f] != 0 {
+            if match_index[f] != 0 {
                 if let Role::Leader { match_index, .. } = &mut self.s.to_mut().role {
                     match_index[f] = 0;
                 }

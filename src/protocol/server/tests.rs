@@ -278,6 +278,32 @@ fn append_entries_overlapping_the_snapshot() {
 }
 
 #[test]
+fn a_leader_asked_for_recovery_forgets_what_the_asker_acknowledged() {
+    // The asker's disk was damaged: what it acknowledged may be gone, so it counts toward no
+    // commit until it acknowledges again, and it is sent the log from its nextIndex.
+    let a = server(None);
+    let mut s = follower(2, vec![entry(1, "a"), entry(2, "b")]);
+    s.commit_index = 2;
+    s.role = Role::Leader {
+        next_index: vec![3, 3, 3],
+        match_index: vec![2, 2, 2],
+    };
+    let (next, cmds) = deliver(&a, &s, 1, Msg::RecoveryQuery);
+    let Role::Leader { match_index, .. } = &next.role else {
+        panic!("still the leader");
+    };
+    assert_eq!(match_index, &vec![2, 0, 2]);
+    assert!(cmds[0].contains("RecoveryReply"), "{cmds:?}");
+    assert_eq!(cmds[1], send(1, append_entries(2, (2, 2), vec![], 2)));
+    // An id past the cluster's servers (no peer key names it in a real cluster) changes
+    // nothing and is not answered: no handler indexes past its per-server arrays.
+    for msg in [Msg::RecoveryQuery, Msg::RequestVoteReply { term: 2, granted: true }] {
+        let (next, cmds) = deliver(&a, &s, 3, msg);
+        assert!(next == s && cmds.is_empty(), "{cmds:?}");
+    }
+}
+
+#[test]
 fn leader_does_not_commit_an_earlier_term_entry_by_counting() {
     // §5.4.2, Figure 8.
     let mut s = follower(3, vec![entry(1, "a")]);
