@@ -543,9 +543,14 @@ fn a_candidate_follows_the_leader_of_its_term() {
     let (next, cmds) = deliver(&server(None), &s, 1, heartbeat.clone());
     assert_eq!((next.role.clone(), next.leader), (Role::Follower, Some(1)));
     assert!(cmds.iter().any(|c| c.contains("Matched")), "{cmds:?}");
-    let (next, cmds) = deliver(&server(Some(Bug::CandidateIgnoresLeader)), &s, 1, heartbeat);
+    let buggy = server(Some(Bug::CandidateIgnoresLeader));
+    let (next, cmds) = deliver(&buggy, &s, 1, heartbeat.clone());
     assert_eq!(next, s);
     assert!(cmds.is_empty(), "{cmds:?}");
+    // The trap is the candidate's alone: a follower of the term still answers the leader.
+    let (next, cmds) = deliver(&buggy, &follower(2, vec![]), 1, heartbeat);
+    assert_eq!(next.leader, Some(1));
+    assert!(cmds.iter().any(|c| c.contains("Matched")), "{cmds:?}");
 }
 
 /// The quota (`node --max-db-bytes`): a write that would grow the keys and values past it is
