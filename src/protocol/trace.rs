@@ -99,3 +99,23 @@ impl Restored {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The validator files each event under `node()`: every kind names the node that wrote it.
+    #[test]
+    fn every_event_names_its_node() {
+        let deliver = TraceEvent::Deliver {
+            node: 2,
+            from: 1,
+            msg: Msg::RecoveryQuery,
+        };
+        let timeout = TraceEvent::Timeout {
+            node: 3,
+            timer: ServerTimer::Election,
+        };
+        assert_eq!((deliver.node(), timeout.node()), (2, 3));
+    }
+}
