@@ -553,6 +553,34 @@ fn the_swarm_finds_every_zoo_bug_and_replays_its_walk() {
     }
 }
 
+/// A walk of a later epoch (the swarm empties its corpus at each) replays alone: `--walk W`
+/// rebuilds the corpus from the batches of W's own epoch only. Seed 1 of the fresh
+/// accept_stale_replies model finds the bug at walk 782,576, in the epoch that starts at walk
+/// 655,360; rebuilding from walk 0 instead misses it.
+#[test]
+fn a_walk_of_a_later_epoch_replays_alone() {
+    let (code, out, err) = check(&[
+        "bugs/accept_stale_replies_fresh",
+        "--checker",
+        "simulation",
+        "--seed",
+        "1",
+        "--walk",
+        "782576",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let p = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["status"] == "violated")
+        .unwrap_or_else(|| panic!("nothing violated: {out}"));
+    assert_eq!(p["name"], "electable logs hold every committed entry");
+    assert_eq!(p["walk"], 782576);
+}
+
 /// No checker panics, and none exits 0 with a violation or 1 without one, on any shipped model
 /// (each run bounded by a state cap, so the whole matrix takes seconds).
 #[test]

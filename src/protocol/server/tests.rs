@@ -297,7 +297,13 @@ fn a_leader_asked_for_recovery_forgets_what_the_asker_acknowledged() {
     assert_eq!(cmds[1], send(1, append_entries(2, (2, 2), vec![], 2)));
     // An id past the cluster's servers (no peer key names it in a real cluster) changes
     // nothing and is not answered: no handler indexes past its per-server arrays.
-    for msg in [Msg::RecoveryQuery, Msg::RequestVoteReply { term: 2, granted: true }] {
+    for msg in [
+        Msg::RecoveryQuery,
+        Msg::RequestVoteReply {
+            term: 2,
+            granted: true,
+        },
+    ] {
         let (next, cmds) = deliver(&a, &s, 3, msg);
         assert!(next == s && cmds.is_empty(), "{cmds:?}");
     }
