@@ -209,6 +209,23 @@ mod tests {
     }
 
     #[test]
+    fn first_difference_looks_through_the_last_index_of_its_range() {
+        let mut a = Log::default();
+        let mut b = Log::default();
+        for t in [1, 1, 2] {
+            a.push(entry(t));
+        }
+        for t in [1, 1, 3] {
+            b.push(entry(t));
+        }
+        assert_eq!(a.first_difference(&b, 1, 3), Some(3));
+        assert_eq!(a.first_difference(&b, 1, 2), None);
+        a.compact_through(1, 1);
+        b.compact_through(1, 1);
+        assert_eq!(a.first_difference(&b, 2, 3), Some(3));
+    }
+
+    #[test]
     fn conflict_hint_finds_the_first_index_of_a_term() {
         let mut log = Log::default();
         for t in [1, 2, 2, 2, 3] {
