@@ -555,8 +555,8 @@ fn the_swarm_finds_every_zoo_bug_and_replays_its_walk() {
 
 /// A walk of a later epoch (the swarm empties its corpus at each) replays alone: `--walk W`
 /// rebuilds the corpus from the batches of W's own epoch only. Seed 1 of the fresh
-/// accept_stale_replies model finds the bug at walk 782,576, in the epoch that starts at walk
-/// 655,360; rebuilding from walk 0 instead misses it.
+/// accept_stale_replies model finds the bug at walk 257,670, in the epoch that starts at walk
+/// 131,072; rebuilding from walk 0 instead misses it.
 #[test]
 fn a_walk_of_a_later_epoch_replays_alone() {
     let model = "bugs/accept_stale_replies_fresh";
@@ -567,7 +567,7 @@ fn a_walk_of_a_later_epoch_replays_alone() {
         "--seed",
         "1",
         "--walk",
-        "782576",
+        "257670",
     ];
     let (code, v, err) = check_json(&args);
     assert_eq!(code, 1, "{err}");
@@ -580,7 +580,7 @@ fn a_walk_of_a_later_epoch_replays_alone() {
         .collect();
     let expected = (
         "electable logs hold every committed entry".into(),
-        782576.into(),
+        257670.into(),
     );
     assert_eq!(violated, [expected]);
 }

@@ -248,48 +248,107 @@ fn action_kind(actors: usize, servers: usize, action: &Action) -> usize {
 }
 
 /// A state's shape, for the swarm's corpus (`swarm::Kinds::feature`): each server's role, term,
-/// commit index, whether it is down and the terms of its log, and which kinds of message are in
-/// flight at which terms (a set: how many, from whom and to whom do not count). Coarse on purpose:
-/// a walk that reaches a shape no walk reached before (a leader of term 3 whose log was cut back,
-/// with a term-1 acknowledgement still in flight) keeps that state for later walks to start from.
+/// whether it is down and the terms of its log (a multiset: which server is which does not
+/// count), and which kinds of stale reply are in flight at which terms (a set: how many, from
+/// whom and to whom do not count). Coarse on purpose: a walk that reaches a shape no walk
+/// reached before (a leader of term 3 whose log was cut back, with a term-1 acknowledgement
+/// still in flight) keeps that state for later walks to start from. A walk computes it at
+/// most steps, so it allocates little and mixes with a multiply-rotate hash rather than SipHash.
 fn shape(state: &SystemState) -> u64 {
     use crate::protocol::types::Msg;
     use crate::protocol::view::ServerView as _;
-    use std::hash::{Hash, Hasher};
-    let mut servers: Vec<(&str, u64, bool, Vec<u64>)> = state
-        .servers
-        .iter()
-        .zip(&state.down)
-        .map(|(server, down)| {
-            let mut log = vec![server.log().base_index];
-            log.extend(server.log().entries.iter().map(|e| e.term));
-            (server.role_name(), server.term(), *down, log)
+    let mix = |h: u64, x: u64| (h.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
+    let mut servers: Vec<u64> = (state.servers.iter().zip(&state.down))
+        .map(|(server, &down)| {
+            let role = match server.role_name() {
+                "follower" => 1,
+                "candidate" => 2,
+                _ => 3,
+            };
+            let log = server.log();
+            let h = [role, server.term(), u64::from(down), log.base_index]
+                .into_iter()
+                .fold(0, mix);
+            let h = log
+                .entries
+                .iter()
+                .fold(mix(h, u64::MAX), |h, e| mix(h, e.term));
+            finish(h)
         })
         .collect();
     servers.sort_unstable();
     let term_of = |dst: u8| state.servers.get(dst as usize).map_or(0, |s| s.term);
-    let mut in_flight: Vec<(u8, u64, bool)> = state
-        .network
-        .iter()
-        .map(|e| {
-            let (kind, term) = match &*e.msg {
-                Msg::RequestVote { term, .. } => (0, *term),
-                Msg::RequestVoteReply { term, granted } => (1 + u8::from(*granted), *term),
-                Msg::AppendEntries { term, .. } => (3, *term),
-                Msg::AppendEntriesReply { term, .. } => (4, *term),
-                Msg::InstallSnapshot { term, .. } => (5, *term),
-                Msg::InstallSnapshotReply { term, .. } => (6, *term),
-                _ => (7, 0),
-            };
-            (kind, term, term < term_of(e.dst))
-        })
-        .filter(|&(kind, _, stale)| stale && matches!(kind, 1 | 2 | 4 | 6))
-        .collect();
-    in_flight.sort_unstable();
-    in_flight.dedup();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (servers, in_flight, state.proposed).hash(&mut h);
-    h.finish()
+    let mut stale: Vec<(u8, u64)> = Vec::new();
+    for e in state.network.iter() {
+        let (kind, term) = match &*e.msg {
+            Msg::RequestVoteReply { term, granted } => (1 + u8::from(*granted), *term),
+            Msg::AppendEntriesReply { term, .. } => (4, *term),
+            Msg::InstallSnapshotReply { term, .. } => (6, *term),
+            _ => continue,
+        };
+        if term < term_of(e.dst) {
+            stale.push((kind, term));
+        }
+    }
+    stale.sort_unstable();
+    stale.dedup();
+    let h = servers.into_iter().fold(u64::from(state.proposed), mix);
+    let h = stale.into_iter().fold(mix(h, u64::MAX), |h, (kind, term)| {
+        mix(mix(h, u64::from(kind)), term)
+    });
+    finish(h)
+}
+
+/// SplitMix64's finaliser: spreads a multiply-rotate hash's bits, so that sorting and set
+/// membership see well-mixed values.
+fn finish(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A state's aspects, for the swarm's choice of where to start (`swarm::Kinds::aspects`):
+/// each server's role, term, whether it is down and its log's terms; each stale reply in flight
+/// (its kind and term) with the role, term and log of the server it goes to; and how many
+/// proposals were made at which highest term. A leader of term 3 with a term-1 acknowledgement
+/// on its way is one aspect, which few states show.
+fn aspects(state: &SystemState, out: &mut Vec<u64>) {
+    use crate::protocol::types::Msg;
+    use crate::protocol::view::ServerView as _;
+    use std::hash::{Hash, Hasher};
+    let hash = |x: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        x(&mut h);
+        h.finish()
+    };
+    let server = |i: usize, h: &mut std::collections::hash_map::DefaultHasher| {
+        let s = &state.servers[i];
+        (s.role_name(), s.term(), state.down[i], s.log().base_index).hash(h);
+        s.log().entries.iter().for_each(|e| e.term.hash(h));
+    };
+    for i in 0..state.servers.len() {
+        out.push(hash(&|h| {
+            0u8.hash(h);
+            server(i, h);
+        }));
+    }
+    let n = state.servers.len();
+    for e in state.network.iter().filter(|e| (e.dst as usize) < n) {
+        let (kind, term) = match &*e.msg {
+            Msg::RequestVoteReply { term, granted } => (1 + u8::from(*granted), *term),
+            Msg::AppendEntriesReply { term, .. } => (4, *term),
+            Msg::InstallSnapshotReply { term, .. } => (6, *term),
+            _ => continue,
+        };
+        if term < state.servers[e.dst as usize].term {
+            out.push(hash(&|h| {
+                (1u8, kind, term).hash(h);
+                server(e.dst as usize, h);
+            }));
+        }
+    }
+    let top = state.servers.iter().map(|s| s.term).max().unwrap_or(0);
+    out.push(hash(&|h| (2u8, state.proposed, top).hash(h)));
 }
 
 /// The crate's swarm (`check::swarm`): random walks from the initial state, each with its own
@@ -326,6 +385,8 @@ fn run_swarm(
         of: &kind,
         identity: &identity,
         feature: Some(&shape),
+        futile: Some(&|s: &SystemState, a: &Action| model.surely_leaves_bounds(s, a)),
+        aspects: Some(&aspects),
     };
     let progress = Progress::default();
     let found = std::thread::scope(|s| {

@@ -74,7 +74,24 @@ pub struct Kinds<'a, A, S> {
     /// reached adds that state to the corpus, and later walks may start there: the way a fuzzer
     /// keeps inputs that showed new coverage. Without it every walk starts at the initial state.
     pub feature: Option<&'a (dyn Fn(&S) -> u64 + Sync)>,
+    /// Whether an action certainly leads outside the model's bounds where it stands, known
+    /// without running it (a server standing for election at the last term). A walk never
+    /// picks these; without it, it runs each to find out, which at the last term is most of
+    /// what a walk does.
+    pub futile: Option<&'a Futile<'a, S, A>>,
+    /// Hashes of a state's aspects (one server's role, term and log; a stale reply in flight
+    /// and the situation of its receiver), many per state, few in all. Half the walks that start
+    /// from the corpus pick an aspect first, uniformly among those the corpus shows, then a
+    /// state that shows it: an aspect that one state in ten thousand shows gets as many walks
+    /// as the commonest (rare branches first, as FairFuzz does).
+    pub aspects: Option<&'a AspectsOf<'a, S>>,
 }
+
+/// Whether an action certainly leaves the bounds where it stands (`Kinds::futile`).
+pub type Futile<'a, S, A> = dyn Fn(&S, &A) -> bool + Sync + 'a;
+
+/// What gives a state's aspects (`Kinds::aspects`).
+pub type AspectsOf<'a, S> = dyn Fn(&S, &mut Vec<u64>) + Sync + 'a;
 
 /// What a swarm found.
 pub struct SwarmResult<M: Model> {
@@ -174,7 +191,10 @@ impl Hll {
         let m = (1u64 << Self::BITS) as f64;
         let (sum, zeros) = self.0.iter().fold((0.0, 0), |(sum, zeros), r| {
             let r = r.load(Ordering::Relaxed);
-            (sum + 2f64.powi(-(r as i32)), zeros + u64::from(r == 0))
+            // 2^-r, built from its exponent bits: `powi` on every register of every batch
+            // cost a walk's worth of time.
+            let inverse = f64::from_bits((1023 - u64::from(r)) << 52);
+            (sum + inverse, zeros + u64::from(r == 0))
         });
         let raw = 0.7213 / (1.0 + 1.079 / m) * m * m / sum;
         if raw <= 2.5 * m && zeros > 0 {
@@ -214,6 +234,10 @@ const CORPUS_CAP: usize = 200_000;
 /// entry its walk started from (`parent`), or from the initial state.
 struct Corpus<S, A> {
     shapes: std::collections::HashSet<u64>,
+    /// Aspect → its index in `holders`.
+    aspects: HashMap<u64, usize>,
+    /// Per aspect, in the order aspects were first seen, the entries that show it.
+    holders: Vec<Vec<usize>>,
     /// (state, parent entry, steps from the parent's state, depth from the initial state).
     entries: Vec<(S, Option<usize>, Vec<A>, usize)>,
 }
@@ -222,6 +246,8 @@ impl<S: Clone, A: Clone> Corpus<S, A> {
     fn new() -> Self {
         Corpus {
             shapes: std::collections::HashSet::new(),
+            aspects: HashMap::new(),
+            holders: Vec::new(),
             entries: Vec::new(),
         }
     }
@@ -240,10 +266,25 @@ impl<S: Clone, A: Clone> Corpus<S, A> {
 
     /// Takes in a finished walk's new shapes, in walk order, so that the corpus is the same for
     /// any thread count.
-    fn absorb(&mut self, walk: &mut Walk<S, A>) {
+    fn absorb(&mut self, walk: &mut Walk<S, A>, aspects_of: Option<&AspectsOf<'_, S>>) {
         let base = self.depth(walk.start);
+        let mut aspects = Vec::new();
         for (shape, state, at) in walk.novel.drain(..) {
             if self.shapes.insert(shape) && self.entries.len() < CORPUS_CAP {
+                if let Some(f) = aspects_of {
+                    aspects.clear();
+                    f(&state, &mut aspects);
+                    aspects.sort_unstable();
+                    aspects.dedup();
+                    for &a in &aspects {
+                        let next = self.holders.len();
+                        let at = *self.aspects.entry(a).or_insert(next);
+                        if at == next {
+                            self.holders.push(Vec::new());
+                        }
+                        self.holders[at].push(self.entries.len());
+                    }
+                }
                 let steps = walk.actions[..at].to_vec();
                 self.entries.push((state, walk.start, steps, base + at));
             }
@@ -298,7 +339,7 @@ where
                 run_walk(w, &corpus, &uncounted)
             });
             for (_, mut walk) in walks {
-                corpus.absorb(&mut walk);
+                corpus.absorb(&mut walk, kinds.aspects);
             }
         }
     }
@@ -337,7 +378,7 @@ where
                     (w, path)
                 });
             }
-            corpus.absorb(&mut walk);
+            corpus.absorb(&mut walk, kinds.aspects);
         }
         progress
             .states
@@ -492,14 +533,19 @@ where
             }
         }
     };
-    // Three walks in four start from a state of the corpus, when it has one.
+    // Fifteen walks in sixteen start from a state of the corpus, when it has one: half of them
+    // from one that shows an aspect drawn uniformly, the others from any state.
     let start = match corpus.entries.len() {
         0 => None,
         n => (rng.below(16) != 0).then(|| {
-            // Newer entries, which later generations found, are favoured: the square of a
-            // uniform draw, counted from the newest.
-            let x = rng.below(n as u64) as u128;
-            n - 1 - (x * x / n as u128) as usize
+            let holders = match corpus.holders.len() {
+                0 => None,
+                a => (rng.below(2) == 0).then(|| &corpus.holders[rng.below(a as u64) as usize]),
+            };
+            match holders {
+                Some(h) => h[newest_favoured(&mut rng, h.len())],
+                None => newest_favoured(&mut rng, n),
+            }
         }),
     };
     let initial = match start {
@@ -536,8 +582,7 @@ where
         }
         enabled.clear();
         model.actions(&state, &mut enabled);
-        let Some((action, next)) = pick(model, &state, &mut enabled, &config, kinds, &mut rng)
-        else {
+        let Some((action, next)) = pick(model, &state, &enabled, &config, kinds, &mut rng) else {
             break;
         };
         let tag = tag_of(observer, &state, &action);
@@ -575,12 +620,19 @@ where
     }
 }
 
+/// An index below `n`, newer (higher) ones favoured: later generations of the corpus found
+/// them. The square of a uniform draw, counted from the newest.
+fn newest_favoured(rng: &mut Rng, n: usize) -> usize {
+    let x = rng.below(n as u64) as u128;
+    n - 1 - (x * x / n as u128) as usize
+}
+
 /// Draws actions by weight until one leads to a new state inside the bounds; actions of kinds
 /// weighted 0 are taken only when nothing else can happen.
 fn pick<M>(
     model: &M,
     state: &M::State,
-    enabled: &mut [M::Action],
+    enabled: &[M::Action],
     config: &Config,
     kinds: &Kinds<M::Action, M::State>,
     rng: &mut Rng,
@@ -597,11 +649,16 @@ where
         _ => 4,
     };
     let weight = |a: &M::Action| config.weights[(kinds.of)(a)] * factor(a);
+    let futile = |a: &M::Action| kinds.futile.is_some_and(|f| f(state, a));
+    // (index into `enabled`, weight); the futile are never candidates.
+    let weighed: Vec<(usize, u64)> = (enabled.iter().enumerate())
+        .filter(|(_, a)| !futile(a))
+        .map(|(i, a)| (i, weight(a)))
+        .collect();
     for starved in [false, true] {
-        let mut candidates: Vec<(M::Action, u64)> = enabled
-            .iter()
-            .map(|a| (a.clone(), if starved { 1 } else { weight(a) }))
-            .filter(|(_, w)| *w > 0)
+        let mut candidates: Vec<(usize, u64)> = (weighed.iter())
+            .map(|&(i, w)| (i, if starved { 1 } else { w }))
+            .filter(|&(_, w)| w > 0)
             .collect();
         while !candidates.is_empty() {
             let total: u64 = candidates.iter().map(|(_, w)| w).sum();
@@ -617,10 +674,11 @@ where
                     }
                 })
                 .expect("x < total");
-            let (action, _) = candidates.swap_remove(i);
+            let (index, _) = candidates.swap_remove(i);
+            let action = &enabled[index];
             if let Some(next) = model.next_state(state, action.clone()) {
                 if model.within_boundary(&next) {
-                    return Some((action, next));
+                    return Some((action.clone(), next));
                 }
             }
         }
