@@ -10,9 +10,12 @@
 //! Walks also learn from each other, as a coverage-guided fuzzer does: a state of a *shape* (an
 //! abstraction the caller gives: for Raft, roles, terms, logs' terms and the stale replies in
 //! flight) that no walk reached before is kept in a corpus, with the steps to it, and fifteen
-//! walks in sixteen start from a corpus state (newer ones favoured) instead of the initial state
-//! and go a short way on from it (8 to 40 steps): many short continuations add more than a few
-//! long ones.
+//! walks in sixteen start from a corpus state instead of the initial state and go a short way on
+//! from it (8 to 40 steps): many short continuations add more than a few long ones. Half of
+//! those pick an *aspect* of states first (one server's situation, a stale reply and its
+//! receiver's), uniformly among those the corpus shows, then a state that shows it, so that
+//! what few states show gets as many walks as what many show; the others pick any state, newer
+//! ones favoured.
 //! So a bug 27 steps deep, behind three elections and a reply held back through two of them, is
 //! reached in a chain of walks that each add a little, where no single uniform walk gets there.
 //! A corpus can also wander off (every state it keeps past the point where the bug could still
@@ -22,8 +25,9 @@
 //! in fixed batches, the corpus takes in a batch's new states in walk order after the batch, and
 //! the walk that counts for a property is the lowest-numbered one of the first batch that showed
 //! it. So results are the same for any thread count, and `--walk W` replays walk `W` alone
-//! (rerunning the batches before it, uncounted, to rebuild the corpus it started from). A violating walk is shortened (cycles cut, then single steps left out
-//! while the violation persists) before the runner replays and validates it.
+//! (rerunning the batches of its epoch before it, uncounted, to rebuild the corpus it started
+//! from). A violating walk is shortened (cycles cut, then steps left out while a lenient replay
+//! still shows the violation) before the runner replays and validates it.
 //!
 //! Unique states are estimated with a HyperLogLog of 2^14 registers over state fingerprints
 //! (standard error about 0.8%).
