@@ -9,7 +9,6 @@
 
 use crate::protocol::types::Entry;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -172,18 +171,6 @@ impl Hash for Entries {
     }
 }
 
-impl PartialOrd for Entries {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Entries {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.iter().cmp(other.iter())
-    }
-}
-
 impl fmt::Debug for Entries {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
@@ -285,7 +272,6 @@ mod tests {
                 prop_assert!(c.iter().eq(p.iter()));
                 let rebuilt: Entries = p.iter().cloned().collect();
                 prop_assert_eq!(c, &rebuilt);
-                prop_assert_eq!(c.cmp(&chunked), p.cmp(&plain));
                 let expected = (0..p.len().min(plain.len())).find(|&i| p[i] != plain[i]);
                 prop_assert_eq!(c.first_difference(&chunked, 0, usize::MAX), expected);
                 let mut shared = c.clone();

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A server's log[] (Figure 2) after compaction (§7): only the entries not yet in the snapshot are
 /// stored, but every index stays the one the paper would use.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Log {
     /// Index of the last entry folded into the snapshot (0 when there is no snapshot).
     pub base_index: LogIndex,
