@@ -255,7 +255,6 @@ fn action_kind(actors: usize, servers: usize, action: &Action) -> usize {
 /// still in flight) keeps that state for later walks to start from. A walk computes it at
 /// most steps, so it allocates little and mixes with a multiply-rotate hash rather than SipHash.
 fn shape(state: &SystemState) -> u64 {
-    use crate::protocol::types::Msg;
     use crate::protocol::view::ServerView as _;
     let mix = |h: u64, x: u64| (h.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
     let mut servers: Vec<u64> = (state.servers.iter().zip(&state.down))
@@ -277,19 +276,9 @@ fn shape(state: &SystemState) -> u64 {
         })
         .collect();
     servers.sort_unstable();
-    let term_of = |dst: u8| state.servers.get(dst as usize).map_or(0, |s| s.term);
-    let mut stale: Vec<(u8, u64)> = Vec::new();
-    for e in state.network.iter() {
-        let (kind, term) = match &*e.msg {
-            Msg::RequestVoteReply { term, granted } => (1 + u8::from(*granted), *term),
-            Msg::AppendEntriesReply { term, .. } => (4, *term),
-            Msg::InstallSnapshotReply { term, .. } => (6, *term),
-            _ => continue,
-        };
-        if term < term_of(e.dst) {
-            stale.push((kind, term));
-        }
-    }
+    let mut stale: Vec<(u8, u64)> = (state.network.iter())
+        .filter_map(|e| stale_reply(state, e))
+        .collect();
     stale.sort_unstable();
     stale.dedup();
     let h = servers.into_iter().fold(u64::from(state.proposed), mix);
@@ -297,6 +286,20 @@ fn shape(state: &SystemState) -> u64 {
         mix(mix(h, u64::from(kind)), term)
     });
     finish(h)
+}
+
+/// A reply in flight to a server that has moved on to a later term since it was sent: its
+/// kind (a refused vote 1, a granted one 2, AppendEntries 4, InstallSnapshot 6) and term.
+fn stale_reply(state: &SystemState, e: &crate::model::Envelope) -> Option<(u8, u64)> {
+    use crate::protocol::types::Msg;
+    let receiver = state.servers.get(e.dst as usize)?;
+    let (kind, term) = match &*e.msg {
+        Msg::RequestVoteReply { term, granted } => (1 + u8::from(*granted), *term),
+        Msg::AppendEntriesReply { term, .. } => (4, *term),
+        Msg::InstallSnapshotReply { term, .. } => (6, *term),
+        _ => return None,
+    };
+    (term < receiver.term).then_some((kind, term))
 }
 
 /// SplitMix64's finaliser: spreads a multiply-rotate hash's bits, so that sorting and set
@@ -313,7 +316,6 @@ fn finish(mut z: u64) -> u64 {
 /// proposals were made at which highest term. A leader of term 3 with a term-1 acknowledgement
 /// on its way is one aspect, which few states show.
 fn aspects(state: &SystemState, out: &mut Vec<u64>) {
-    use crate::protocol::types::Msg;
     use crate::protocol::view::ServerView as _;
     use std::hash::{Hash, Hasher};
     let hash = |x: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
@@ -332,17 +334,10 @@ fn aspects(state: &SystemState, out: &mut Vec<u64>) {
             server(i, h);
         }));
     }
-    let n = state.servers.len();
-    for e in state.network.iter().filter(|e| (e.dst as usize) < n) {
-        let (kind, term) = match &*e.msg {
-            Msg::RequestVoteReply { term, granted } => (1 + u8::from(*granted), *term),
-            Msg::AppendEntriesReply { term, .. } => (4, *term),
-            Msg::InstallSnapshotReply { term, .. } => (6, *term),
-            _ => continue,
-        };
-        if term < state.servers[e.dst as usize].term {
+    for e in state.network.iter() {
+        if let Some(reply) = stale_reply(state, e) {
             out.push(hash(&|h| {
-                (1u8, kind, term).hash(h);
+                (1u8, reply).hash(h);
                 server(e.dst as usize, h);
             }));
         }
