@@ -922,3 +922,18 @@ fn two_damaged_servers_of_five_do_not_wait_for_each_other() {
         "repaired only when the leader confirms"
     );
 }
+
+/// A server's state prints as the one line a person reads in the explorer and in failure
+/// messages: role, term, vote, log, commit and applied indices, and whether it is recovering.
+#[test]
+fn a_server_state_prints_as_one_readable_line() {
+    let mut s = follower(2, vec![entry(1, "1")]);
+    s.voted_for = Some(0);
+    (s.commit_index, s.last_applied) = (1, 1);
+    let line = "follower t2 vote=S0 log=[1:x=1] commit=1 applied=1";
+    assert_eq!(format!("{s:?}"), line);
+    s.voted_for = None;
+    s.recovery = Some(Recovery::default());
+    let line = "follower recovering t2 vote=- log=[1:x=1] commit=1 applied=1";
+    assert_eq!(format!("{s:?}"), line);
+}
