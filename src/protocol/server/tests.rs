@@ -293,8 +293,18 @@ fn a_leader_asked_for_recovery_forgets_what_the_asker_acknowledged() {
         panic!("still the leader");
     };
     assert_eq!(match_index, &vec![2, 0, 2]);
-    assert!(cmds[0].contains("RecoveryReply"), "{cmds:?}");
+    let reply = Msg::RecoveryReply {
+        term: 2,
+        recovering: false,
+        leader_last: Some(2),
+        holds_entries: true,
+        maybe_new: false,
+    };
+    assert_eq!(cmds[0], send(1, reply));
     assert_eq!(cmds[1], send(1, append_entries(2, (2, 2), vec![], 2)));
+    // A follower with an empty log says it holds nothing, and names no leader's last index.
+    let (_, cmds) = deliver(&a, &follower(2, vec![]), 1, Msg::RecoveryQuery);
+    assert_eq!(cmds, [send(1, recovery_reply(2, false, false, false))]);
     // An id past the cluster's servers (no peer key names it in a real cluster) changes
     // nothing and is not answered: no handler indexes past its per-server arrays.
     for msg in [
@@ -936,4 +946,30 @@ fn a_server_state_prints_as_one_readable_line() {
     s.recovery = Some(Recovery::default());
     let line = "follower recovering t2 vote=- log=[1:x=1] commit=1 applied=1";
     assert_eq!(format!("{s:?}"), line);
+}
+
+/// Only the leader it follows in its term sets a recovering server's target: an answer naming a
+/// last index, from a server whose AppendEntries it has not yet accepted in this term, is not
+/// taken; the same answer after the leader's first AppendEntries is.
+#[test]
+fn a_recovering_server_takes_its_target_only_from_the_leader_it_follows() {
+    let a = server(None);
+    let (s, _) = recovering(&a, vec![]);
+    let reply = |leader_last| Msg::RecoveryReply {
+        term: 2,
+        recovering: false,
+        leader_last,
+        holds_entries: true,
+        maybe_new: false,
+    };
+    let target = |s: &ServerState| s.recovery.as_ref().and_then(|r| r.target);
+    let (s, _) = deliver(&a, &s, 2, reply(None));
+    let (s, _) = deliver(&a, &s, 1, reply(None));
+    assert_eq!(s.recovery.as_ref().map(|r| r.floor), Some(2));
+    let (s, _) = deliver(&a, &s, 1, reply(Some(3)));
+    assert_eq!(target(&s), None, "S1 is not yet the leader it follows");
+    let (s, _) = deliver(&a, &s, 1, append_entries(2, (0, 0), vec![], 0));
+    assert_eq!(s.leader, Some(1));
+    let (s, _) = deliver(&a, &s, 1, reply(Some(3)));
+    assert_eq!(target(&s), Some(3));
 }
