@@ -973,3 +973,72 @@ fn a_recovering_server_takes_its_target_only_from_the_leader_it_follows() {
     let (s, _) = deliver(&a, &s, 1, reply(Some(3)));
     assert_eq!(target(&s), Some(3));
 }
+
+/// §8: an entry older than its session's last applied request is a stale duplicate (a retry
+/// appended again after the first copy): applying it changes nothing and answers nothing, for
+/// the session's recorded result is a newer request's.
+#[test]
+fn a_stale_duplicate_is_applied_silently() {
+    let (a, mut s) = lone_leader(ServerConfig::new(1));
+    let stale = Command {
+        client: 7,
+        request_id: 1,
+        op: Op::Put {
+            key: "k".into(),
+            value: "old".into(),
+        },
+    };
+    s.log.entries = vec![Entry {
+        term: 1,
+        command: std::sync::Arc::new(stale),
+    }]
+    .into();
+    s.kv.sessions.insert(7, (2, OpResult::Written));
+    let read = Command {
+        client: 8,
+        request_id: 1,
+        op: Op::Get { key: "k".into() },
+    };
+    let (next, cmds) = deliver(&a, &s, 8, Msg::ClientRequest(read));
+    assert_eq!(next.last_applied, 2);
+    assert!(next.kv.data.is_empty(), "the duplicate is not applied");
+    let answer = |to: usize, request_id, result| {
+        let reply = ClientReply::Done(result);
+        send(to, Msg::ClientResponse { request_id, reply })
+    };
+    assert!(
+        cmds.contains(&answer(8, 1, OpResult::Value(None))),
+        "{cmds:?}"
+    );
+    let to_seven = cmds
+        .iter()
+        .filter(|c| c.contains("ClientResponse") && c.contains("Id(7)"));
+    assert_eq!(to_seven.count(), 0, "{cmds:?}");
+    assert!(!cmds.contains(&answer(7, 1, OpResult::Written)), "{cmds:?}");
+}
+
+/// §7: a follower that installed a snapshot and is still behind the leader's log is sent the
+/// rest at once; one that is caught up is sent nothing more.
+#[test]
+fn a_snapshot_reply_from_a_follower_still_behind_sends_it_the_rest() {
+    let a = server(None);
+    let mut s = follower(2, vec![entry(1, "a"), entry(2, "b"), entry(2, "c")]);
+    s.commit_index = 3;
+    s.role = Role::Leader {
+        next_index: vec![4, 1, 4],
+        match_index: vec![3, 0, 3],
+    };
+    let reply = |last_index| Msg::InstallSnapshotReply {
+        term: 2,
+        last_index,
+    };
+    let (next, cmds) = deliver(&a, &s, 1, reply(1));
+    let Role::Leader { next_index, .. } = &next.role else {
+        panic!("still the leader");
+    };
+    assert_eq!(next_index[1], 2);
+    let rest = vec![entry(2, "b"), entry(2, "c")];
+    assert_eq!(cmds, [send(1, append_entries(2, (1, 1), rest, 3))]);
+    let (_, cmds) = deliver(&a, &s, 1, reply(3));
+    assert_eq!(cmds, Vec::<String>::new());
+}
