@@ -824,6 +824,17 @@ fn recovery_reply(term: Term, holds_entries: bool, recovering: bool, maybe_new: 
     }
 }
 
+/// The answer of term 2's leader, which holds entries, naming its last index (or not).
+fn leader_answer(leader_last: Option<LogIndex>) -> Msg {
+    Msg::RecoveryReply {
+        term: 2,
+        recovering: false,
+        leader_last,
+        holds_entries: true,
+        maybe_new: false,
+    }
+}
+
 /// Server 0 of `a`'s cluster starting from `storage`.
 fn started(a: &RaftServer, storage: Storage) -> ServerState {
     a.on_start(Id::from(0), &Some(storage), &mut Out::new())
@@ -894,13 +905,7 @@ fn an_empty_server_recovers_if_anything_was_written() {
 fn repair_completes_while_the_leader_keeps_appending() {
     let a = server(None);
     let (s, _) = recovering(&a, vec![]);
-    let reply = |leader_last| Msg::RecoveryReply {
-        term: 2,
-        recovering: false,
-        leader_last,
-        holds_entries: true,
-        maybe_new: false,
-    };
+    let reply = leader_answer;
     let (s, _) = deliver(&a, &s, 2, reply(None));
     let (s, _) = deliver(&a, &s, 1, reply(Some(3)));
     let mut s = s;
@@ -955,13 +960,7 @@ fn a_server_state_prints_as_one_readable_line() {
 fn a_recovering_server_takes_its_target_only_from_the_leader_it_follows() {
     let a = server(None);
     let (s, _) = recovering(&a, vec![]);
-    let reply = |leader_last| Msg::RecoveryReply {
-        term: 2,
-        recovering: false,
-        leader_last,
-        holds_entries: true,
-        maybe_new: false,
-    };
+    let reply = leader_answer;
     let target = |s: &ServerState| s.recovery.as_ref().and_then(|r| r.target);
     let (s, _) = deliver(&a, &s, 2, reply(None));
     let (s, _) = deliver(&a, &s, 1, reply(None));
