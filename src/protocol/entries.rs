@@ -261,6 +261,7 @@ mod tests {
                     Change::Clone => clones.push((chunked.clone(), plain.clone())),
                 }
                 prop_assert_eq!(chunked.len(), plain.len());
+                prop_assert_eq!(chunked.is_empty(), plain.is_empty());
                 prop_assert!(chunked.iter().eq(plain.iter()));
                 prop_assert_eq!(chunked.last(), plain.last());
                 prop_assert_eq!(chunked.get(plain.len()), None);
@@ -288,5 +289,20 @@ mod tests {
         let json = serde_json::to_string(&chunked).unwrap();
         assert_eq!(json, serde_json::to_string(&v).unwrap());
         assert_eq!(serde_json::from_str::<Entries>(&json).unwrap(), chunked);
+    }
+
+    /// Truncating copies only the chunk it cuts: a chunk kept whole stays shared with the
+    /// clone it came from (the model's states share their logs' chunks, which saves memory).
+    #[test]
+    fn truncating_copies_only_the_chunk_it_cuts() {
+        let original = Entries::from((0..2 * CHUNK as u64).map(entry).collect::<Vec<_>>());
+        let shared = |cut: &Entries, i: usize| Arc::ptr_eq(&cut.chunks[i], &original.chunks[i]);
+        let mut at_boundary = original.clone();
+        at_boundary.truncate(CHUNK);
+        assert!(shared(&at_boundary, 0));
+        let mut inside = original.clone();
+        inside.truncate(CHUNK + 1);
+        assert!(shared(&inside, 0) && !shared(&inside, 1));
+        assert_eq!(inside.len(), CHUNK + 1);
     }
 }
