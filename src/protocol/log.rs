@@ -220,6 +220,11 @@ mod tests {
         }
         assert_eq!(a.first_difference(&b, 1, 3), Some(3));
         assert_eq!(a.first_difference(&b, 1, 2), None);
+        assert_eq!(
+            a.first_difference(&b, 3, 3),
+            Some(3),
+            "a range of one index"
+        );
         a.compact_through(1, 1);
         b.compact_through(1, 1);
         assert_eq!(a.first_difference(&b, 2, 3), Some(3));
