@@ -938,6 +938,21 @@ fn two_damaged_servers_of_five_do_not_wait_for_each_other() {
     );
 }
 
+/// Servers started together learn their floors in one round trip, not one election timeout
+/// each: a recovering server asked by a peer it has not heard from answers and asks it back at
+/// once; once it has heard from that peer, it only answers.
+#[test]
+fn a_recovering_server_asks_an_unheard_asker_back_at_once() {
+    let a = server(None);
+    let s = started(&a, Storage::wiped());
+    let answer = send(1, recovery_reply(0, false, true, false));
+    let (_, cmds) = deliver(&a, &s, 1, Msg::RecoveryQuery);
+    assert_eq!(cmds, [answer.clone(), send(1, Msg::RecoveryQuery)]);
+    let (s, _) = deliver(&a, &s, 1, recovery_reply(0, false, true, false));
+    let (_, cmds) = deliver(&a, &s, 1, Msg::RecoveryQuery);
+    assert_eq!(cmds, [answer]);
+}
+
 /// A server's state prints as the one line a person reads in the explorer and in failure
 /// messages: role, term, vote, log, commit and applied indices, and whether it is recovering.
 #[test]
