@@ -237,6 +237,9 @@ mod tests {
             log.push(entry(t));
         }
         assert_eq!(log.first_index_of_term(2, 4), 2);
+        // The scan stops at the snapshot: the hint names an index the log still holds.
+        log.compact_through(2, 2);
+        assert_eq!(log.first_index_of_term(2, 4), 3);
         assert_eq!(log.last_index_of_term(2), Some(4));
         assert_eq!(log.last_index_of_term(5), None);
     }

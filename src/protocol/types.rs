@@ -647,4 +647,21 @@ mod tests {
         }
         assert!(b <= a && b < a && a <= a);
     }
+
+    /// A `RecoveryReply` from an older build, without the fields added since, decodes to the
+    /// safe answers: it holds entries (which can only keep the asker recovering), and it is not
+    /// new.
+    #[test]
+    fn a_recovery_reply_from_an_older_build_decodes_to_the_safe_answers() {
+        let old = r#"{"RecoveryReply":{"term":3,"recovering":false,"leader_last":null}}"#;
+        let msg: Msg = serde_json::from_str(old).expect("an older build's reply decodes");
+        let safe = Msg::RecoveryReply {
+            term: 3,
+            recovering: false,
+            leader_last: None,
+            holds_entries: true,
+            maybe_new: false,
+        };
+        assert_eq!(msg, safe);
+    }
 }

@@ -951,6 +951,13 @@ fn a_recovering_server_asks_an_unheard_asker_back_at_once() {
     let (s, _) = deliver(&a, &s, 1, recovery_reply(0, false, true, false));
     let (_, cmds) = deliver(&a, &s, 1, Msg::RecoveryQuery);
     assert_eq!(cmds, [answer]);
+    // Its election timeout asks again only the peer it has not heard from.
+    let mut out = Out::new();
+    let mut state = Cow::Borrowed(&s);
+    a.on_timeout(Id::from(0), &mut state, &ServerTimer::Election, &mut out);
+    let asked: Vec<String> = out.iter().map(|c| format!("{c:?}")).collect();
+    assert!(asked.contains(&send(2, Msg::RecoveryQuery)), "{asked:?}");
+    assert!(!asked.contains(&send(1, Msg::RecoveryQuery)), "{asked:?}");
 }
 
 /// A server's state prints as the one line a person reads in the explorer and in failure
