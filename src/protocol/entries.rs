@@ -119,6 +119,13 @@ impl Entries {
         }
     }
 
+    /// Whether every chunk of `self` is `other`'s own allocation (for tests of the sharing).
+    #[cfg(test)]
+    pub(crate) fn shares_every_chunk_with(&self, other: &Entries) -> bool {
+        self.chunks.len() == other.chunks.len()
+            && (self.chunks.iter().zip(&other.chunks)).all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+
     /// Where `self` still has a chunk of `was` (by pointer), takes `was_shared`'s chunk there
     /// instead: `was_shared` is `was` after [`Entries::share_with`], and this carries its
     /// sharing over to a later copy without comparing the chunks again.

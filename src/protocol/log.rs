@@ -230,6 +230,25 @@ mod tests {
         assert_eq!(a.first_difference(&b, 2, 3), Some(3));
     }
 
+    /// Equal logs of other allocations (as each server decodes what it receives) share their
+    /// chunks once compared, and a later copy of a log carries its sharing over without
+    /// comparing again: the simulator's checks then compare logs by pointer.
+    #[test]
+    fn equal_logs_share_their_chunks_and_later_copies_keep_the_sharing() {
+        let log = || Log {
+            entries: (1..=130).map(entry).collect(),
+            ..Log::default()
+        };
+        let (first, was) = (log(), log());
+        assert!(!was.entries.shares_every_chunk_with(&first.entries));
+        let mut was_shared = was.clone();
+        was_shared.share_with(&first);
+        assert!(was_shared.entries.shares_every_chunk_with(&first.entries));
+        let mut later = was.clone();
+        later.carry_sharing(&was, &was_shared);
+        assert!(later.entries.shares_every_chunk_with(&first.entries));
+    }
+
     #[test]
     fn conflict_hint_finds_the_first_index_of_a_term() {
         let mut log = Log::default();
