@@ -646,6 +646,8 @@ mod tests {
             assert_eq!(x.partial_cmp(y), Some(x.cmp(y)));
         }
         assert!(b <= a && b < a && a <= a);
+        // Equality agrees with the order too: stores that differ are not equal.
+        assert!(a != b && a == a.clone());
     }
 
     /// A `RecoveryReply` from an older build, without the fields added since, decodes to the

@@ -292,4 +292,25 @@ mod tests {
             assert_eq!((view.term(), view.commit_index()), (0, 0));
         }
     }
+
+    /// Of all messages only a client's NotLeader answer names a server in its contents (the
+    /// leader it names), and renaming renames that server; every other message is left as is.
+    #[test]
+    fn only_a_not_leader_answer_names_a_server_and_renaming_renames_it() {
+        let r = Renaming::new(&[2, 0, 1]);
+        let not_leader = |leader| Msg::ClientResponse {
+            request_id: 1,
+            reply: ClientReply::NotLeader { leader },
+        };
+        assert!(not_leader(Some(0)).names_a_server());
+        assert_eq!(not_leader(Some(0)).renamed(&r), Some(not_leader(Some(1))));
+        let done = Msg::ClientResponse {
+            request_id: 1,
+            reply: ClientReply::Done(crate::protocol::types::OpResult::Written),
+        };
+        for other in [done, Msg::RecoveryQuery] {
+            assert!(!other.names_a_server(), "{other:?}");
+            assert_eq!(other.renamed(&r), None);
+        }
+    }
 }

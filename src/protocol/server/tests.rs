@@ -960,6 +960,16 @@ fn a_recovering_server_asks_an_unheard_asker_back_at_once() {
     assert!(!asked.contains(&send(1, Msg::RecoveryQuery)), "{asked:?}");
 }
 
+/// Only a recovering server reads a `RecoveryReply`: to any other it is moot, and the model
+/// discards it (a server that recovers again asks again).
+#[test]
+fn a_recovery_reply_is_moot_once_the_server_is_not_recovering() {
+    let a = server(None);
+    let reply = recovery_reply(2, true, false, false);
+    assert!(a.is_moot(&follower(2, vec![]), &reply));
+    assert!(!a.is_moot(&started(&a, Storage::wiped()), &reply));
+}
+
 /// A server's state prints as the one line a person reads in the explorer and in failure
 /// messages: role, term, vote, log, commit and applied indices, and whether it is recovering.
 #[test]
