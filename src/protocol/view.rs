@@ -268,9 +268,9 @@ mod tests {
     use crate::protocol::server::Role;
 
     /// The checker reads servers through the view, not the state's own methods (which the
-    /// compiler prefers when both are in scope): each role reads the same both ways.
+    /// compiler prefers when both are in scope): each role and field reads the same both ways.
     #[test]
-    fn the_view_reads_each_role_as_the_state_does() {
+    fn the_view_reads_each_role_and_field_as_the_state_does() {
         let mut s = ServerState::restore(None);
         let roles = [
             (Role::Follower, "follower", false),
@@ -291,6 +291,14 @@ mod tests {
             assert_eq!(view.is_leader(), leads);
             assert_eq!((view.term(), view.commit_index()), (0, 0));
         }
+        // And every other field reads through the view as it is.
+        (s.term, s.voted_for, s.leader) = (3, Some(2), Some(1));
+        (s.commit_index, s.last_applied) = (5, 4);
+        let view: &dyn ServerView = &s;
+        let read = (view.term(), view.voted_for(), view.leader());
+        assert_eq!(read, (3, Some(2), Some(1)));
+        assert_eq!((view.commit_index(), view.last_applied()), (5, 4));
+        assert!(std::ptr::eq(view.log(), &s.log));
     }
 
     /// Of all messages only a client's NotLeader answer names a server in its contents (the
