@@ -326,13 +326,19 @@ mod tests {
     use crate::model::RaftModel;
     use stateright::Model;
 
-    /// Along walks through models with leaders, candidates, messages, storage and given steps:
+    /// Along walks through models with leaders, candidates, messages, storage, recovery from damage and given steps:
     /// canonicalizing twice changes nothing, every renaming of a state has its representative
     /// and its fingerprint, and states with different representatives have different
     /// fingerprints (the fingerprint names a class, and nothing of it is left out).
     #[test]
     fn representative_is_stable_under_renaming() {
-        for name in ["election", "figure8", "crash", "bugs/accept_stale_replies"] {
+        for name in [
+            "election",
+            "figure8",
+            "crash",
+            "damage",
+            "bugs/accept_stale_replies",
+        ] {
             let model = RaftModel::new(crate::check::load::load(name).unwrap());
             let n = model.n();
             let mut orders = Vec::new();

@@ -321,4 +321,17 @@ mod tests {
             assert_eq!(other.renamed(&r), None);
         }
     }
+
+    /// A recovering follower names the peers it has heard from: renaming renames them, even
+    /// when nothing else of it names a server.
+    #[test]
+    fn renaming_renames_the_peers_a_recovering_server_has_heard() {
+        let mut s = ServerState::restore(Some(&Storage::wiped()));
+        s.recovery.as_mut().expect("recovering").heard = 0b001;
+        let swap = Renaming::new(&[1, 0, 2]);
+        let renamed = s.renamed(&swap).expect("server 0 is now server 1");
+        assert_eq!(renamed.recovery.map(|r| r.heard), Some(0b010));
+        let keep = Renaming::new(&[0, 1, 2]);
+        assert!(s.renamed(&keep).is_none(), "the identity renames nothing");
+    }
 }

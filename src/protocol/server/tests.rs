@@ -236,8 +236,9 @@ fn install_snapshot_edge_cases() {
             next.commit_index,
         )
     };
-    // Older than the commit index: nothing changes but the reply.
+    // Older than the commit index, or at it: nothing changes but the reply.
     assert_eq!(install(2, 1), (0, 2, 2));
+    assert_eq!(install(2, 2), (0, 2, 2));
     // Covers part of the log with a matching entry: the suffix is kept (rule 6).
     assert_eq!(install(0, 1), (1, 1, 1));
     // Beyond the log: the log is replaced (rule 7).
@@ -1070,6 +1071,11 @@ fn a_snapshot_reply_from_a_follower_still_behind_sends_it_the_rest() {
     assert_eq!(next_index[1], 2);
     let rest = vec![entry(2, "b"), entry(2, "c")];
     assert_eq!(cmds, [send(1, append_entries(2, (1, 1), rest, 3))]);
-    let (_, cmds) = deliver(&a, &s, 1, reply(3));
+    // A snapshot through the leader's last entry: caught up, nothing more to send.
+    let (next, cmds) = deliver(&a, &s, 1, reply(3));
     assert_eq!(cmds, Vec::<String>::new());
+    let Role::Leader { match_index, .. } = &next.role else {
+        panic!("still the leader");
+    };
+    assert_eq!(match_index[1], 3);
 }
