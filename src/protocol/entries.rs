@@ -280,6 +280,7 @@ mod tests {
                 prop_assert!(c.iter().eq(p.iter()));
                 let rebuilt: Entries = p.iter().cloned().collect();
                 prop_assert_eq!(c, &rebuilt);
+                prop_assert_eq!(c == &chunked, p == &plain, "equal as the vectors are");
                 let expected = (0..p.len().min(plain.len())).find(|&i| p[i] != plain[i]);
                 prop_assert_eq!(c.first_difference(&chunked, 0, usize::MAX), expected);
                 let mut shared = c.clone();
