@@ -1079,3 +1079,35 @@ fn a_snapshot_reply_from_a_follower_still_behind_sends_it_the_rest() {
     };
     assert_eq!(match_index[1], 3);
 }
+
+/// A follower that acknowledged index 3 answers with a log that ends at 1 (its disk was wiped,
+/// or the answer is older): its matchIndex falls to 1 and it is sent the rest from index 2.
+/// Keeping matchIndex would count towards commits entries it no longer holds.
+#[test]
+fn a_follower_that_lost_acknowledged_entries_is_counted_from_its_log_end() {
+    let a = server(None);
+    let mut s = follower(2, vec![entry(1, "a"), entry(2, "b"), entry(2, "c")]);
+    s.commit_index = 3;
+    s.role = Role::Leader {
+        next_index: vec![4, 4, 4],
+        match_index: vec![3, 3, 3],
+    };
+    let lost = Msg::AppendEntriesReply {
+        term: 2,
+        outcome: AppendOutcome::Conflict {
+            term: None,
+            first_index: 2,
+        },
+    };
+    let (next, cmds) = deliver(&a, &s, 1, lost);
+    let Role::Leader {
+        next_index,
+        match_index,
+    } = &next.role
+    else {
+        panic!("still the leader");
+    };
+    assert_eq!((next_index[1], match_index[1]), (2, 1));
+    let rest = vec![entry(2, "b"), entry(2, "c")];
+    assert_eq!(cmds, [send(1, append_entries(2, (1, 1), rest, 3))]);
+}
