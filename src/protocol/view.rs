@@ -334,4 +334,21 @@ mod tests {
         let keep = Renaming::new(&[0, 1, 2]);
         assert!(s.renamed(&keep).is_none(), "the identity renames nothing");
     }
+
+    /// A stored vote names a server: the fingerprint hashes it renamed, so two disks that voted
+    /// for different servers are told apart, and a renaming of one is the other.
+    #[test]
+    fn a_stored_vote_is_hashed_renamed() {
+        let hash = |st: &Storage, order: &[usize]| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            st.hash_ids(&Renaming::new(order), &mut h);
+            h.finish()
+        };
+        let voted = |v| Storage {
+            voted_for: Some(v),
+            ..Storage::wiped()
+        };
+        assert_ne!(hash(&voted(1), &[0, 1, 2]), hash(&voted(2), &[0, 1, 2]));
+        assert_eq!(hash(&voted(1), &[0, 2, 1]), hash(&voted(2), &[0, 1, 2]));
+    }
 }

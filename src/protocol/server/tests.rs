@@ -1111,3 +1111,49 @@ fn a_follower_that_lost_acknowledged_entries_is_counted_from_its_log_end() {
     let rest = vec![entry(2, "b"), entry(2, "c")];
     assert_eq!(cmds, [send(1, append_entries(2, (1, 1), rest, 3))]);
 }
+
+/// A conflict reply moves nextIndex back a whole term; an older one, reordered after the
+/// follower acknowledged index 2, moves it back only to just past that: entries the follower
+/// holds are not sent again.
+#[test]
+fn a_conflict_reply_moves_next_index_a_term_back_but_not_below_what_was_acknowledged() {
+    let a = server(None);
+    let mut s = follower(2, vec![entry(1, "a"), entry(2, "b"), entry(2, "c")]);
+    s.commit_index = 3;
+    s.role = Role::Leader {
+        next_index: vec![4, 4, 4],
+        match_index: vec![3, 2, 3],
+    };
+    let older = Msg::AppendEntriesReply {
+        term: 2,
+        outcome: AppendOutcome::Conflict {
+            term: Some(1),
+            first_index: 1,
+        },
+    };
+    let (next, cmds) = deliver(&a, &s, 1, older);
+    let Role::Leader { next_index, .. } = &next.role else {
+        panic!("still the leader");
+    };
+    assert_eq!(next_index[1], 3);
+    assert_eq!(
+        cmds,
+        [send(1, append_entries(2, (2, 2), vec![entry(2, "c")], 3))]
+    );
+    // Reference: section 5.3's optimization. With nothing acknowledged, a conflict in term 1
+    // moves nextIndex just past the leader's last entry of term 1, skipping the whole term.
+    s.role = Role::Leader {
+        next_index: vec![4, 4, 4],
+        match_index: vec![3, 0, 3],
+    };
+    let conflict = Msg::AppendEntriesReply {
+        term: 2,
+        outcome: AppendOutcome::Conflict {
+            term: Some(1),
+            first_index: 3,
+        },
+    };
+    let (_, cmds) = deliver(&a, &s, 1, conflict);
+    let rest = vec![entry(2, "b"), entry(2, "c")];
+    assert_eq!(cmds, [send(1, append_entries(2, (1, 1), rest, 3))]);
+}
