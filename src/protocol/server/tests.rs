@@ -1049,17 +1049,24 @@ fn a_stale_duplicate_is_applied_silently() {
     assert!(!cmds.contains(&answer(7, 1, OpResult::Written)), "{cmds:?}");
 }
 
+/// Term 2's leader with log `[1:a 2:b 2:c]`, all committed; follower 1 has the given
+/// (nextIndex, matchIndex), follower 2 has everything.
+fn leader_of_term_2((next, matched): (LogIndex, LogIndex)) -> ServerState {
+    let mut s = follower(2, vec![entry(1, "a"), entry(2, "b"), entry(2, "c")]);
+    s.commit_index = 3;
+    s.role = Role::Leader {
+        next_index: vec![4, next, 4],
+        match_index: vec![3, matched, 3],
+    };
+    s
+}
+
 /// §7: a follower that installed a snapshot and is still behind the leader's log is sent the
 /// rest at once; one that is caught up is sent nothing more.
 #[test]
 fn a_snapshot_reply_from_a_follower_still_behind_sends_it_the_rest() {
     let a = server(None);
-    let mut s = follower(2, vec![entry(1, "a"), entry(2, "b"), entry(2, "c")]);
-    s.commit_index = 3;
-    s.role = Role::Leader {
-        next_index: vec![4, 1, 4],
-        match_index: vec![3, 0, 3],
-    };
+    let s = leader_of_term_2((1, 0));
     let reply = |last_index| Msg::InstallSnapshotReply {
         term: 2,
         last_index,
@@ -1086,12 +1093,7 @@ fn a_snapshot_reply_from_a_follower_still_behind_sends_it_the_rest() {
 #[test]
 fn a_follower_that_lost_acknowledged_entries_is_counted_from_its_log_end() {
     let a = server(None);
-    let mut s = follower(2, vec![entry(1, "a"), entry(2, "b"), entry(2, "c")]);
-    s.commit_index = 3;
-    s.role = Role::Leader {
-        next_index: vec![4, 4, 4],
-        match_index: vec![3, 3, 3],
-    };
+    let s = leader_of_term_2((4, 3));
     let lost = Msg::AppendEntriesReply {
         term: 2,
         outcome: AppendOutcome::Conflict {
@@ -1118,12 +1120,7 @@ fn a_follower_that_lost_acknowledged_entries_is_counted_from_its_log_end() {
 #[test]
 fn a_conflict_reply_moves_next_index_a_term_back_but_not_below_what_was_acknowledged() {
     let a = server(None);
-    let mut s = follower(2, vec![entry(1, "a"), entry(2, "b"), entry(2, "c")]);
-    s.commit_index = 3;
-    s.role = Role::Leader {
-        next_index: vec![4, 4, 4],
-        match_index: vec![3, 2, 3],
-    };
+    let mut s = leader_of_term_2((4, 2));
     let older = Msg::AppendEntriesReply {
         term: 2,
         outcome: AppendOutcome::Conflict {
