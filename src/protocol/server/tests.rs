@@ -147,6 +147,19 @@ fn stale_append_entries_does_not_truncate_matching_entries() {
     assert_eq!(next.log.entries.len(), 1);
 }
 
+/// The zoo bug `truncate_on_every_append` cuts only what a message does not carry: a heartbeat
+/// at the end of the log cuts nothing and writes nothing, exactly as correct Raft does, so the
+/// bug's counterexamples show the bug and nothing else.
+#[test]
+fn with_the_truncation_bug_a_heartbeat_at_the_log_end_changes_nothing() {
+    let s = follower(1, vec![entry(1, "a"), entry(1, "b")]);
+    let heartbeat = append_entries(1, (2, 1), vec![], 0);
+    let (correct, correct_cmds) = deliver(&server(None), &s, 1, heartbeat.clone());
+    let bug = server(Some(Bug::TruncateOnEveryAppend));
+    let (next, cmds) = deliver(&bug, &s, 1, heartbeat);
+    assert_eq!((next, cmds), (correct, correct_cmds));
+}
+
 #[test]
 fn conflicting_entry_is_replaced_and_commit_is_capped_at_last_new_entry() {
     // Rule 3 and rule 5: commit = min(leaderCommit, index of last new entry).
@@ -1153,4 +1166,54 @@ fn a_conflict_reply_moves_next_index_a_term_back_but_not_below_what_was_acknowle
     let (_, cmds) = deliver(&a, &s, 1, conflict);
     let rest = vec![entry(2, "b"), entry(2, "c")];
     assert_eq!(cmds, [send(1, append_entries(2, (1, 1), rest, 3))]);
+}
+
+/// A reply to an AppendEntries or InstallSnapshot of an earlier term says nothing about this
+/// term's log (the TLA+ spec's `DropStaleResponse`): the leader changes nothing and sends
+/// nothing. Counting it, as the `AcceptStaleReplies` bug does, credits a follower with entries a
+/// deposed leader sent.
+#[test]
+fn a_leader_ignores_a_reply_of_an_earlier_term() {
+    let s = leader_of_term_2((1, 0));
+    let matched = Msg::AppendEntriesReply {
+        term: 1,
+        outcome: AppendOutcome::Matched { match_index: 3 },
+    };
+    let conflict = Msg::AppendEntriesReply {
+        term: 1,
+        outcome: AppendOutcome::Conflict {
+            term: None,
+            first_index: 1,
+        },
+    };
+    let snapshot = Msg::InstallSnapshotReply {
+        term: 1,
+        last_index: 3,
+    };
+    for stale in [matched.clone(), conflict, snapshot] {
+        let (next, cmds) = deliver(&server(None), &s, 1, stale);
+        assert_eq!(next, s, "{:?}", next.role);
+        assert_eq!(cmds, Vec::<String>::new());
+    }
+    let (next, _) = deliver(&server(Some(Bug::AcceptStaleReplies)), &s, 1, matched);
+    let Role::Leader { match_index, .. } = &next.role else {
+        panic!("still the leader");
+    };
+    assert_eq!(match_index[1], 3);
+}
+
+/// A recovering server counts each peer's answer once (its `heard` bit): a second answer from
+/// the same peer (a duplicated datagram, or the answer to a query asked again) changes nothing,
+/// even if the peer has since taken entries.
+#[test]
+fn a_recovering_server_counts_only_the_first_answer_of_each_peer() {
+    let a = server(None);
+    let s = started(&a, Storage::unknown());
+    let (first, _) = deliver(&a, &s, 1, recovery_reply(1, false, false, false));
+    let (again, cmds) = deliver(&a, &first, 1, recovery_reply(1, true, false, false));
+    assert_eq!((&again, cmds), (&first, vec![]), "{:?}", again.recovery);
+    // The peer's first answer stands: nothing was written, so it starts as new at term 1.
+    let (s, _) = deliver(&a, &again, 2, recovery_reply(1, false, false, false));
+    assert!(s.recovery.is_none(), "nothing written");
+    assert_eq!(s.term, 1);
 }
