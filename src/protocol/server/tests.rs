@@ -303,10 +303,8 @@ fn a_leader_asked_for_recovery_forgets_what_the_asker_acknowledged() {
         match_index: vec![2, 2, 2],
     };
     let (next, cmds) = deliver(&a, &s, 1, Msg::RecoveryQuery);
-    let Role::Leader { match_index, .. } = &next.role else {
-        panic!("still the leader");
-    };
-    assert_eq!(match_index, &vec![2, 0, 2]);
+    let (_, match_index) = progress(&next);
+    assert_eq!(match_index, [2, 0, 2]);
     let reply = Msg::RecoveryReply {
         term: 2,
         recovering: false,
@@ -1062,6 +1060,18 @@ fn a_stale_duplicate_is_applied_silently() {
     assert!(!cmds.contains(&answer(7, 1, OpResult::Written)), "{cmds:?}");
 }
 
+/// nextIndex and matchIndex of a server that must still lead.
+fn progress(s: &ServerState) -> (&[LogIndex], &[LogIndex]) {
+    let Role::Leader {
+        next_index,
+        match_index,
+    } = &s.role
+    else {
+        panic!("not the leader: {s:?}");
+    };
+    (next_index, match_index)
+}
+
 /// Term 2's leader with log `[1:a 2:b 2:c]`, all committed; follower 1 has the given
 /// (nextIndex, matchIndex), follower 2 has everything.
 fn leader_of_term_2((next, matched): (LogIndex, LogIndex)) -> ServerState {
@@ -1085,18 +1095,14 @@ fn a_snapshot_reply_from_a_follower_still_behind_sends_it_the_rest() {
         last_index,
     };
     let (next, cmds) = deliver(&a, &s, 1, reply(1));
-    let Role::Leader { next_index, .. } = &next.role else {
-        panic!("still the leader");
-    };
+    let (next_index, _) = progress(&next);
     assert_eq!(next_index[1], 2);
     let rest = vec![entry(2, "b"), entry(2, "c")];
     assert_eq!(cmds, [send(1, append_entries(2, (1, 1), rest, 3))]);
     // A snapshot through the leader's last entry: caught up, nothing more to send.
     let (next, cmds) = deliver(&a, &s, 1, reply(3));
     assert_eq!(cmds, Vec::<String>::new());
-    let Role::Leader { match_index, .. } = &next.role else {
-        panic!("still the leader");
-    };
+    let (_, match_index) = progress(&next);
     assert_eq!(match_index[1], 3);
 }
 
@@ -1115,13 +1121,7 @@ fn a_follower_that_lost_acknowledged_entries_is_counted_from_its_log_end() {
         },
     };
     let (next, cmds) = deliver(&a, &s, 1, lost);
-    let Role::Leader {
-        next_index,
-        match_index,
-    } = &next.role
-    else {
-        panic!("still the leader");
-    };
+    let (next_index, match_index) = progress(&next);
     assert_eq!((next_index[1], match_index[1]), (2, 1));
     let rest = vec![entry(2, "b"), entry(2, "c")];
     assert_eq!(cmds, [send(1, append_entries(2, (1, 1), rest, 3))]);
@@ -1142,9 +1142,7 @@ fn a_conflict_reply_moves_next_index_a_term_back_but_not_below_what_was_acknowle
         },
     };
     let (next, cmds) = deliver(&a, &s, 1, older);
-    let Role::Leader { next_index, .. } = &next.role else {
-        panic!("still the leader");
-    };
+    let (next_index, _) = progress(&next);
     assert_eq!(next_index[1], 3);
     assert_eq!(
         cmds,
@@ -1196,9 +1194,7 @@ fn a_leader_ignores_a_reply_of_an_earlier_term() {
         assert_eq!(cmds, Vec::<String>::new());
     }
     let (next, _) = deliver(&server(Some(Bug::AcceptStaleReplies)), &s, 1, matched);
-    let Role::Leader { match_index, .. } = &next.role else {
-        panic!("still the leader");
-    };
+    let (_, match_index) = progress(&next);
     assert_eq!(match_index[1], 3);
 }
 
