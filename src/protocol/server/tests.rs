@@ -54,6 +54,18 @@ fn append_entries(
     }
 }
 
+/// AppendEntriesReply(term, Conflict { term: conflicting term, first_index }): the follower's
+/// hint for where the leader should go back to.
+fn append_conflict(term: Term, conflict_term: Option<Term>, first_index: LogIndex) -> Msg {
+    Msg::AppendEntriesReply {
+        term,
+        outcome: AppendOutcome::Conflict {
+            term: conflict_term,
+            first_index,
+        },
+    }
+}
+
 fn send(to: usize, msg: Msg) -> String {
     format!(
         "{:?}",
@@ -388,15 +400,8 @@ mod arbitrary_fields {
                 term,
                 outcome: AppendOutcome::Matched { match_index: m },
             }),
-            (n(), proptest::option::of(n()), n()).prop_map(|(term, t, first_index)| {
-                Msg::AppendEntriesReply {
-                    term,
-                    outcome: AppendOutcome::Conflict {
-                        term: t,
-                        first_index,
-                    },
-                }
-            }),
+            (n(), proptest::option::of(n()), n())
+                .prop_map(|(term, t, first_index)| append_conflict(term, t, first_index)),
             (n(), n(), n()).prop_map(|(term, last_index, last_term)| Msg::InstallSnapshot {
                 term,
                 snapshot: Snapshot {
@@ -464,13 +469,7 @@ mod arbitrary_fields {
         // 0, and the resend panicked (a forged datagram could crash the leader).
         let a = server(None);
         let s = states().remove(2);
-        let forged = Msg::AppendEntriesReply {
-            term: 2,
-            outcome: AppendOutcome::Conflict {
-                term: None,
-                first_index: 0,
-            },
-        };
+        let forged = append_conflict(2, None, 0);
         let (after, cmds) = deliver(&a, &s, 1, forged);
         assert_eq!(after, s);
         assert!(cmds.is_empty(), "{cmds:?}");
@@ -1113,13 +1112,7 @@ fn a_snapshot_reply_from_a_follower_still_behind_sends_it_the_rest() {
 fn a_follower_that_lost_acknowledged_entries_is_counted_from_its_log_end() {
     let a = server(None);
     let s = leader_of_term_2((4, 3));
-    let lost = Msg::AppendEntriesReply {
-        term: 2,
-        outcome: AppendOutcome::Conflict {
-            term: None,
-            first_index: 2,
-        },
-    };
+    let lost = append_conflict(2, None, 2);
     let (next, cmds) = deliver(&a, &s, 1, lost);
     let (next_index, match_index) = progress(&next);
     assert_eq!((next_index[1], match_index[1]), (2, 1));
@@ -1134,13 +1127,7 @@ fn a_follower_that_lost_acknowledged_entries_is_counted_from_its_log_end() {
 fn a_conflict_reply_moves_next_index_a_term_back_but_not_below_what_was_acknowledged() {
     let a = server(None);
     let mut s = leader_of_term_2((4, 2));
-    let older = Msg::AppendEntriesReply {
-        term: 2,
-        outcome: AppendOutcome::Conflict {
-            term: Some(1),
-            first_index: 1,
-        },
-    };
+    let older = append_conflict(2, Some(1), 1);
     let (next, cmds) = deliver(&a, &s, 1, older);
     let (next_index, _) = progress(&next);
     assert_eq!(next_index[1], 3);
@@ -1154,13 +1141,7 @@ fn a_conflict_reply_moves_next_index_a_term_back_but_not_below_what_was_acknowle
         next_index: vec![4, 4, 4],
         match_index: vec![3, 0, 3],
     };
-    let conflict = Msg::AppendEntriesReply {
-        term: 2,
-        outcome: AppendOutcome::Conflict {
-            term: Some(1),
-            first_index: 3,
-        },
-    };
+    let conflict = append_conflict(2, Some(1), 3);
     let (_, cmds) = deliver(&a, &s, 1, conflict);
     let rest = vec![entry(2, "b"), entry(2, "c")];
     assert_eq!(cmds, [send(1, append_entries(2, (1, 1), rest, 3))]);
@@ -1177,13 +1158,7 @@ fn a_leader_ignores_a_reply_of_an_earlier_term() {
         term: 1,
         outcome: AppendOutcome::Matched { match_index: 3 },
     };
-    let conflict = Msg::AppendEntriesReply {
-        term: 1,
-        outcome: AppendOutcome::Conflict {
-            term: None,
-            first_index: 1,
-        },
-    };
+    let conflict = append_conflict(1, None, 1);
     let snapshot = Msg::InstallSnapshotReply {
         term: 1,
         last_index: 3,
